@@ -1,0 +1,1 @@
+"""pytest fixtures for eventhub plugin authors (registered through ``pytest11``)."""
