@@ -1,0 +1,7 @@
+"""The Hub: owns the plugin manager, the chain and the reactor (being written)."""
+
+from __future__ import annotations
+
+
+class Hub:
+    pass
