@@ -1,0 +1,254 @@
+"""Protocols, factories and the transport interface (Twisted's shapes, asyncio's rules).
+
+A *protocol* is the user's code for one connection; a *transport* is the
+reactor's side of it (``eventhub.reactor.tcp.Connection``), seen through the
+``Transport`` interface below; a *factory* builds one protocol per connection.
+
+    class Echo(Protocol):
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    factory = ServerFactory()
+    factory.protocol = Echo
+    reactor.listen_tcp(8000, factory)
+
+Every callback runs on the reactor's thread. An exception raised by any
+protocol callback closes that connection only: it becomes the reason given to
+``connection_lost`` and is logged once (logger ``eventhub.reactor``).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, runtime_checkable
+from typing import Protocol as _Interface
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "Address",
+    "ClientFactory",
+    "Connector",
+    "Factory",
+    "Producer",
+    "Protocol",
+    "ServerFactory",
+    "Transport",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One end of a TCP connection: ``host`` (an IP literal), ``port``, ``family``.
+
+    ``family`` is ``socket.AF_INET`` or ``socket.AF_INET6``. ``str()`` gives
+    ``host:port`` (``[host]:port`` for IPv6), the form every log line uses.
+    """
+
+    host: str
+    port: int
+    family: int = socket.AF_INET
+
+    @classmethod
+    def from_sockaddr(cls, sockaddr: Any, family: int | None = None) -> Address:
+        """Build from what ``socket.accept()``/``getpeername()`` return."""
+        host, port = sockaddr[0], sockaddr[1]
+        if family is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return cls(host, port, family)
+
+    def __str__(self) -> str:
+        if self.family == socket.AF_INET6:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+@runtime_checkable
+class Producer(_Interface):
+    """A source of data written to a transport (Twisted's IPushProducer/IPullProducer).
+
+    A *streaming* (push) producer writes whenever it likes; the transport calls
+    ``pause_producing`` when its write buffer passes the high-water mark and
+    ``resume_producing`` when it drains below the low one. A non-streaming
+    (pull) producer writes only when asked: ``resume_producing`` is called each
+    time the write buffer empties. ``stop_producing`` is called when the
+    connection closes while the producer is registered.
+    """
+
+    def pause_producing(self) -> None: ...
+
+    def resume_producing(self) -> None: ...
+
+    def stop_producing(self) -> None: ...
+
+
+@runtime_checkable
+class Transport(_Interface):
+    """What a protocol may do with its connection (implemented by the reactor's Connection)."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``, buffering what the kernel does not take; dropped after close."""
+
+    def write_sequence(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Send each item, in order, as one write."""
+
+    def write_eof(self) -> None:
+        """Flush the buffer, then shut down the sending half (the peer reads EOF)."""
+
+    def lose_connection(self) -> None:
+        """Stop reading, flush the write buffer, then close; ``connection_lost(None)`` follows."""
+
+    def abort_connection(self) -> None:
+        """Close at once, discarding buffered data; the peer gets a reset (RST)."""
+
+    def is_closing(self) -> bool:
+        """True once the connection is closing or closed."""
+
+    def get_peer(self) -> Address:
+        """The remote address."""
+
+    def get_host(self) -> Address:
+        """The local address."""
+
+    def pause_reading(self) -> None:
+        """Stop calling ``data_received`` until ``resume_reading``."""
+
+    def resume_reading(self) -> None:
+        """Undo ``pause_reading``."""
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the water marks (default high 64 KiB, low high // 4)."""
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written but not yet accepted by the kernel."""
+
+    def register_producer(self, producer: Producer, streaming: bool) -> None:
+        """Attach a producer (see ``Producer``); one at a time."""
+
+    def unregister_producer(self) -> None:
+        """Detach the producer."""
+
+
+class Protocol:
+    """The user's code for one connection. Subclass it and override what you need.
+
+    Callback order (asyncio's notation)::
+
+        connection_made -> data_received* -> eof_received? -> connection_lost
+
+    ``connection_made`` is called exactly once first and ``connection_lost``
+    exactly once last (also when ``connection_made`` raised). ``data_received``
+    may be called any number of times, with chunks of any size (a message may
+    arrive split, or several at once: frame it, see ``eventhub.protocols``).
+    ``eof_received`` is called at most once, when the peer shut down its
+    sending half; return a true value to keep the connection open for writing
+    (half-close), anything else closes it after flushing. ``pause_writing`` /
+    ``resume_writing`` may come at any time between the first and last call,
+    always in pairs, when the write buffer crosses its water marks.
+
+    ``reason`` in ``connection_lost`` is ``None`` for a clean close (either
+    side closed normally), else the exception that ended the connection (a
+    ``ConnectionResetError``, or the exception one of these callbacks raised).
+    """
+
+    factory: Any = None
+    transport: Transport | None = None
+
+    def connection_made(self, transport: Transport) -> None:
+        """The connection is up; the default stores ``transport`` on ``self.transport``."""
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived (never empty)."""
+
+    def eof_received(self) -> bool | None:
+        """The peer will send no more. Return true to keep the connection half-open."""
+        return None
+
+    def connection_lost(self, reason: BaseException | None) -> None:
+        """The connection is closed; ``reason`` is ``None`` when it closed cleanly."""
+
+    def pause_writing(self) -> None:
+        """The write buffer went above the high-water mark: stop writing for now."""
+
+    def resume_writing(self) -> None:
+        """The write buffer drained below the low-water mark: writing may resume."""
+
+
+class Connector(_Interface):
+    """What ``Reactor.connect_tcp`` returns, as seen by client factories."""
+
+    def stop_connecting(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+    def connect(self) -> None: ...
+
+    def get_destination(self) -> Address: ...
+
+
+class Factory:
+    """Builds one protocol per connection (Twisted style).
+
+    Set ``protocol`` (on the class or the instance) to a ``Protocol`` subclass::
+
+        factory = ServerFactory()
+        factory.protocol = Echo
+
+    Override ``build_protocol`` for anything fancier; returning ``None`` from
+    it closes the new connection at once. ``start_factory`` runs when the first
+    listener or connector starts using this factory, ``stop_factory`` when the
+    last one stops.
+    """
+
+    protocol: type[Protocol] | None = None
+    _uses: int = 0
+
+    def build_protocol(self, addr: Address) -> Protocol | None:
+        """Build the protocol for a connection with ``addr`` (the peer)."""
+        cls = self.protocol
+        if cls is None:
+            name = type(self).__name__
+            raise TypeError(f"{name}.protocol is not set; set it to a Protocol subclass")
+        proto = cls()
+        proto.factory = self
+        return proto
+
+    def start_factory(self) -> None:
+        """Called before the first listener/connector using this factory starts."""
+
+    def stop_factory(self) -> None:
+        """Called after the last listener/connector using this factory stopped."""
+
+    def do_start(self) -> None:
+        """Count one more user; call ``start_factory`` for the first. (Used by the reactor.)"""
+        if not self._uses:
+            self.start_factory()
+        self._uses += 1
+
+    def do_stop(self) -> None:
+        """Count one user fewer; call ``stop_factory`` after the last. (Used by the reactor.)"""
+        if self._uses <= 0:
+            return
+        self._uses -= 1
+        if not self._uses:
+            self.stop_factory()
+
+
+class ServerFactory(Factory):
+    """A factory for listening ports (``Reactor.listen_tcp``)."""
+
+
+class ClientFactory(Factory):
+    """A factory for outgoing connections (``Reactor.connect_tcp``)."""
+
+    def start_connecting(self, connector: Connector) -> None:
+        """A connection attempt is starting."""
+
+    def client_connection_failed(self, connector: Connector, reason: BaseException) -> None:
+        """The attempt failed: refused, timed out, unresolvable (``reason`` says which)."""
+
+    def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
+        """An established connection ended (after its protocol's ``connection_lost``)."""
