@@ -1,7 +1,263 @@
-"""The Hub: owns the plugin manager, the chain and the reactor (being written)."""
+"""The Hub: owns the plugin manager, the chain and the reactor, and runs their lifecycle.
+
+``Hub()`` loads nothing; ``Hub(autoload=True)`` loads the entry points of group
+``eventhub.plugins``. ``register`` adds one plugin by hand (the seed's
+``event_list.append``), ``dispatch`` runs the chain for one event, ``run`` is the
+whole lifecycle described in ``eventhub.hookspecs``.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable, Collection, Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from eventhub import plugins as _plugins
+from eventhub.chain import Chain, Failure
+from eventhub.config import Config
+from eventhub.discovery import PluginEntry, discover
+from eventhub.errors import EventhubError, PluginError, ServiceError, UsageError
+from eventhub.event import Event
+from eventhub.ordering import order
+from eventhub.plugins import PluginManager, PluginRecord, Status
+
+if TYPE_CHECKING:
+    from eventhub.protocol import Factory
+    from eventhub.reactor import Reactor
+
+log = logging.getLogger("eventhub.hub")
+
+DISABLE_ENV = "EVENTHUB_DISABLE_PLUGINS"
+NO_AUTOLOAD_ENV = "EVENTHUB_DISABLE_AUTOLOAD"
+
 
 class Hub:
-    pass
+    """The framework object: register plugins, dispatch events, run.
+
+    ``dispatch(event)`` runs the chain's handlers in order and returns the
+    failures (an empty tuple when every handler succeeded). It is the chain's
+    own method, bound here, so that dispatching costs no extra call.
+    """
+
+    dispatch: Callable[[Event], tuple[Failure, ...]]
+
+    def __init__(
+        self,
+        *,
+        autoload: bool = False,
+        config: Config | None = None,
+        backend: str | None = None,
+        disable: Collection[str] = (),
+        only: Collection[str] | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self.pm = PluginManager()
+        self.chain = Chain(self.config.core.on_error)
+        self.dispatch = self.chain.dispatch
+        self.records: dict[str, PluginRecord] = {}
+        self.hook_failures: list[Failure] = []
+        self._order: list[str] = []
+        self._backend = backend or self.config.core.backend
+        self._reactor: Reactor | None = None
+        self._configured = False
+        if autoload:
+            self.load_entry_points(disable=disable, only=only)
+
+    # -- plugins ---------------------------------------------------------------
+
+    def register(self, obj: object, name: str | None = None) -> str:
+        """Register a Handler subclass or instance, a module, or an object with hook functions.
+
+        Returns the name it was registered under. Raises ``PluginError`` naming
+        the plugin and the reason; a failed registration leaves no trace.
+        """
+        plugin_name = name or _default_name(obj)
+        self._register(obj, plugin_name)
+        self.records[plugin_name] = PluginRecord(
+            plugin_name, hooks=_plugins.hooks_of(self.pm, plugin_name)
+        )
+        self._rebuild()
+        return plugin_name
+
+    def _register(self, obj: object, name: str) -> None:
+        plugin = _plugins.instantiate(obj, name)
+        _plugins.register(self.pm, plugin, name)
+
+    def load_entry_points(
+        self, disable: Collection[str] = (), only: Collection[str] | None = None
+    ) -> None:
+        """Load the plugins of group ``eventhub.plugins``; a broken one is reported, not fatal.
+
+        ``disable`` and ``only`` come from the caller (the command line) and must
+        name installed plugins; ``[eventhub] disable`` and ``$EVENTHUB_DISABLE_PLUGINS``
+        may name plugins that are not installed. Disabled plugins are never imported.
+        """
+        if os.environ.get(NO_AUTOLOAD_ENV, "") not in ("", "0"):
+            log.debug("%s is set: no plugin is loaded", NO_AUTOLOAD_ENV)
+            return
+        entries, conflicts = discover()
+        installed = {e.name for e in entries} | {c.name for c in conflicts}
+        unknown = sorted({*disable, *(only or ())} - installed)
+        if unknown:
+            known = ", ".join(sorted(installed)) or "none"
+            raise UsageError(f"no installed plugin named {', '.join(map(repr, unknown))} (installed: {known})")
+        off = {*disable, *self.config.core.disable, *_env_list(DISABLE_ENV)}
+        for conflict in conflicts:
+            self._fail(PluginRecord(conflict.name), conflict.describe())
+        for entry in entries:
+            record = PluginRecord(entry.name, entry.dist, entry.version)
+            if entry.name in off or (only is not None and entry.name not in only):
+                record.status = Status.DISABLED
+                self.records[entry.name] = record
+                continue
+            self._load(entry, record)
+        self._rebuild()
+
+    def _load(self, entry: PluginEntry, record: PluginRecord) -> None:
+        try:
+            obj = entry.load()
+        except ImportError as error:
+            missing = f" (missing module {error.name!r})" if error.name else ""
+            return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
+        except Exception as error:
+            return self._fail(record, f"raised while loading {entry.value}: {type(error).__name__}: {error}")
+        try:
+            self._register(obj, entry.name)
+        except PluginError as error:
+            return self._fail(record, str(error).removeprefix(f"plugin {entry.name!r}: "))
+        record.hooks = _plugins.hooks_of(self.pm, entry.name)
+        self.records[entry.name] = record
+
+    def _fail(self, record: PluginRecord, reason: str) -> None:
+        record.status = Status.FAILED
+        record.reason = reason
+        self.records[record.name] = record
+        origin = f" ({record.dist} {record.version})" if record.dist else ""
+        log.error("plugin %r%s failed to load: %s", record.name, origin, reason)
+
+    @property
+    def load_failures(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.status is Status.FAILED]
+
+    @property
+    def plugin_order(self) -> list[str]:
+        """Every registered plugin's name, in the order its hooks are called."""
+        return list(self._order)
+
+    def _rebuild(self) -> None:
+        names = [name for name, _ in self.pm.list_name_plugin()]
+        placements = {name: _plugins.placement(self.pm, name) for name in names}
+        self._order = order(placements, self.config.core.order)
+        self.chain.set_links(_plugins.execute_links(self.pm, self._order))
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def reactor(self) -> Reactor:
+        """The hub's reactor, created on first use with the configured backend."""
+        if self._reactor is None:
+            from eventhub.reactor import Reactor
+
+            self._reactor = Reactor(backend=self._backend)
+        return self._reactor
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Every handler and hook failure so far (``eventhub run`` exits 1 when there is one)."""
+        return [*self.hook_failures, *self.chain.failures]
+
+    def configure(self) -> None:
+        """Give each plugin its own settings table (once); a ``ConfigError`` propagates."""
+        if self._configured:
+            return
+        self._configured = True
+        for name in self.config.plugins:
+            if name not in self.records:
+                log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
+        for plugin_name, function, argnames in self._impls("eventhub_configure"):
+            settings = MappingProxyType(dict(self.config.plugin_settings(plugin_name)))
+            kwargs = {"settings": settings, "hub": self}
+            _call_with(function, argnames, kwargs)
+
+    def run(self) -> None:
+        """Configure, start up, dispatch ``Event("run")``, serve if a service started, shut down."""
+        self.configure()
+        self._call_each("eventhub_startup", {"hub": self})
+        try:
+            self.dispatch(Event("run"))
+            if self._start_services():
+                self.reactor.run()
+        finally:
+            self._call_each("eventhub_shutdown", {"hub": self})
+
+    def stop(self) -> None:
+        """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere)."""
+        if self._reactor is not None:
+            self._reactor.stop()
+
+    def _start_services(self) -> bool:
+        impls = self._impls("eventhub_start_services")
+        if not impls:
+            return False
+        kwargs = {"hub": self, "reactor": self.reactor}
+        started = False
+        for plugin_name, function, argnames in impls:
+            try:
+                started = bool(_call_with(function, argnames, kwargs)) or started
+            except EventhubError:
+                raise
+            except Exception as error:
+                self._hook_failed(plugin_name, "eventhub_start_services", error)
+        return started
+
+    def _call_each(self, hook_name: str, kwargs: Mapping[str, Any]) -> None:
+        """Call every implementation of a lifecycle hook; one failing does not stop the others."""
+        for plugin_name, function, argnames in self._impls(hook_name):
+            try:
+                _call_with(function, argnames, kwargs)
+            except EventhubError:
+                raise
+            except Exception as error:
+                self._hook_failed(plugin_name, hook_name, error)
+
+    def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
+        log.error("plugin %r failed in %s: %s: %s", plugin_name, hook_name,
+                  type(error).__name__, error, exc_info=error)
+        self.hook_failures.append(Failure(plugin_name, Event(hook_name), error))
+
+    def _impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
+        """A hook's implementations in plugin order, as (plugin, function, argument names)."""
+        rank = {name: index for index, name in enumerate(self._order)}
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        impls = sorted(impls, key=lambda impl: rank.get(impl.plugin_name, len(rank)))
+        return [(impl.plugin_name, impl.function, tuple(impl.argnames)) for impl in impls]
+
+    # -- network events --------------------------------------------------------
+
+    def observe_factory(self, factory: Factory, service: str) -> Factory:
+        """``factory`` as served: wrapped to report connections to the network hooks.
+
+        When no plugin implements an ``eventhub_connection_*`` hook, ``factory``
+        itself is returned, so an unobserved service pays nothing per event.
+        """
+        from eventhub.netevents import observe_factory
+
+        return observe_factory(self.pm.hook, factory, service)
+
+
+def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:
+    return function(*[kwargs[name] for name in argnames])
+
+
+def _default_name(obj: object) -> str:
+    name = getattr(obj, "__name__", None)
+    return name if isinstance(name, str) else type(obj).__name__
+
+
+def _env_list(variable: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(variable, "").split(",") if item.strip()]
+
+
+__all__ = ["Hub", "ServiceError"]

@@ -1,0 +1,203 @@
+"""Configuration: ``eventhub.toml`` (or ``[tool.eventhub]`` in ``pyproject.toml``) and ``--set``.
+
+The file::
+
+    [eventhub]
+    order = ["auth", "audit"]     # chain order (see eventhub.ordering)
+    disable = ["noisy"]           # never imported
+    on_error = "continue"         # or "stop"
+    backend = "auto"              # reactor backend: auto | select | poll | epoll
+
+    [plugins.echo]                # each plugin's own table, given to its eventhub_configure
+    port = 8000
+
+In ``pyproject.toml`` the same keys go under ``[tool.eventhub]`` and
+``[tool.eventhub.plugins.NAME]``. ``eventhub.toml`` wins when both exist.
+``--set NAME.key=value`` overrides one value (``NAME`` is ``eventhub`` for the
+core table); the value is read as TOML (``8001``, ``true``, ``["a","b"]``) and
+as a plain string when it is not valid TOML.
+
+``read_settings`` is the one place that checks a table against a dataclass: the
+core uses it for ``[eventhub]`` and plugins use it for their own tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from eventhub.errors import ConfigError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+log = logging.getLogger("eventhub.config")
+
+CONFIG_FILE = "eventhub.toml"
+PYPROJECT = "pyproject.toml"
+CORE_SECTION = "eventhub"
+_TOP_LEVEL = (CORE_SECTION, "plugins")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """The ``[eventhub]`` table."""
+
+    order: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+    on_error: Literal["continue", "stop"] = "continue"
+    backend: str = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration: the core table and one table per plugin."""
+
+    core: CoreSettings = field(default_factory=CoreSettings)
+    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def plugin_settings(self, name: str) -> Mapping[str, Any]:
+        return self.plugins.get(name, {})
+
+
+def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
+    """Read the config file (``path``, else ``eventhub.toml`` or ``pyproject.toml`` in ``cwd``)."""
+    document, source = _read_document(Path(path) if path else None, cwd or Path.cwd())
+    for override in overrides:
+        _apply_override(document, override)
+    for key in document:
+        if key not in _TOP_LEVEL:
+            log.warning("%s: unknown table or key %r (expected [eventhub] or [plugins.NAME])", source, key)
+    core_table = _table(document.get(CORE_SECTION, {}), CORE_SECTION)
+    plugins_table = _table(document.get("plugins", {}), "plugins")
+    plugins = {name: _table(table, f"plugins.{name}") for name, table in plugins_table.items()}
+    core = read_settings(CoreSettings, core_table, CORE_SECTION, source=source)
+    return Config(core=core, plugins=plugins, source=source)
+
+
+def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
+    if path is not None:
+        if not path.is_file():
+            raise UsageError(f"config file not found: {path}")
+        return _parse(path), str(path)
+    candidate = cwd / CONFIG_FILE
+    if candidate.is_file():
+        return _parse(candidate), str(candidate)
+    pyproject = cwd / PYPROJECT
+    if pyproject.is_file():
+        tool = _parse(pyproject).get("tool", {})
+        section = tool.get("eventhub") if isinstance(tool, dict) else None
+        if isinstance(section, dict):
+            document = {k: v for k, v in section.items() if k != "plugins"}
+            return {CORE_SECTION: document, "plugins": section.get("plugins", {})}, f"{pyproject} [tool.eventhub]"
+    return {}, "defaults"
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except tomllib.TOMLDecodeError as error:
+        # The message ends with "(at line L, column C)".
+        raise UsageError(f"{path}: invalid TOML: {error}") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def _table(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"must be a table, not {_type_name(value)}")
+    return value
+
+
+def _apply_override(document: dict[str, Any], override: str) -> None:
+    target, sep, raw = override.partition("=")
+    section, dot, key = target.strip().rpartition(".")
+    if not sep or not dot or not section or not key:
+        raise UsageError(f"--set {override!r}: expected NAME.key=value")
+    value = parse_value(raw.strip())
+    if section == CORE_SECTION:
+        table = document.setdefault(CORE_SECTION, {})
+    else:
+        table = document.setdefault("plugins", {}).setdefault(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(section, f"must be a table, not {_type_name(table)}")
+    table[key] = value
+
+
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value: TOML when it parses as a value, else the plain string."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, source: str = "") -> T:
+    """Build dataclass ``cls`` from ``table``, checking each value against its annotation.
+
+    Unknown keys get a warning naming the file and key; a value of the wrong
+    type is a ``ConfigError`` naming ``section.key``. Supported annotations:
+    ``str``, ``int``, ``float``, ``bool``, ``tuple[X, ...]``, ``Literal[...]``
+    and ``X | None``.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            where = f"{source}: " if source else ""
+            log.warning("%sunknown key %r in [%s]", where, key, section)
+            continue
+        values[key] = _check(value, hints[key], f"{section}.{key}")
+    return cls(**values)
+
+
+def _check(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(key, f"must be one of {choices}, not {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check(value, inner, key)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"must be a list, not {_type_name(value)}")
+        return tuple(_check(item, args[0], f"{key}[{i}]") for i, item in enumerate(value))
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (str, int, float, bool):
+        # bool is an int in Python; a port of `true` is still wrong.
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise ConfigError(key, f"must be {_TYPE_WORDS[annotation]}, not {_type_name(value)} {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported annotation {annotation!r}")
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+             list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,202 @@
+"""Turning objects into validated plugins: the plugin manager, registration, rollback.
+
+An entry point (or ``Hub.register``) may name a module of hook functions, a
+plugin class or object, or a ``Handler`` subclass. Registration here either
+succeeds whole or leaves no trace: pluggy adds hook implementations one by one
+and does not undo the ones before a failure, so we undo them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pluggy
+
+from eventhub import hookspecs
+from eventhub._markers import PROJECT_NAME
+from eventhub.chain import Call, Link
+from eventhub.errors import PluginError
+from eventhub.event import Event, Handler
+from eventhub.ordering import Placement
+
+HOOK_PREFIX = "eventhub_"
+EXECUTE = "eventhub_execute"
+
+
+class Status(str, Enum):
+    LOADED = "loaded"
+    DISABLED = "disabled"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class PluginRecord:
+    """What ``eventhub plugins`` shows for one plugin."""
+
+    name: str
+    dist: str = ""
+    version: str = ""
+    status: Status = Status.LOADED
+    reason: str = ""
+    hooks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.dist,
+            "version": self.version,
+            "status": self.status.value,
+            "reason": self.reason,
+            "hooks": list(self.hooks),
+        }
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, also taking unmarked ``eventhub_*`` functions as hook implementations.
+
+    pytest does the same for ``pytest_*``: a plugin module that forgets the
+    decorator still works, and a misspelt hook name is caught by validation
+    instead of being silently ignored.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT_NAME)
+        self.add_hookspecs(hookspecs)
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith(HOOK_PREFIX):
+            method = getattr(plugin, name, None)
+            if inspect.isroutine(method):
+                return {}
+        return opts
+
+
+def instantiate(obj: object, name: str) -> object:
+    """The plugin object to register for ``obj`` (classes are instantiated with no arguments)."""
+    if inspect.isclass(obj):
+        _check_handler_class(obj, name)
+        try:
+            return obj()
+        except Exception as error:
+            raise PluginError(
+                f"plugin {name!r}: {obj.__qualname__}() raised {type(error).__name__}: {error}"
+            ) from error
+    if isinstance(obj, Handler):
+        _check_handler_class(type(obj), name)
+    return obj
+
+
+def _check_handler_class(cls: type, name: str) -> None:
+    if issubclass(cls, Handler) and cls.execute is Handler.execute:
+        raise PluginError(
+            f"plugin {name!r}: Handler subclass {cls.__module__}.{cls.__qualname__} "
+            "does not override execute(self, event)"
+        )
+
+
+def register(pm: PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin`` under ``name`` and validate it; on any failure, leave no trace."""
+    if pm.has_plugin(name):
+        raise PluginError(f"plugin {name!r}: a plugin of that name is already registered")
+    try:
+        pm.register(plugin, name)
+        _check_hooks(pm, plugin, name)
+    except Exception as error:
+        _unregister(pm, name)
+        if isinstance(error, PluginError):
+            raise
+        raise PluginError(f"plugin {name!r}: {_describe(error)}") from error
+
+
+def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
+    for caller in pm.get_hookcallers(plugin) or ():
+        if not caller.has_spec():
+            raise PluginError(
+                f"plugin {name!r}: unknown hook {caller.name!r} "
+                "(see eventhub.hookspecs for the hooks there are)"
+            )
+    for impl in pm.hook.eventhub_execute.get_hookimpls():
+        if impl.plugin_name == name and (impl.hookwrapper or impl.wrapper):
+            raise PluginError(
+                f"plugin {name!r}: eventhub_execute cannot be a wrapper; "
+                "wrap the chain's calls with Hub.chain.add_monitor instead"
+            )
+
+
+def _unregister(pm: PluginManager, name: str) -> None:
+    plugin = pm.get_plugin(name)
+    if plugin is None:
+        return
+    pm.unregister(plugin, name)
+    # pluggy leaves behind the hook callers it made for names without a spec.
+    for hook_name in [n for n in vars(pm.hook) if n.startswith(HOOK_PREFIX)]:
+        caller = getattr(pm.hook, hook_name)
+        if not caller.has_spec() and not caller.get_hookimpls():
+            delattr(pm.hook, hook_name)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, pluggy.PluginValidationError):
+        # pluggy's message spans lines and repeats the plugin's repr; keep the gist.
+        return "invalid hook implementation: " + " ".join(str(error).split())
+    return f"{type(error).__name__}: {error}"
+
+
+def hooks_of(pm: PluginManager, name: str) -> list[str]:
+    plugin = pm.get_plugin(name)
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+
+
+def placement(pm: PluginManager, name: str) -> Placement:
+    """Where plugin ``name`` asks to run in the chain (see eventhub.ordering)."""
+    plugin = pm.get_plugin(name)
+    rank = 1
+    for impl in pm.hook.eventhub_execute.get_hookimpls():
+        if impl.plugin_name == name:
+            rank = 0 if impl.tryfirst else 2 if impl.trylast else 1
+    return Placement(
+        after=_names(getattr(plugin, "eventhub_after", ())),
+        before=_names(getattr(plugin, "eventhub_before", ())),
+        rank=rank,
+    )
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence | set | frozenset):
+        return tuple(str(item) for item in value)
+    return ()
+
+
+def execute_links(pm: PluginManager, names_in_order: Sequence[str]) -> list[Link]:
+    """The chain's links: for each plugin with ``eventhub_execute``, the plain call to make."""
+    impls = {impl.plugin_name: impl for impl in pm.hook.eventhub_execute.get_hookimpls()}
+    links = []
+    for name in names_in_order:
+        impl = impls.get(name)
+        if impl is None:
+            continue
+        links.append(Link(name, _plain_call(impl)))
+    return links
+
+
+def _plain_call(impl: pluggy.HookImpl) -> Call:
+    if isinstance(impl.plugin, Handler):
+        # Skip Handler.eventhub_execute's trampoline: call the user's method.
+        execute: Call = impl.plugin.execute
+        return execute
+    function = impl.function
+    if impl.argnames == ("event",):
+        return function
+    # pluggy lets an implementation take fewer arguments than the spec.
+
+    def call_without_event(event: Event) -> object:
+        return function()
+
+    return call_without_event
