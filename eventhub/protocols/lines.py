@@ -1,0 +1,72 @@
+"""Delimited lines (``LineReceiver``-style): ``b"hello\\r\\n"`` is the line ``b"hello"``."""
+
+from __future__ import annotations
+
+from eventhub.protocols._base import Framer
+from eventhub.protocols._errors import DelimiterInMessage, LineTooLong
+
+DEFAULT_MAX_LINE = 16384  # Twisted's LineReceiver.MAX_LENGTH
+
+
+class LineFramer(Framer):
+    """Split a byte stream on ``delimiter``; lines longer than ``max_length`` break the framer.
+
+    ``max_length`` counts the line without its delimiter. The buffer never holds more
+    than ``max_length + len(delimiter)`` bytes of one unfinished line plus the chunk
+    that overflowed it: the error is raised as soon as the line is known to be too long.
+    """
+
+    __slots__ = ("_delimiter", "_max_length", "_scan_from")
+
+    def __init__(self, delimiter: bytes = b"\r\n", max_length: int = DEFAULT_MAX_LINE) -> None:
+        if not delimiter:
+            raise ValueError("delimiter must not be empty")
+        if max_length < 0:
+            raise ValueError(f"max_length must be >= 0, got {max_length}")
+        super().__init__()
+        self._delimiter = bytes(delimiter)
+        self._max_length = max_length
+        # Where the next search for the delimiter starts: bytes before it were searched
+        # already, so feeding a long line byte by byte stays linear, not quadratic.
+        self._scan_from = 0
+
+    @property
+    def delimiter(self) -> bytes:
+        return self._delimiter
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    def encode(self, message: bytes) -> bytes:
+        """``message + delimiter``; refuses lines the peer would split or reject."""
+        framed = message + self._delimiter
+        # find() on the framed bytes, not ``in message``: with delimiter b"aa" the line b"a"
+        # would become b"aaa", which the peer reads as b"" followed by a stray b"a".
+        if framed.find(self._delimiter) != len(message):
+            raise DelimiterInMessage(f"line contains the delimiter {self._delimiter!r}")
+        if len(message) > self._max_length:
+            raise LineTooLong("line", len(message), self._max_length)
+        return framed
+
+    def _parse(self) -> bytes | None:
+        buf = self._buf
+        size = len(self._delimiter)
+        end = buf.find(self._delimiter, self._scan_from)
+        if end < 0:
+            if len(buf) >= self._max_length + size:
+                # The delimiter can start no earlier than len(buf) - size + 1.
+                raise LineTooLong("line", len(buf) - size + 1, self._max_length, at_least=True)
+            self._scan_from = max(0, len(buf) - size + 1)
+            return None
+        if end > self._max_length:
+            raise LineTooLong("line", end, self._max_length)
+        line = bytes(buf[:end])
+        del buf[: end + size]
+        self._scan_from = 0
+        return line
+
+    def take_buffer(self) -> bytes:
+        data = super().take_buffer()
+        self._scan_from = 0
+        return data
