@@ -1,0 +1,191 @@
+"""Protocols that frame their input: ``line_received`` / ``string_received`` instead of chunks.
+
+Thin adapters over the sans-IO framers, named after Twisted's: subclass one,
+override the ``*_received`` callback, send with ``send_line`` / ``send_string``::
+
+    class Chat(LineReceiver):
+        delimiter = b"\\n"
+
+        def line_received(self, line: bytes) -> None:
+            self.send_line(b"you said: " + line)
+
+The framer is built on first use from the class attributes (``delimiter``,
+``max_length``, ``prefix_size``), so subclasses need no ``__init__``.
+
+When the peer breaks the framing (a line over ``max_length``, a bad netstring
+length...) the messages before the error are still delivered, then
+``framing_failed(error)`` runs; by default it logs one warning, keeps the error
+on ``self.framing_error`` and calls ``transport.lose_connection()`` (what was
+written so far is flushed, nothing more is read). ``connection_lost`` then gets
+the reason the transport reports (``None`` for that clean close): look at
+``self.framing_error`` to tell the two apart. Like Twisted's ``LineReceiver``,
+no more messages are delivered once the transport is closing.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+
+from eventhub.protocol import Protocol, Transport
+from eventhub.protocols._base import Framer
+from eventhub.protocols._errors import FramingError
+from eventhub.protocols.lines import DEFAULT_MAX_LINE, LineFramer
+from eventhub.protocols.netstrings import DEFAULT_MAX_NETSTRING, NetstringFramer
+from eventhub.protocols.prefixed import DEFAULT_MAX_PREFIXED, LengthPrefixFramer
+
+__all__ = ["Int32StringReceiver", "LineReceiver", "NetstringReceiver"]
+
+log = logging.getLogger("eventhub.protocols")
+
+
+class _FramedReceiver(Protocol):
+    """Feeds ``data_received`` through a framer; one message at a time to ``_deliver``."""
+
+    framing_error: FramingError | None = None
+    _framer: Framer | None = None
+
+    @abstractmethod
+    def _make_framer(self) -> Framer: ...
+
+    @abstractmethod
+    def _deliver(self, message: bytes) -> None: ...
+
+    @property
+    def framer(self) -> Framer:
+        """This connection's framer (built from the class attributes on first use)."""
+        if self._framer is None:
+            self._framer = self._make_framer()
+        return self._framer
+
+    def data_received(self, data: bytes) -> None:
+        framer = self.framer
+        try:
+            framer.receive_data(data)
+            self._drain(framer)
+        except FramingError as err:
+            self.framing_failed(err)
+
+    def _drain(self, framer: Framer) -> None:
+        while self._accepting():
+            message = framer.next_message()
+            if message is None:
+                return
+            self._deliver(message)
+
+    def _accepting(self) -> bool:
+        transport = self.transport
+        return transport is None or not transport.is_closing()
+
+    def framing_failed(self, error: FramingError) -> None:
+        """The peer broke the framing: log it, remember it, close after flushing."""
+        self.framing_error = error
+        transport = self._connected()
+        log.warning("closing connection from %s: %s", transport.get_peer(), error)
+        transport.lose_connection()
+
+    def _send(self, message: bytes) -> None:
+        self._connected().write(self.framer.encode(message))
+
+    def _connected(self) -> Transport:
+        if self.transport is None:
+            raise RuntimeError(f"{type(self).__name__} is not connected (no transport yet)")
+        return self.transport
+
+
+class LineReceiver(_FramedReceiver):
+    """Lines split on ``delimiter``; ``line_received(line)`` gets each without it.
+
+    ``set_raw_mode()`` hands the following bytes (the rest of the buffer first) to
+    ``raw_data_received`` until ``set_line_mode()``, as in Twisted.
+    """
+
+    delimiter: bytes = b"\r\n"
+    max_length: int = DEFAULT_MAX_LINE
+    _raw_mode: bool = False
+
+    def _make_framer(self) -> Framer:
+        return LineFramer(self.delimiter, self.max_length)
+
+    def _deliver(self, message: bytes) -> None:
+        self.line_received(message)
+
+    def line_received(self, line: bytes) -> None:
+        """One line arrived, delimiter stripped. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must override line_received")
+
+    def send_line(self, line: bytes) -> None:
+        """Write ``line`` and the delimiter; raises DelimiterInMessage or LineTooLong."""
+        self._send(line)
+
+    def data_received(self, data: bytes) -> None:
+        if self._raw_mode:
+            self.raw_data_received(data)
+            return
+        super().data_received(data)
+        self._flush_raw()
+
+    def _accepting(self) -> bool:
+        return not self._raw_mode and super()._accepting()
+
+    def set_raw_mode(self) -> None:
+        """Deliver what follows to ``raw_data_received`` (from the next byte on)."""
+        self._raw_mode = True
+
+    def set_line_mode(self, extra: bytes = b"") -> None:
+        """Back to lines; ``extra`` is parsed as if it had just arrived."""
+        self._raw_mode = False
+        if extra:
+            self.data_received(extra)
+
+    def raw_data_received(self, data: bytes) -> None:
+        """Bytes received in raw mode. Override this if you use ``set_raw_mode``."""
+        raise NotImplementedError(f"{type(self).__name__} must override raw_data_received")
+
+    def _flush_raw(self) -> None:
+        # line_received switched to raw mode: the bytes after that line are raw data.
+        if self._raw_mode and self.framer.broken is None:
+            rest = self.framer.take_buffer()
+            if rest:
+                self.raw_data_received(rest)
+
+
+class NetstringReceiver(_FramedReceiver):
+    """Netstrings (``b"5:hello,"``); ``string_received(s)`` gets each payload."""
+
+    max_length: int = DEFAULT_MAX_NETSTRING
+
+    def _make_framer(self) -> Framer:
+        return NetstringFramer(self.max_length)
+
+    def _deliver(self, message: bytes) -> None:
+        self.string_received(message)
+
+    def string_received(self, string: bytes) -> None:
+        """One netstring's payload arrived. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must override string_received")
+
+    def send_string(self, string: bytes) -> None:
+        """Write ``string`` as a netstring; raises MessageTooLong over ``max_length``."""
+        self._send(string)
+
+
+class Int32StringReceiver(_FramedReceiver):
+    """Messages with a big-endian length prefix (``prefix_size`` bytes, 4 by default)."""
+
+    max_length: int = DEFAULT_MAX_PREFIXED
+    prefix_size: int = 4
+
+    def _make_framer(self) -> Framer:
+        return LengthPrefixFramer(self.max_length, self.prefix_size)
+
+    def _deliver(self, message: bytes) -> None:
+        self.string_received(message)
+
+    def string_received(self, string: bytes) -> None:
+        """One message arrived. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must override string_received")
+
+    def send_string(self, string: bytes) -> None:
+        """Write the prefix and ``string``; raises MessageTooLong over ``max_length``."""
+        self._send(string)
