@@ -72,14 +72,18 @@ class Config:
         return self.plugins.get(name, {})
 
 
-def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
+def load(
+    path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None
+) -> Config:
     """Read the config file (``path``, else ``eventhub.toml`` or ``pyproject.toml`` in ``cwd``)."""
     document, source = _read_document(Path(path) if path else None, cwd or Path.cwd())
     for override in overrides:
         _apply_override(document, override)
     for key in document:
         if key not in _TOP_LEVEL:
-            log.warning("%s: unknown table or key %r (expected [eventhub] or [plugins.NAME])", source, key)
+            log.warning(
+                "%s: unknown table or key %r (expected [eventhub] or [plugins.NAME])", source, key
+            )
     core_table = _table(document.get(CORE_SECTION, {}), CORE_SECTION)
     plugins_table = _table(document.get("plugins", {}), "plugins")
     plugins = {name: _table(table, f"plugins.{name}") for name, table in plugins_table.items()}
@@ -101,7 +105,10 @@ def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
         section = tool.get("eventhub") if isinstance(tool, dict) else None
         if isinstance(section, dict):
             document = {k: v for k, v in section.items() if k != "plugins"}
-            return {CORE_SECTION: document, "plugins": section.get("plugins", {})}, f"{pyproject} [tool.eventhub]"
+            return {
+                CORE_SECTION: document,
+                "plugins": section.get("plugins", {}),
+            }, f"{pyproject} [tool.eventhub]"
     return {}, "defaults"
 
 
@@ -189,7 +196,9 @@ def _check(value: Any, annotation: Any, key: str) -> Any:
     if annotation in (str, int, float, bool):
         # bool is an int in Python; a port of `true` is still wrong.
         if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
-            raise ConfigError(key, f"must be {_TYPE_WORDS[annotation]}, not {_type_name(value)} {value!r}")
+            raise ConfigError(
+                key, f"must be {_TYPE_WORDS[annotation]}, not {_type_name(value)} {value!r}"
+            )
         return value
     raise TypeError(f"{key}: unsupported annotation {annotation!r}")
 
@@ -198,6 +207,12 @@ _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "tru
 
 
 def _type_name(value: object) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-             list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a table",
+    }
     return names.get(type(value), type(value).__name__)

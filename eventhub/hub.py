@@ -102,7 +102,9 @@ class Hub:
         unknown = sorted({*disable, *(only or ())} - installed)
         if unknown:
             known = ", ".join(sorted(installed)) or "none"
-            raise UsageError(f"no installed plugin named {', '.join(map(repr, unknown))} (installed: {known})")
+            raise UsageError(
+                f"no installed plugin named {', '.join(map(repr, unknown))} (installed: {known})"
+            )
         off = {*disable, *self.config.core.disable, *_env_list(DISABLE_ENV)}
         for conflict in conflicts:
             self._fail(PluginRecord(conflict.name), conflict.describe())
@@ -122,7 +124,9 @@ class Hub:
             missing = f" (missing module {error.name!r})" if error.name else ""
             return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
         except Exception as error:
-            return self._fail(record, f"raised while loading {entry.value}: {type(error).__name__}: {error}")
+            return self._fail(
+                record, f"raised while loading {entry.value}: {type(error).__name__}: {error}"
+            )
         try:
             self._register(obj, entry.name)
         except PluginError as error:
@@ -175,7 +179,9 @@ class Hub:
         self._configured = True
         for name in self.config.plugins:
             if name not in self.records:
-                log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
+                log.warning(
+                    "%s: [plugins.%s] configures no loaded plugin", self.config.source, name
+                )
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             settings = MappingProxyType(dict(self.config.plugin_settings(plugin_name)))
             kwargs = {"settings": settings, "hub": self}
@@ -223,8 +229,14 @@ class Hub:
                 self._hook_failed(plugin_name, hook_name, error)
 
     def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
-        log.error("plugin %r failed in %s: %s: %s", plugin_name, hook_name,
-                  type(error).__name__, error, exc_info=error)
+        log.error(
+            "plugin %r failed in %s: %s: %s",
+            plugin_name,
+            hook_name,
+            type(error).__name__,
+            error,
+            exc_info=error,
+        )
         self.hook_failures.append(Failure(plugin_name, Event(hook_name), error))
 
     def _impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
@@ -247,7 +259,9 @@ class Hub:
         return observe_factory(self.pm.hook, factory, service)
 
 
-def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:
+def _call_with(
+    function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]
+) -> Any:
     return function(*[kwargs[name] for name in argnames])
 
 

@@ -19,6 +19,7 @@ constraint cycle is an ``OrderingError`` naming the plugins in it.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ def order(placements: Mapping[str, Placement], explicit: Sequence[str] = ()) -> 
     position = {name: index for index, name in enumerate(explicit) if name in placements}
     successors: dict[str, set[str]] = {name: set() for name in placements}
     pinned = sorted(position, key=position.__getitem__)
-    for earlier, later in zip(pinned, pinned[1:]):
+    for earlier, later in itertools.pairwise(pinned):
         successors[earlier].add(later)
     for name, placement in placements.items():
         for other in placement.after:
