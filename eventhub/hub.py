@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eventhub.hub")
 
+# Wraps one hook implementation: (plugin name, hook name, function) -> function.
+HookMonitor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
+
 DISABLE_ENV = "EVENTHUB_DISABLE_PLUGINS"
 NO_AUTOLOAD_ENV = "EVENTHUB_DISABLE_AUTOLOAD"
 
@@ -59,6 +62,7 @@ class Hub:
         self.records: dict[str, PluginRecord] = {}
         self.hook_failures: list[Failure] = []
         self._order: list[str] = []
+        self._monitors: list[HookMonitor] = []
         self._backend = backend or self.config.core.backend
         self._reactor: Reactor | None = None
         self._configured = False
@@ -244,7 +248,32 @@ class Hub:
         rank = {name: index for index, name in enumerate(self._order)}
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
         impls = sorted(impls, key=lambda impl: rank.get(impl.plugin_name, len(rank)))
-        return [(impl.plugin_name, impl.function, tuple(impl.argnames)) for impl in impls]
+        result = []
+        for impl in impls:
+            function = impl.function
+            for monitor in self._monitors:
+                function = monitor(impl.plugin_name, hook_name, function)
+            result.append((impl.plugin_name, function, tuple(impl.argnames)))
+        return result
+
+    def add_monitor(self, monitor: HookMonitor) -> Callable[[], None]:
+        """Wrap every call the hub makes to a plugin; returns a function that undoes it.
+
+        The one seam for tracing and timing: the chain's handlers (hook
+        ``eventhub_execute``, called with the event) and the lifecycle hooks
+        (called with their arguments by position, in the spec's order) all pass
+        through ``monitor``. Handlers know nothing of it.
+        """
+        self._monitors.append(monitor)
+        undo_chain = self.chain.add_monitor(
+            lambda plugin, call: monitor(plugin, "eventhub_execute", call)
+        )
+
+        def undo() -> None:
+            self._monitors.remove(monitor)
+            undo_chain()
+
+        return undo
 
     # -- network events --------------------------------------------------------
 
