@@ -1,0 +1,459 @@
+"""The Reactor: one thread, one poller, one ready queue, one heap of timers.
+
+Why it is shaped this way
+-------------------------
+
+One iteration (``_run_once``) does four things, in order:
+
+1. Pick the poll timeout: 0 if callbacks are already waiting in the ready
+   queue, else the time until the earliest timer, else forever.
+2. Ask the poller which descriptors are ready and call each one's handler
+   (a bound method of a Listener, Connection, Connector or the waker) straight
+   from a dict ``fd -> handler``. This is the hot path of a server: no handle
+   objects, no queueing, no per-event allocation beyond what the kernel
+   interface itself returns. The handlers call protocol code and own its error
+   policy (an exception closes that connection only).
+3. Move the timers that are due (if any: the heap is not touched otherwise)
+   into the ready queue.
+4. Run the callbacks that were in the ready queue when this step began, and no
+   more. A callback that schedules another (``call_soon`` in a loop, a
+   protocol that keeps re-arming itself) gets it run on the *next* pass, after
+   the poller has been asked again, so nothing can starve I/O or timers.
+
+Every piece of user code therefore runs from this one function, on this one
+thread: I/O handlers in step 2, everything else (``call_soon``,
+``call_later``, ``call_from_thread``, thread results, ``connection_lost``,
+signal-initiated stops) from the ready queue in step 4. There is one place to
+look for ordering, one place to catch what escapes, and nothing re-enters
+protocol code from inside another protocol callback: a transport that fails in
+the middle of ``write()`` closes its socket at once but *schedules*
+``connection_lost`` rather than calling it under the caller's feet.
+
+Other threads reach the loop only through ``call_from_thread``: it appends to
+the (thread-safe) ready deque and writes a byte to the waker socket, which the
+poller watches, so a loop blocked in ``poll`` wakes up. Signals use the same
+waker (``signal.set_wakeup_fd``); their Python handler only queues a stop.
+
+Stopping is graceful: ``stop()`` ends the loop after the current pass, then
+``_shutdown`` fires the shutdown triggers, closes the listeners, asks every
+connection to flush and close, and keeps iterating until they have or
+``shutdown_timeout`` passes (the rest are aborted), so ``connection_lost``
+reaches every protocol before ``run()`` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from eventhub.errors import UsageError
+from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
+from eventhub.reactor.threads import ThreadPool, ThreadResult
+from eventhub.reactor.timers import TimerHandle, TimerQueue
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from eventhub.protocol import ClientFactory, Factory
+    from eventhub.reactor.tcp import Connection, Connector, Listener
+
+__all__ = ["Reactor"]
+
+log = logging.getLogger("eventhub.reactor")
+
+T = TypeVar("T")
+
+_READ_EVENTS = READ | ERROR
+_WRITE_EVENTS = WRITE | ERROR
+_PHASES = ("before", "during", "after")
+_EVENTS = ("startup", "shutdown")
+
+_Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
+
+
+class _Waker:
+    """A socket pair: writing a byte to one end makes the other readable, waking ``poll``."""
+
+    __slots__ = ("pending", "rsock", "wsock")
+
+    def __init__(self) -> None:
+        self.rsock, self.wsock = socket.socketpair()
+        self.rsock.setblocking(False)
+        self.wsock.setblocking(False)
+        # Set by wake(), cleared by drain(): saves a syscall per call_from_thread
+        # when the loop is already due to wake. A lost race only costs a spare byte.
+        self.pending = False
+
+    def wake(self) -> None:
+        if not self.pending:
+            self.pending = True
+            with contextlib.suppress(OSError):  # full (the loop wakes anyway) or closing
+                self.wsock.send(b"\0")
+
+    def drain(self) -> None:
+        self.pending = False
+        try:
+            while self.rsock.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.rsock.close()
+        self.wsock.close()
+
+
+class Reactor:
+    """An event loop over select, poll or epoll.
+
+    ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
+    select; ``eventhub.reactor.available_backends()`` lists the others.
+    A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
+    and then releases everything it holds.
+    """
+
+    shutdown_timeout: float = 5.0
+
+    def __init__(self, backend: str = "auto", *, max_threads: int = 10) -> None:
+        self._poller: Poller = make_poller(backend)
+        self.backend: str = self._poller.name
+        self._readers: dict[int, Callable[[], None]] = {}
+        self._writers: dict[int, Callable[[], None]] = {}
+        self._ready: deque[_Call] = deque()
+        self._timers = TimerQueue(time.monotonic)
+        self._waker = _Waker()
+        self._max_threads = max_threads
+        self._pool: ThreadPool | None = None
+        self._triggers: dict[tuple[str, str], list[tuple[int, Callable[..., object], tuple[Any, ...]]]]
+        self._triggers = {}
+        self._trigger_ids = 0
+        self._listeners: set[Listener] = set()
+        self._connections: set[Connection] = set()
+        self._connectors: set[Connector] = set()
+        self._running = False
+        self._stopping = False
+        self._timed_out = False
+        self._finished = False
+        self._thread_id: int | None = None
+        self.stopped_by_signal: int | None = None
+        self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "finished" if self._finished else "idle"
+        return f"<Reactor backend={self.backend} {state}>"
+
+    # -- time and calls -------------------------------------------------------
+
+    @staticmethod
+    def seconds() -> float:
+        """The reactor's clock: ``time.monotonic()``."""
+        return time.monotonic()
+
+    def call_soon(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the next pass of the loop (reactor thread only)."""
+        self._ready.append((fn, args, kw))
+
+    def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerHandle:
+        """Run ``fn(*args, **kw)`` in ``delay`` seconds; returns a handle to cancel/reset it."""
+        return self._timers.schedule(delay, fn, args, kw)
+
+    def call_from_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the reactor's thread soon; safe from any thread."""
+        self._ready.append((fn, args, kw))  # deque.append is atomic
+        self._waker.wake()
+
+    def _thread_pool(self) -> ThreadPool:
+        if self._pool is None:
+            if self._finished:
+                raise UsageError("the reactor has finished; it cannot run threads any more")
+            self._pool = ThreadPool(self._max_threads)
+        return self._pool
+
+    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the reactor's thread pool; an exception is logged."""
+        self._thread_pool().submit(fn, args, kw)
+
+    def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
+        """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread.
+
+        Returns a ``ThreadResult``: ``add_callbacks(on_result, on_error)``.
+        """
+        result: ThreadResult[T] = ThreadResult()
+
+        def job() -> None:
+            try:
+                value = fn(*args, **kw)
+            except BaseException as exc:
+                self.call_from_thread(result._deliver, None, exc)
+            else:
+                self.call_from_thread(result._deliver, value, None)
+
+        self._thread_pool().submit(job, (), {})
+        return result
+
+    # -- descriptors ----------------------------------------------------------
+
+    def add_reader(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call ``handler()`` whenever ``fd`` is readable (or in error)."""
+        if fd not in self._readers:
+            self._watch(fd, READ | (WRITE if fd in self._writers else 0))
+        self._readers[fd] = handler
+
+    def add_writer(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call ``handler()`` whenever ``fd`` is writable (or in error)."""
+        if fd not in self._writers:
+            self._watch(fd, WRITE | (READ if fd in self._readers else 0))
+        self._writers[fd] = handler
+
+    def remove_reader(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None:
+            self._unwatch(fd, WRITE if fd in self._writers else 0)
+
+    def remove_writer(self, fd: int) -> None:
+        if self._writers.pop(fd, None) is not None:
+            self._unwatch(fd, READ if fd in self._readers else 0)
+
+    def _watch(self, fd: int, mask: int) -> None:
+        if mask == READ | WRITE:
+            self._poller.modify(fd, mask)
+        else:
+            self._poller.register(fd, mask)
+
+    def _unwatch(self, fd: int, remaining: int) -> None:
+        if remaining:
+            self._poller.modify(fd, remaining)
+        else:
+            self._poller.unregister(fd)
+
+    # -- TCP (the work lives in tcp.py) ---------------------------------------
+
+    def listen_tcp(
+        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+    ) -> Listener:
+        """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``).
+
+        ``interface`` is loopback by default; ``""``, ``"0.0.0.0"`` or ``"::"``
+        listen on all interfaces. A port in use raises ``ServiceError``.
+        """
+        from eventhub.reactor.tcp import Listener
+
+        listener = Listener(self, port, factory, backlog, interface)
+        listener.start_listening()
+        return listener
+
+    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
+        """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``."""
+        from eventhub.reactor.tcp import Connector
+
+        connector = Connector(self, host, port, factory, timeout)
+        connector.connect()
+        return connector
+
+    # -- system event triggers ------------------------------------------------
+
+    def add_system_event_trigger(
+        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
+    ) -> int:
+        """Call ``fn(*args)`` in ``phase`` (before|during|after) of ``event`` (startup|shutdown).
+
+        Startup fires when ``run()`` begins; shutdown after ``stop()``: "before"
+        triggers run while everything is still up, "during" ones as the listeners
+        close and the connections flush, "after" ones once every connection is
+        gone. Returns an id for ``remove_system_event_trigger``.
+        """
+        if phase not in _PHASES:
+            raise UsageError(f"unknown trigger phase {phase!r}; use one of {', '.join(_PHASES)}")
+        if event not in _EVENTS:
+            raise UsageError(f"unknown system event {event!r}; use one of {', '.join(_EVENTS)}")
+        self._trigger_ids += 1
+        self._triggers.setdefault((phase, event), []).append((self._trigger_ids, fn, args))
+        return self._trigger_ids
+
+    def remove_system_event_trigger(self, trigger_id: int) -> None:
+        for triggers in self._triggers.values():
+            triggers[:] = [t for t in triggers if t[0] != trigger_id]
+
+    def _fire(self, phase: str, event: str) -> None:
+        for _, fn, args in self._triggers.pop((phase, event), []):
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("%s-%s trigger %r raised", phase, event, fn)
+
+    # -- running --------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while ``run()`` is serving (startup triggers included)."""
+        return self._running
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Serve until ``stop()``; then shut down gracefully and release everything.
+
+        With ``install_signal_handlers`` (and on the main thread), SIGINT and
+        SIGTERM stop the reactor the same way, and ``stopped_by_signal`` tells
+        which one did. The previous handlers are restored before returning.
+        """
+        if self._running:
+            raise UsageError("the reactor is already running")
+        if self._finished:
+            raise UsageError("a reactor runs once; this one has finished, create a new one")
+        self._running = True
+        self._thread_id = threading.get_ident()
+        restore = self._install_signals() if install_signal_handlers else None
+        try:
+            for phase in _PHASES:
+                self._fire(phase, "startup")
+            while not self._stopping:
+                self._run_once()
+            self._shutdown()
+        finally:
+            if restore is not None:
+                restore()
+            self._running = False
+            self.close()
+
+    def stop(self) -> None:
+        """Stop serving after the current pass; ``run()`` then shuts down and returns.
+
+        Call it from the reactor's thread (``call_from_thread(reactor.stop)``
+        from others). Calling it again during shutdown aborts the connections
+        still flushing.
+        """
+        if not self._running:
+            raise UsageError("the reactor is not running")
+        if self._stopping:
+            self._abort_all(TimeoutError("reactor stopped again while connections were flushing"))
+        self._stopping = True
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        heap = self._timers.heap
+        if ready:
+            timeout: float | None = 0.0
+        elif heap:
+            deadline = self._timers.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        else:
+            timeout = None
+        events = self._poller.poll(timeout)
+        readers, writers = self._readers, self._writers
+        for fd, ev in events:
+            try:
+                if ev & _READ_EVENTS:
+                    handler = readers.get(fd)
+                    if handler is not None:
+                        handler()
+                if ev & _WRITE_EVENTS:
+                    handler = writers.get(fd)
+                    if handler is not None:
+                        handler()
+            except Exception:  # handlers own their errors; this is a bug in one
+                log.exception("I/O handler for descriptor %d raised", fd)
+        if heap:
+            now = time.monotonic()
+            if heap[0][0] <= now:
+                for timer in self._timers.pop_due(now):
+                    ready.append((timer._fire, (), {}))
+        for _ in range(len(ready)):
+            fn, args, kw = ready.popleft()
+            try:
+                fn(*args, **kw)
+            except Exception:
+                log.exception("callback %r raised", fn)
+
+    # -- signals --------------------------------------------------------------
+
+    def _install_signals(self) -> Callable[[], None] | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+        old_fd = signal.set_wakeup_fd(self._waker.wsock.fileno(), warn_on_full_buffer=False)
+
+        def restore() -> None:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Runs between two bytecodes of the main thread: only queue the stop.
+        self._ready.append((self._stop_by_signal, (signum,), {}))
+
+    def _stop_by_signal(self, signum: int) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        self.stopped_by_signal = signum
+        if self._running:
+            self.stop()
+
+    # -- shutdown -------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        self._fire("before", "shutdown")
+        for listener in list(self._listeners):
+            listener.stop_listening()
+        for connector in list(self._connectors):
+            connector.stop_connecting()
+        self._fire("during", "shutdown")
+        for conn in list(self._connections):
+            conn.lose_connection()
+        self._timed_out = False
+        timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
+        while (self._connections or self._ready) and not self._timed_out:
+            self._run_once()
+        if self._timed_out:
+            self._run_once()  # deliver connection_lost to the aborted ones
+        timer.cancel()
+        self._fire("after", "shutdown")
+
+    def _shutdown_timed_out(self) -> None:
+        self._timed_out = True
+        n = len(self._connections)
+        if n:
+            log.warning(
+                "%d connection(s) still flushing after %.1fs; aborting them", n, self.shutdown_timeout
+            )
+        self._abort_all(TimeoutError(f"shutdown timeout ({self.shutdown_timeout}s) expired"))
+
+    def _abort_all(self, reason: BaseException) -> None:
+        for conn in list(self._connections):
+            conn._force_close(reason)
+
+    def close(self) -> None:
+        """Release the poller, the waker, the threads and any socket still open.
+
+        ``run()`` does this on its way out; call it yourself only for a reactor
+        that never ran. Protocols still connected get ``connection_lost``.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        for listener in list(self._listeners):
+            listener.stop_listening()
+        for connector in list(self._connectors):
+            connector.stop_connecting()
+        self._abort_all(ConnectionAbortedError("the reactor was closed"))
+        for _ in range(100):  # deliver connection_lost; bounded against self-rescheduling
+            if not self._ready:
+                break
+            fn, args, kw = self._ready.popleft()
+            try:
+                fn(*args, **kw)
+            except Exception:
+                log.exception("callback %r raised", fn)
+        self._ready.clear()
+        if self._pool is not None:
+            self._pool.stop()
+        self.remove_reader(self._waker.rsock.fileno())
+        self._waker.close()
+        self._poller.close()

@@ -1,0 +1,146 @@
+"""A bounded thread pool for blocking work, and the result object ``defer_to_thread`` returns.
+
+Workers start lazily, one per submitted job while fewer than ``max_workers``
+are alive and none is idle, so a reactor that never uses threads never starts
+one. Jobs wait in one FIFO queue. ``defer_to_thread`` hands its outcome back
+with ``call_from_thread``, so callbacks always run on the reactor's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["ThreadPool", "ThreadResult"]
+
+log = logging.getLogger("eventhub.reactor")
+
+T = TypeVar("T")
+
+_Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class ThreadResult(Generic[T]):
+    """The outcome of ``Reactor.defer_to_thread``, delivered on the reactor's thread.
+
+    ``add_callbacks(on_result, on_error)``: once the function returns,
+    ``on_result(value)`` runs on the reactor's thread; if it raised,
+    ``on_error(exception)`` does. Callbacks added after the outcome arrived run
+    at once. Use it from the reactor's thread only. An exception nobody asked
+    for (no ``on_error`` registered when it arrives) is logged.
+    """
+
+    __slots__ = ("_callbacks", "_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[tuple[Callable[[T], object], Callable[[BaseException], object] | None]]
+        self._callbacks = []
+
+    def done(self) -> bool:
+        """True once the outcome has been delivered to the reactor's thread."""
+        return self._done
+
+    def result(self) -> T:
+        """The value, or raise the exception; only once ``done()``."""
+        if not self._done:
+            raise RuntimeError("defer_to_thread result is not ready yet")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def add_callbacks(
+        self,
+        on_result: Callable[[T], object],
+        on_error: Callable[[BaseException], object] | None = None,
+    ) -> ThreadResult[T]:
+        """Run ``on_result(value)`` or ``on_error(exc)`` when the outcome arrives; returns self."""
+        if self._done:
+            self._run(on_result, on_error)
+        else:
+            self._callbacks.append((on_result, on_error))
+        return self
+
+    def _deliver(self, value: T | None, error: BaseException | None) -> None:
+        self._done, self._value, self._error = True, value, error
+        callbacks, self._callbacks = self._callbacks, []
+        if error is not None and not any(on_error for _, on_error in callbacks):
+            log.error("unhandled error in a defer_to_thread call", exc_info=error)
+        for on_result, on_error in callbacks:
+            self._run(on_result, on_error)
+
+    def _run(
+        self, on_result: Callable[[T], object], on_error: Callable[[BaseException], object] | None
+    ) -> None:
+        # Each callback's failure is its own: logged, the next one still runs.
+        try:
+            if self._error is None:
+                on_result(self._value)  # type: ignore[arg-type]
+            elif on_error is not None:
+                on_error(self._error)
+        except Exception:
+            log.exception("a defer_to_thread callback raised")
+
+
+class ThreadPool:
+    """At most ``max_workers`` daemon threads running submitted jobs in FIFO order."""
+
+    def __init__(self, max_workers: int = 10, name: str = "eventhub-worker") -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        self.max_workers = max_workers
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+        """Queue ``fn(*args, **kw)``; its exception, if any, is logged."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the reactor's thread pool is stopped")
+            self._jobs.put((fn, args, kw))
+            if self._idle == 0 and len(self._workers) < self.max_workers:
+                self._start_worker()
+            else:
+                self._idle -= 1  # that idle worker will take this job
+
+    def _start_worker(self) -> None:
+        t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True)
+        self._workers.append(t)
+        t.start()
+
+    def _work(self) -> None:
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            fn, args, kw = job
+            try:
+                fn(*args, **kw)
+            except Exception:
+                log.exception("call_in_thread(%r) raised", fn)
+            del job, fn, args, kw  # drop references before blocking again
+            with self._lock:
+                self._idle += 1
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Let queued jobs finish, then end the workers; wait up to ``timeout`` for them."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            workers = list(self._workers)
+        for _ in workers:
+            self._jobs.put(None)
+        for t in workers:
+            if t is not threading.current_thread():
+                t.join(timeout)
