@@ -17,11 +17,30 @@ Typical use::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from eventhub.protocol import Address, Producer
+from eventhub.errors import ServiceError, UsageError
+from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.reactor.tcp import HIGH_WATER
+from eventhub.reactor.threads import ThreadResult
+from eventhub.reactor.timers import TimerHandle, TimerQueue
 
-__all__ = ["StringTransport"]
+__all__ = [
+    "Clock",
+    "ConnectTCPCall",
+    "ListenTCPCall",
+    "MemoryConnector",
+    "MemoryListener",
+    "MemoryReactor",
+    "StringTransport",
+]
+
+T = TypeVar("T")
 
 Data = bytes | bytearray | memoryview
 
@@ -53,7 +72,7 @@ class StringTransport:
         self.reading_paused = False
         self.producer: Producer | None = None
         self.streaming: bool | None = None
-        self.write_buffer_limits: tuple[int, int] = (64 * 1024, 16 * 1024)
+        self.write_buffer_limits: tuple[int, int] = (HIGH_WATER, HIGH_WATER // 4)
         self.dropped = 0
 
     # What the test reads.
@@ -108,8 +127,8 @@ class StringTransport:
         self.reading_paused = False
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else max(4 * low, low)
+        if high is None:  # the same defaults as the reactor's Connection
+            high = HIGH_WATER if low is None else max(4 * low, HIGH_WATER)
         if low is None:
             low = high // 4
         if not 0 <= low <= high:
@@ -129,3 +148,392 @@ class StringTransport:
     def unregister_producer(self) -> None:
         self.producer = None
         self.streaming = None
+
+
+class Clock:
+    """Fake time for ``call_later``: nothing runs until the test calls ``advance``.
+
+    The handles are the reactor's own ``TimerHandle`` (``cancel``, ``reset``,
+    ``active``, ``time``), so code under test sees exactly the real semantics.
+    ``advance`` moves time from one due call to the next, so a callback sees
+    ``seconds()`` equal to its own due time and a timer that re-arms itself
+    every second fires ten times in ``advance(10)``.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._timers = TimerQueue(self.seconds)
+        self._handles: list[TimerHandle] = []
+
+    def seconds(self) -> float:
+        """The fake time now."""
+        return self._now
+
+    def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerHandle:
+        """Schedule ``fn(*args, **kw)`` ``delay`` fake seconds from now."""
+        handle = self._timers.schedule(delay, fn, args, kw)
+        self._handles.append(handle)
+        return handle
+
+    def pending(self) -> list[TimerHandle]:
+        """The calls still to run, soonest first."""
+        self._handles = [h for h in self._handles if h.active()]
+        return sorted(self._handles, key=lambda h: h.time)
+
+    def next_call_time(self) -> float | None:
+        """When the soonest pending call is due, or None."""
+        return self._timers.next_deadline()
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, running every call that comes due, in order.
+
+        If a call raises, the other calls due at that same instant still run, then
+        the first exception propagates and time stays at that instant.
+        """
+        if not seconds >= 0:
+            raise ValueError(f"cannot advance a Clock by {seconds!r} seconds")
+        self.advance_to(self._now + seconds)
+
+    def advance_to(self, when: float) -> None:
+        """Move time forward to ``when`` (absolute), running what comes due on the way."""
+        if not when >= self._now:
+            raise ValueError(f"cannot move a Clock back from {self._now} to {when!r}")
+        while (deadline := self._timers.next_deadline()) is not None and deadline <= when:
+            self._now = deadline
+            self._fire(self._timers.pop_due(deadline))
+        self._now = when
+
+    @staticmethod
+    def _fire(due: list[TimerHandle]) -> None:
+        error: Exception | None = None
+        for handle in due:
+            try:
+                handle._fire()  # the reactor's own path: skips handles cancelled meanwhile
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+
+@dataclass(frozen=True, slots=True)
+class ListenTCPCall:
+    """One ``MemoryReactor.listen_tcp`` call, as the code under test made it."""
+
+    port: int
+    factory: Factory
+    backlog: int
+    interface: str
+    listener: MemoryListener
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectTCPCall:
+    """One ``MemoryReactor.connect_tcp`` call, as the code under test made it."""
+
+    host: str
+    port: int
+    factory: ClientFactory
+    timeout: float | None
+    connector: MemoryConnector
+
+
+class MemoryListener:
+    """What ``MemoryReactor.listen_tcp`` returns: ``get_host()``, ``stop_listening()``.
+
+    ``accept(peer)`` plays a client connecting: the factory builds a protocol,
+    which gets ``connection_made`` with a fresh ``StringTransport``.
+    """
+
+    def __init__(self, reactor: MemoryReactor, host: Address, factory: Factory) -> None:
+        self._reactor = reactor
+        self._host = host
+        self.factory = factory
+        self.listening = True
+
+    def __repr__(self) -> str:
+        state = "listening" if self.listening else "stopped"
+        return f"<MemoryListener {self._host} {state}>"
+
+    def get_host(self) -> Address:
+        return self._host
+
+    def stop_listening(self) -> None:
+        """Idempotent, like the real one; the factory's ``stop_factory`` runs on the last stop."""
+        if self.listening:
+            self.listening = False
+            self._reactor._listeners.remove(self)
+            self.factory.do_stop()
+
+    def accept(self, peer: Address | None = None) -> tuple[Protocol, StringTransport] | tuple[None, None]:
+        """A client connects from ``peer``; ``(None, None)`` if ``build_protocol`` refused it."""
+        if not self.listening:
+            raise UsageError(f"{self!r} is not listening")
+        peer = peer if peer is not None else Address("127.0.0.1", 54321)
+        protocol = self.factory.build_protocol(peer)
+        if protocol is None:
+            return None, None
+        transport = StringTransport(peer=peer, host=self._host)
+        protocol.connection_made(transport)
+        return protocol, transport
+
+
+_CONNECTING, _CONNECTED, _DISCONNECTED = "connecting", "connected", "disconnected"
+
+
+class MemoryConnector:
+    """What ``MemoryReactor.connect_tcp`` returns (``eventhub.protocol.Connector``).
+
+    Nothing happens by itself: the test decides the outcome with
+    ``succeed()`` (the protocol is built and connected to a ``StringTransport``),
+    ``fail(reason)`` (``client_connection_failed``) and, once connected,
+    ``lose(reason)`` (``connection_lost`` then ``client_connection_lost``).
+    """
+
+    def __init__(self, host: str, port: int, factory: ClientFactory) -> None:
+        self._destination = Address(host, port)
+        self.factory = factory
+        self.state = _DISCONNECTED
+        self.protocol: Protocol | None = None
+        self.transport: StringTransport | None = None
+
+    def __repr__(self) -> str:
+        return f"<MemoryConnector {self._destination} {self.state}>"
+
+    # The Connector interface.
+    def get_destination(self) -> Address:
+        return self._destination
+
+    def connect(self) -> None:
+        if self.state != _DISCONNECTED:
+            raise UsageError(f"{self!r}: connect() while already connecting or connected")
+        self.state = _CONNECTING
+        self.factory.do_start()
+        self.factory.start_connecting(self)
+
+    def stop_connecting(self) -> None:
+        if self.state == _CONNECTING:
+            self.fail(ConnectionAbortedError(f"connecting to {self._destination} was cancelled"))
+
+    def disconnect(self) -> None:
+        if self.state == _CONNECTING:
+            self.stop_connecting()
+        elif self.transport is not None:
+            self.transport.lose_connection()
+
+    # What the test drives.
+    def succeed(self, host: Address | None = None) -> tuple[Protocol, StringTransport]:
+        """The attempt connects: build the protocol and call its ``connection_made``."""
+        self._expect(_CONNECTING)
+        protocol = self.factory.build_protocol(self._destination)
+        if protocol is None:
+            self.fail(ConnectionAbortedError("build_protocol returned None"))
+            raise UsageError(f"{type(self.factory).__name__}.build_protocol returned None")
+        self.state = _CONNECTED
+        self.protocol = protocol
+        self.transport = StringTransport(peer=self._destination, host=host)
+        protocol.connection_made(self.transport)
+        return protocol, self.transport
+
+    def fail(self, reason: BaseException) -> None:
+        """The attempt fails with ``reason`` (``ConnectionRefusedError()``, say)."""
+        self._expect(_CONNECTING)
+        self.state = _DISCONNECTED
+        self.factory.client_connection_failed(self, reason)
+        self.factory.do_stop()
+
+    def lose(self, reason: BaseException | None = None) -> None:
+        """The connection ends: ``connection_lost(reason)``, then ``client_connection_lost``."""
+        self._expect(_CONNECTED)
+        assert self.protocol is not None
+        protocol, self.protocol, self.transport = self.protocol, None, None
+        self.state = _DISCONNECTED
+        protocol.connection_lost(reason)
+        self.factory.client_connection_lost(self, reason)
+        self.factory.do_stop()
+
+    def _expect(self, state: str) -> None:
+        if self.state != state:
+            raise UsageError(f"{self!r} is {self.state}, not {state}")
+
+
+_PHASES = ("before", "during", "after")
+_EVENTS = ("startup", "shutdown")
+_Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
+
+
+class MemoryReactor:
+    """A reactor without sockets or threads: it records and runs what the code asks.
+
+    - ``listen_tcp`` / ``connect_tcp`` record a ``ListenTCPCall`` / ``ConnectTCPCall``
+      in ``tcp_servers`` / ``tcp_clients`` and return a ``MemoryListener`` /
+      ``MemoryConnector`` that the test drives.
+    - ``call_later`` runs on ``clock`` (a ``Clock``); ``advance(seconds)`` moves it.
+    - ``call_soon`` / ``call_from_thread`` queue a call; ``run_ready()`` runs the queue.
+    - ``call_in_thread`` / ``defer_to_thread`` run the function on the queue too, in
+      the test's thread: deterministic, no real threads.
+    - ``run()`` fires the startup triggers, then runs queued calls and timers in fake
+      time (jumping the clock to the next timer) until ``stop()`` is called or nothing
+      is left to run (where a real reactor would wait forever); then shuts down in
+      the real one's order: "before" triggers, listeners stopped, attempts in progress
+      cancelled, "during" triggers, "after" triggers. Connections handed out by
+      ``accept`` / ``succeed`` are the test's to end.
+
+    Unlike the real reactor, an exception from a callback propagates to the test.
+    """
+
+    max_passes = 10_000
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock if clock is not None else Clock()
+        self.tcp_servers: list[ListenTCPCall] = []
+        self.tcp_clients: list[ConnectTCPCall] = []
+        self._listeners: list[MemoryListener] = []
+        self._ready: deque[_Call] = deque()
+        self._triggers: dict[tuple[str, str], list[tuple[int, Callable[..., object], tuple[Any, ...]]]]
+        self._triggers = {}
+        self._trigger_ids = itertools.count(1)
+        self._free_ports = itertools.count(40000)
+        self._running = False
+        self._stopping = False
+        self._finished = False
+        self.thread_id: int | None = None
+
+    # -- time and calls ------------------------------------------------------
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+    def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerHandle:
+        return self.clock.call_later(delay, fn, *args, **kw)
+
+    def call_soon(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        self._ready.append((fn, args, kw))
+
+    def call_from_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        self._ready.append((fn, args, kw))  # deque.append is atomic: safe from any thread
+
+    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        self._ready.append((fn, args, kw))
+
+    def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
+        result: ThreadResult[T] = ThreadResult()
+
+        def job() -> None:
+            try:
+                value = fn(*args, **kw)
+            except Exception as exc:
+                result._deliver(None, exc)
+            else:
+                result._deliver(value, None)
+
+        self._ready.append((job, (), {}))
+        return result
+
+    def run_ready(self) -> None:
+        """Run queued calls, pass after pass, until the queue is empty."""
+        for _ in range(self.max_passes):
+            if not self._ready:
+                return
+            for _ in range(len(self._ready)):
+                fn, args, kw = self._ready.popleft()
+                fn(*args, **kw)
+        raise RuntimeError(f"queued calls kept queueing more for {self.max_passes} passes")
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock by ``seconds``; queued calls run after each timer, as in the loop."""
+        target = self.clock.seconds() + seconds
+        self.run_ready()
+        while (due := self.clock.next_call_time()) is not None and due <= target:
+            self.clock.advance_to(due)
+            self.run_ready()
+        self.clock.advance_to(target)
+
+    # -- TCP -----------------------------------------------------------------
+
+    def listen_tcp(
+        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+    ) -> MemoryListener:
+        """Record the call; port 0 gets a fake free port; a port in use raises ServiceError."""
+        host = Address(interface or "0.0.0.0", port or next(self._free_ports))
+        if any(listener.get_host() == host for listener in self._listeners):
+            raise ServiceError(f"cannot listen on {host}: address already in use")
+        listener = MemoryListener(self, host, factory)
+        self._listeners.append(listener)
+        self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener))
+        factory.do_start()
+        return listener
+
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> MemoryConnector:
+        """Record the call and start the attempt; the test ends it (``succeed``/``fail``)."""
+        connector = MemoryConnector(host, port, factory)
+        self.tcp_clients.append(ConnectTCPCall(host, port, factory, timeout, connector))
+        connector.connect()
+        return connector
+
+    # -- system event triggers -----------------------------------------------
+
+    def add_system_event_trigger(
+        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
+    ) -> int:
+        if phase not in _PHASES:
+            raise UsageError(f"unknown trigger phase {phase!r}; use one of {', '.join(_PHASES)}")
+        if event not in _EVENTS:
+            raise UsageError(f"unknown system event {event!r}; use one of {', '.join(_EVENTS)}")
+        trigger_id = next(self._trigger_ids)
+        self._triggers.setdefault((phase, event), []).append((trigger_id, fn, args))
+        return trigger_id
+
+    def remove_system_event_trigger(self, trigger_id: int) -> None:
+        for triggers in self._triggers.values():
+            triggers[:] = [t for t in triggers if t[0] != trigger_id]
+
+    def _fire(self, phase: str, event: str) -> None:
+        for _, fn, args in self._triggers.pop((phase, event), []):
+            fn(*args)
+
+    # -- running -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Run in fake time until ``stop()`` or until nothing is left; then shut down."""
+        if self._running:
+            raise UsageError("the reactor is already running")
+        if self._finished:
+            raise UsageError("a reactor runs once; this one has finished, create a new one")
+        self._running = True
+        self.thread_id = threading.get_ident()
+        try:
+            for phase in _PHASES:
+                self._fire(phase, "startup")
+            while not self._stopping:
+                if self._ready:
+                    self.run_ready()
+                elif (due := self.clock.next_call_time()) is not None:
+                    self.clock.advance_to(due)
+                else:
+                    break
+            self._shutdown()
+        finally:
+            self._running = False
+            self._finished = True
+
+    def _shutdown(self) -> None:
+        """The real reactor's order: before, close listeners and attempts, during, after."""
+        self._fire("before", "shutdown")
+        for listener in list(self._listeners):
+            listener.stop_listening()
+        for call in self.tcp_clients:
+            call.connector.stop_connecting()
+        self._fire("during", "shutdown")
+        self.run_ready()
+        self._fire("after", "shutdown")
+
+    def stop(self) -> None:
+        if not self._running:
+            raise UsageError("the reactor is not running")
+        self._stopping = True

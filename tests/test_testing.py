@@ -2,8 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from eventhub.protocol import Address, Producer, Transport
-from eventhub.testing import StringTransport
+from eventhub.errors import ServiceError, UsageError
+from eventhub.protocol import (
+    Address,
+    ClientFactory,
+    Connector,
+    Producer,
+    Protocol,
+    ServerFactory,
+    Transport,
+)
+from eventhub.reactor import TimerHandle
+from eventhub.testing import Clock, MemoryReactor, StringTransport
 
 
 class _Producer:
@@ -91,3 +101,298 @@ def test_one_producer_at_a_time() -> None:
     assert t.producer is None
     t.register_producer(producer, streaming=False)
     assert t.streaming is False
+
+
+# -- Clock ------------------------------------------------------------------
+
+
+def test_clock_runs_calls_in_order_when_due() -> None:
+    clock = Clock()
+    fired: list[tuple[str, float]] = []
+    clock.call_later(2, lambda: fired.append(("b", clock.seconds())))
+    clock.call_later(1, lambda: fired.append(("a", clock.seconds())))
+    clock.call_later(2, lambda: fired.append(("c", clock.seconds())))
+    clock.advance(0.5)
+    assert fired == []
+    clock.advance(1.5)
+    assert fired == [("a", 1.0), ("b", 2.0), ("c", 2.0)]
+    assert clock.seconds() == 2.0
+
+
+def test_clock_handle_is_the_reactors() -> None:
+    clock = Clock(start=100)
+    handle = clock.call_later(5, lambda: None)
+    assert isinstance(handle, TimerHandle)
+    assert (handle.time, handle.active()) == (105, True)
+
+
+def test_cancelled_calls_never_run() -> None:
+    clock = Clock()
+    fired: list[int] = []
+    handle = clock.call_later(1, fired.append, 1)
+    clock.call_later(1, fired.append, 2)
+    handle.cancel()
+    handle.cancel()  # cancelling twice does nothing, as in the reactor
+    clock.advance(10)
+    assert fired == [2]
+    assert not handle.active()
+
+
+def test_reset_moves_a_call() -> None:
+    clock = Clock()
+    fired: list[float] = []
+    handle = clock.call_later(1, lambda: fired.append(clock.seconds()))
+    clock.advance(0.5)
+    handle.reset(2)
+    clock.advance(1)
+    assert fired == []
+    clock.advance(1)
+    assert fired == [2.5]
+    with pytest.raises(UsageError, match="cannot reset"):
+        handle.reset(1)
+
+
+def test_a_self_rearming_timer_fires_once_per_period() -> None:
+    clock = Clock()
+    ticks: list[float] = []
+
+    def tick() -> None:
+        ticks.append(clock.seconds())
+        clock.call_later(1, tick)
+
+    clock.call_later(1, tick)
+    clock.advance(10)
+    assert ticks == [float(n) for n in range(1, 11)]
+
+
+def test_calls_scheduled_for_now_during_advance_run_in_it() -> None:
+    clock = Clock()
+    fired: list[str] = []
+    clock.call_later(1, lambda: clock.call_later(0, fired.append, "zero"))
+    clock.advance(1)
+    assert fired == ["zero"]
+
+
+def test_pending_lists_active_calls_soonest_first() -> None:
+    clock = Clock()
+    late = clock.call_later(3, lambda: None)
+    early = clock.call_later(1, lambda: None)
+    gone = clock.call_later(2, lambda: None)
+    gone.cancel()
+    assert clock.pending() == [early, late]
+    assert clock.next_call_time() == 1
+    clock.advance(1)
+    assert clock.pending() == [late]
+
+
+def test_error_in_a_call_propagates_after_the_others_due_then() -> None:
+    clock = Clock()
+    fired: list[str] = []
+
+    def boom() -> None:
+        raise KeyError("boom")
+
+    clock.call_later(1, boom)
+    clock.call_later(1, fired.append, "same instant")
+    clock.call_later(2, fired.append, "later")
+    with pytest.raises(KeyError, match="boom"):
+        clock.advance(5)
+    assert fired == ["same instant"]
+    assert clock.seconds() == 1
+    clock.advance(1)
+    assert fired == ["same instant", "later"]
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan")])
+def test_clock_refuses_to_go_back(bad: float) -> None:
+    with pytest.raises(ValueError, match="cannot advance"):
+        Clock().advance(bad)
+    with pytest.raises(UsageError, match="timer delay"):
+        Clock().call_later(bad, lambda: None)
+
+
+# -- MemoryReactor ----------------------------------------------------------
+
+
+class Echo(Protocol):
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+
+class Client(ClientFactory):
+    protocol = Echo
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def start_connecting(self, connector: Connector) -> None:
+        self.events.append(("start", connector.get_destination()))
+
+    def client_connection_failed(self, connector: Connector, reason: BaseException) -> None:
+        self.events.append(("failed", type(reason)))
+
+    def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
+        self.events.append(("lost", reason))
+
+
+class CountingFactory(ServerFactory):
+    protocol = Echo
+    starts = stops = 0
+
+    def start_factory(self) -> None:
+        self.starts += 1
+
+    def stop_factory(self) -> None:
+        self.stops += 1
+
+
+def test_memory_reactor_records_listen_tcp() -> None:
+    reactor = MemoryReactor()
+    factory = CountingFactory()
+    listener = reactor.listen_tcp(0, factory, backlog=5)
+    [call] = reactor.tcp_servers
+    assert (call.port, call.factory, call.backlog, call.interface) == (0, factory, 5, "127.0.0.1")
+    assert call.listener is listener
+    host = listener.get_host()
+    assert host.host == "127.0.0.1" and host.port > 0
+    assert factory.starts == 1
+    listener.stop_listening()
+    listener.stop_listening()
+    assert (listener.listening, factory.stops) == (False, 1)
+
+
+def test_memory_reactor_port_in_use() -> None:
+    reactor = MemoryReactor()
+    reactor.listen_tcp(8000, ServerFactory())
+    with pytest.raises(ServiceError, match="already in use"):
+        reactor.listen_tcp(8000, ServerFactory())
+    assert reactor.listen_tcp(8000, ServerFactory(), interface="").get_host().host == "0.0.0.0"
+
+
+def test_memory_listener_accept_runs_the_protocol() -> None:
+    listener = MemoryReactor().listen_tcp(0, CountingFactory())
+    protocol, transport = listener.accept(Address("127.0.0.1", 1234))
+    assert protocol is not None and transport is not None
+    protocol.data_received(b"ping")
+    assert transport.value() == b"ping"
+    assert transport.get_host() == listener.get_host()
+    assert transport.get_peer() == Address("127.0.0.1", 1234)
+
+
+def test_memory_connector_success_then_loss() -> None:
+    reactor = MemoryReactor()
+    factory = Client()
+    connector = reactor.connect_tcp("127.0.0.1", 9, factory, timeout=3)
+    [call] = reactor.tcp_clients
+    assert (call.host, call.port, call.timeout, call.connector) == ("127.0.0.1", 9, 3, connector)
+    assert factory.events == [("start", Address("127.0.0.1", 9))]
+    protocol, transport = connector.succeed()
+    protocol.data_received(b"x")
+    assert transport.value() == b"x"
+    connector.disconnect()
+    assert transport.disconnecting
+    reason = ConnectionResetError()
+    connector.lose(reason)
+    assert factory.events[-1] == ("lost", reason)
+    with pytest.raises(UsageError, match="disconnected, not connected"):
+        connector.lose()
+
+
+def test_memory_connector_failure_and_retry() -> None:
+    factory = Client()
+    connector = MemoryReactor().connect_tcp("127.0.0.1", 9, factory)
+    connector.fail(ConnectionRefusedError())
+    connector.connect()
+    connector.stop_connecting()
+    start = ("start", Address("127.0.0.1", 9))
+    failures = [("failed", ConnectionRefusedError), ("failed", ConnectionAbortedError)]
+    assert factory.events == [start, failures[0], start, failures[1]]
+
+
+def test_memory_reactor_queue_and_timers_in_loop_order() -> None:
+    reactor = MemoryReactor()
+    order: list[str] = []
+
+    def timer() -> None:
+        order.append("timer 1")
+        reactor.call_soon(order.append, "soon after timer 1")
+
+    reactor.call_later(1, timer)
+    reactor.call_later(2, order.append, "timer 2")
+    reactor.call_soon(order.append, "soon")
+    reactor.advance(5)
+    assert order == ["soon", "timer 1", "soon after timer 1", "timer 2"]
+    assert reactor.seconds() == 5
+
+
+def test_run_ready_is_bounded() -> None:
+    reactor = MemoryReactor()
+
+    def again() -> None:
+        reactor.call_soon(again)
+
+    reactor.call_soon(again)
+    with pytest.raises(RuntimeError, match="kept queueing"):
+        reactor.run_ready()
+
+
+def test_threads_run_in_the_queue_deterministically() -> None:
+    reactor = MemoryReactor()
+    got: list[object] = []
+    reactor.call_in_thread(got.append, "in thread")
+    reactor.call_from_thread(got.append, "from thread")
+    reactor.defer_to_thread(pow, 2, 10).add_callbacks(got.append)
+    reactor.defer_to_thread(int, "x").add_callbacks(got.append, lambda e: got.append(type(e)))
+    assert got == []
+    reactor.run_ready()
+    assert got == ["in thread", "from thread", 1024, ValueError]
+
+
+def test_run_in_fake_time_until_stop_with_triggers_in_order() -> None:
+    reactor = MemoryReactor()
+    order: list[str] = []
+    for phase in ("after", "before", "during"):
+        reactor.add_system_event_trigger(phase, "startup", order.append, f"{phase} startup")
+        reactor.add_system_event_trigger(phase, "shutdown", order.append, f"{phase} shutdown")
+    removed = reactor.add_system_event_trigger("before", "shutdown", order.append, "removed")
+    reactor.remove_system_event_trigger(removed)
+    listener = reactor.listen_tcp(0, ServerFactory())
+    connector = reactor.connect_tcp("127.0.0.1", 9, Client())
+    reactor.call_later(3600, reactor.stop)
+    reactor.call_later(7200, order.append, "never: stopped before")
+    reactor.run()
+    assert order == [
+        "before startup",
+        "during startup",
+        "after startup",
+        "before shutdown",
+        "during shutdown",
+        "after shutdown",
+    ]
+    assert reactor.seconds() == 3600
+    assert not listener.listening and connector.state == "disconnected"
+    assert not reactor.running
+    with pytest.raises(UsageError, match="runs once"):
+        reactor.run()
+
+
+def test_run_returns_when_nothing_is_left() -> None:
+    reactor = MemoryReactor()
+    seen: list[bool] = []
+    reactor.call_later(1, lambda: seen.append(reactor.running))
+    reactor.run()
+    assert seen == [True] and not reactor.running
+
+
+def test_stop_when_not_running() -> None:
+    with pytest.raises(UsageError, match="not running"):
+        MemoryReactor().stop()
+
+
+def test_bad_trigger_names() -> None:
+    reactor = MemoryReactor()
+    with pytest.raises(UsageError, match="phase 'whenever'"):
+        reactor.add_system_event_trigger("whenever", "startup", print)
+    with pytest.raises(UsageError, match="system event 'lunch'"):
+        reactor.add_system_event_trigger("before", "lunch", print)

@@ -12,9 +12,7 @@ DELIMITERS = [b"\r\n", b"\n", b"\x00", b"aba", b"--END--"]
 
 
 def lines_without(delimiter: bytes, max_length: int = 40) -> st.SearchStrategy[list[bytes]]:
-    line = st.binary(max_size=max_length).filter(
-        lambda b: (b + delimiter).find(delimiter) == len(b)
-    )
+    line = st.binary(max_size=max_length).filter(lambda b: (b + delimiter).find(delimiter) == len(b))
     return st.lists(line, max_size=8)
 
 
