@@ -64,6 +64,8 @@ class Hub:
         self._order: list[str] = []
         self._monitors: list[HookMonitor] = []
         self._backend = backend or self.config.core.backend
+        if self._backend != "auto":
+            _check_backend(self._backend)
         self._reactor: Reactor | None = None
         self._configured = False
         if autoload:
@@ -79,9 +81,7 @@ class Hub:
         """
         plugin_name = name or _default_name(obj)
         self._register(obj, plugin_name)
-        self.records[plugin_name] = PluginRecord(
-            plugin_name, hooks=_plugins.hooks_of(self.pm, plugin_name)
-        )
+        self.records[plugin_name] = PluginRecord(plugin_name, hooks=_plugins.hooks_of(self.pm, plugin_name))
         self._rebuild()
         return plugin_name
 
@@ -89,9 +89,7 @@ class Hub:
         plugin = _plugins.instantiate(obj, name)
         _plugins.register(self.pm, plugin, name)
 
-    def load_entry_points(
-        self, disable: Collection[str] = (), only: Collection[str] | None = None
-    ) -> None:
+    def load_entry_points(self, disable: Collection[str] = (), only: Collection[str] | None = None) -> None:
         """Load the plugins of group ``eventhub.plugins``; a broken one is reported, not fatal.
 
         ``disable`` and ``only`` come from the caller (the command line) and must
@@ -128,9 +126,7 @@ class Hub:
             missing = f" (missing module {error.name!r})" if error.name else ""
             return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
         except Exception as error:
-            return self._fail(
-                record, f"raised while loading {entry.value}: {type(error).__name__}: {error}"
-            )
+            return self._fail(record, f"raised while loading {entry.value}: {type(error).__name__}: {error}")
         try:
             self._register(obj, entry.name)
         except PluginError as error:
@@ -183,9 +179,7 @@ class Hub:
         self._configured = True
         for name in self.config.plugins:
             if name not in self.records:
-                log.warning(
-                    "%s: [plugins.%s] configures no loaded plugin", self.config.source, name
-                )
+                log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             settings = MappingProxyType(dict(self.config.plugin_settings(plugin_name)))
             kwargs = {"settings": settings, "hub": self}
@@ -201,6 +195,9 @@ class Hub:
                 self.reactor.run()
         finally:
             self._call_each("eventhub_shutdown", {"hub": self})
+            if self._reactor is not None:
+                self._reactor.close()  # a no-op after run(); frees a reactor that never ran
+                self._reactor = None  # a reactor runs once: the next run() gets a new one
 
     def stop(self) -> None:
         """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere)."""
@@ -265,9 +262,7 @@ class Hub:
         through ``monitor``. Handlers know nothing of it.
         """
         self._monitors.append(monitor)
-        undo_chain = self.chain.add_monitor(
-            lambda plugin, call: monitor(plugin, "eventhub_execute", call)
-        )
+        undo_chain = self.chain.add_monitor(lambda plugin, call: monitor(plugin, "eventhub_execute", call))
 
         def undo() -> None:
             self._monitors.remove(monitor)
@@ -288,9 +283,14 @@ class Hub:
         return observe_factory(self.pm.hook, factory, service)
 
 
-def _call_with(
-    function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]
-) -> Any:
+def _check_backend(name: str) -> None:
+    """Fail early (``UsageError``) on a backend the reactor would refuse, even if none is needed."""
+    from eventhub.reactor.pollers import make_poller
+
+    make_poller(name).close()
+
+
+def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:
     return function(*[kwargs[name] for name in argnames])
 
 
