@@ -28,7 +28,7 @@ from pathlib import Path
 log = logging.getLogger("eventhub.discovery")
 
 GROUP = "eventhub.plugins"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,27 +68,28 @@ def discover(
     """
     search_path = list(sys.path if path is None else path)
     found: dict[str, list[PluginEntry]] = {}
-    seen_dists: set[str] = set()
-    for entry_dists in _scan_path(search_path, group):
-        new_dists: set[str] = set()
-        for entry in entry_dists:
-            key = _normalize(entry.dist)
-            if key in seen_dists:
-                continue
-            new_dists.add(key)
-            found.setdefault(entry.name, []).append(entry)
-        seen_dists |= new_dists
+    shadowed: set[str] = set()
+    for entries, dists in _scan_path(search_path, group):
+        for entry in entries:
+            if _normalize(entry.dist) not in shadowed:
+                found.setdefault(entry.name, []).append(entry)
+        shadowed.update(dists)
     entries = [group_[0] for _, group_ in sorted(found.items()) if len(group_) == 1]
     conflicts = [Conflict(n, tuple(g)) for n, g in sorted(found.items()) if len(g) > 1]
     return entries, conflicts
 
 
-def _scan_path(search_path: Sequence[str], group: str) -> Iterable[list[PluginEntry]]:
-    """Per path entry, its entries of ``group``: from the cache when the folder is unchanged."""
+def _scan_path(search_path: Sequence[str], group: str) -> Iterable[tuple[list[PluginEntry], list[str]]]:
+    """Per path entry, its entries of ``group`` and the (normalized) names of all its distributions.
+
+    From the cache when the folder is unchanged. The names of distributions
+    without plugins are kept too: a distribution found earlier on the path
+    shadows a later copy of itself, with or without entry points, as for imports.
+    """
     cache_file = None if os.environ.get("EVENTHUB_NO_CACHE") else _cache_file()
     cache = _read_cache(cache_file) if cache_file else {}
     changed = False
-    results: list[list[PluginEntry]] = []
+    results: list[tuple[list[PluginEntry], list[str]]] = []
     for item in search_path:
         location = os.path.abspath(item or ".")
         try:
@@ -99,24 +100,29 @@ def _scan_path(search_path: Sequence[str], group: str) -> Iterable[list[PluginEn
         cached = cache.get(key)
         if cached is not None and cached[0] == mtime:
             entries = [PluginEntry(*fields) for fields in cached[1]]
+            dists = cached[2]
         else:
-            entries = _scan_location(location, group)
-            cache[key] = (mtime, [[e.name, e.value, e.dist, e.version] for e in entries])
+            entries, dists = _scan_location(location, group)
+            cache[key] = (mtime, [[e.name, e.value, e.dist, e.version] for e in entries], dists)
             changed = True
-        results.append(entries)
+        results.append((entries, dists))
     if changed and cache_file:
         _write_cache(cache_file, cache)
     return results
 
 
-def _scan_location(location: str, group: str) -> list[PluginEntry]:
-    entries = []
+def _scan_location(location: str, group: str) -> tuple[list[PluginEntry], list[str]]:
+    entries: list[PluginEntry] = []
+    dists: list[str] = []
     for dist in metadata.distributions(path=[location]):
         name = dist.metadata["Name"] or "?"
+        if _normalize(name) in dists:
+            continue  # two copies in one folder: importlib.metadata takes the first too
+        dists.append(_normalize(name))
         for ep in dist.entry_points:
             if ep.group == group:
                 entries.append(PluginEntry(ep.name, ep.value, name, dist.version or "?"))
-    return entries
+    return entries, dists
 
 
 def _normalize(dist_name: str) -> str:
@@ -131,7 +137,8 @@ def _cache_file() -> Path:
     return Path(base) / "entry-points.json"
 
 
-CacheEntries = dict[str, tuple[int, list[list[str]]]]
+# "group \0 folder" -> (folder mtime, [[name, value, dist, version], ...], [dist names])
+CacheEntries = dict[str, tuple[int, list[list[str]], list[str]]]
 
 
 def _read_cache(cache_file: Path) -> CacheEntries:
@@ -139,7 +146,7 @@ def _read_cache(cache_file: Path) -> CacheEntries:
         data = json.loads(cache_file.read_text(encoding="utf-8"))
         if data.get("version") != _CACHE_VERSION:
             return {}
-        return {key: (int(value[0]), value[1]) for key, value in data["entries"].items()}
+        return {key: (int(v[0]), v[1], v[2]) for key, v in data["entries"].items()}
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return {}
 

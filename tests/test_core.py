@@ -325,3 +325,17 @@ def test_discovery_reports_conflicts_and_survives_a_broken_cache(
     assert entries == []
     assert [c.name for c in conflicts] == ["same"]
     assert "declared by a-dist 1.0 (a_mod) and b-dist 1.0 (b_mod)" in conflicts[0].describe()
+
+
+def test_an_earlier_copy_of_a_distribution_shadows_a_later_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVENTHUB_CACHE_DIR", str(tmp_path / "cache"))
+    _fake_dist(tmp_path / "user", "shadow", {"newname": "new_mod"})
+    _fake_dist(tmp_path / "system", "shadow", {"oldname": "old_mod"})
+    _fake_dist(tmp_path / "early", "quiet", {"unrelated": "x"}, group="console_scripts")
+    _fake_dist(tmp_path / "late", "quiet", {"ghost": "ghost_mod"})
+    for _ in range(2):  # cold, then from the cache
+        entries, conflicts = discover([str(tmp_path / d) for d in ("user", "system", "early", "late")])
+        assert [e.name for e in entries] == ["newname"]
+        assert conflicts == []
