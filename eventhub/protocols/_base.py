@@ -41,11 +41,15 @@ class Framer(ABC):
         if self._error is not None:
             raise self._raise_again()
         try:
-            return self._parse()
+            found = self._parse_at(self._buf, 0)
         except FramingError as err:
-            self._error = err
-            self._buf.clear()
+            self._break(err)
             raise
+        if found is None:
+            return None
+        message, end = found
+        del self._buf[:end]
+        return message
 
     def feed(self, data: Buffer) -> list[bytes]:
         """``receive_data`` then every complete message, in order.
@@ -54,14 +58,31 @@ class Framer(ABC):
         error's ``messages``; the framer is broken afterwards.
         """
         self.receive_data(data)
-        out: list[bytes] = []
+        return self._drain()
+
+    def _drain(self) -> list[bytes]:
+        # Two passes over the buffer, both at a moving offset, cutting the buffer
+        # once at the end (one memmove per feed(), not one per message). _scan is
+        # the subclass's fast loop for well-formed input; it stops at the first
+        # thing it is unsure of, and _parse_at takes over from there, with the
+        # exact errors and the partial-message bookkeeping.
+        buf = self._buf
+        out, pos = self._scan(buf)
         try:
-            while (message := self.next_message()) is not None:
+            while (found := self._parse_at(buf, pos)) is not None:
+                message, pos = found
                 out.append(message)
         except FramingError as err:
+            self._break(err)
             err.messages = tuple(out)
             raise
+        if pos:
+            del buf[:pos]
         return out
+
+    def _break(self, err: FramingError) -> None:
+        self._error = err
+        self._buf.clear()
 
     def take_buffer(self) -> bytes:
         """Return and clear the bytes not yet framed (to hand them to another parser)."""
@@ -80,9 +101,21 @@ class Framer(ABC):
     def encode(self, message: bytes) -> bytes:
         """Frame one message for the peer; raises a FramingError if it cannot be framed."""
 
+    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+        """Well-formed messages from the start of ``buf``, and the offset after them.
+
+        An optional fast path: it may stop early anywhere (at bad bytes, say) and
+        must not raise or change ``buf``. The default takes nothing.
+        """
+        return [], 0
+
     @abstractmethod
-    def _parse(self) -> bytes | None:
-        """Take one message off ``self._buf`` or return None; raise FramingError on bad bytes."""
+    def _parse_at(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:
+        """The message starting at ``buf[pos]`` and the offset just past it, or None.
+
+        None means more bytes are needed; bad bytes raise a FramingError. It must
+        not change ``buf`` (the caller cuts the consumed prefix).
+        """
 
     def _raise_again(self) -> FramingError:
         assert self._error is not None

@@ -49,22 +49,32 @@ class LineFramer(Framer):
             raise LineTooLong("line", len(message), self._max_length)
         return framed
 
-    def _parse(self) -> bytes | None:
-        buf = self._buf
+    def _parse_at(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:
         size = len(self._delimiter)
-        end = buf.find(self._delimiter, self._scan_from)
+        end = buf.find(self._delimiter, pos + self._scan_from)
         if end < 0:
-            if len(buf) >= self._max_length + size:
+            if len(buf) - pos >= self._max_length + size:
                 # The delimiter can start no earlier than len(buf) - size + 1.
-                raise LineTooLong("line", len(buf) - size + 1, self._max_length, at_least=True)
-            self._scan_from = max(0, len(buf) - size + 1)
+                seen = len(buf) - pos - size + 1
+                raise LineTooLong("line", seen, self._max_length, at_least=True)
+            self._scan_from = max(0, len(buf) - pos - size + 1)
             return None
-        if end > self._max_length:
-            raise LineTooLong("line", end, self._max_length)
-        line = bytes(buf[:end])
-        del buf[: end + size]
+        if end - pos > self._max_length:
+            raise LineTooLong("line", end - pos, self._max_length)
         self._scan_from = 0
-        return line
+        return bytes(buf[pos:end]), end + size
+
+    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+        # Many short lines per chunk is the common case: one split() in C. Anything
+        # unusual (an over-long line, no complete line) is left to _parse_at.
+        delimiter = self._delimiter
+        if buf.find(delimiter, self._scan_from) < 0:
+            return [], 0
+        *lines, rest = bytes(buf).split(delimiter)
+        if max(map(len, lines)) > self._max_length:
+            return [], 0
+        self._scan_from = 0
+        return lines, len(buf) - len(rest)
 
     def take_buffer(self) -> bytes:
         data = super().take_buffer()

@@ -40,42 +40,65 @@ class NetstringFramer(Framer):
             raise MessageTooLong("netstring", len(message), self._max_length)
         return b"%d:%s," % (len(message), message)
 
-    def _parse(self) -> bytes | None:
-        colon = self._find_colon()
+    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+        window, limit = self._max_digits + 1, self._max_length
+        out: list[bytes] = []
+        pos, total = 0, len(buf)
+        with memoryview(buf) as view:
+            while (colon := buf.find(b":", pos, pos + window)) > pos:
+                digits = buf[pos:colon]
+                if not digits.isdigit() or (digits[0] == _ZERO and colon > pos + 1):
+                    break
+                length = int(digits)
+                end = colon + 1 + length
+                if length > limit or end >= total or buf[end] != _COMMA:
+                    break
+                out.append(view[colon + 1 : end].tobytes())
+                pos = end + 1
+        return out, pos
+
+    def _parse_at(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:
+        colon = self._find_colon(buf, pos)
         if colon is None:
             return None
-        length = int(self._buf[:colon])
+        length = int(buf[pos:colon])
         if length > self._max_length:
             raise MessageTooLong("netstring", length, self._max_length)
         end = colon + 1 + length
-        if len(self._buf) <= end:
+        if len(buf) <= end:
             return None
-        if self._buf[end] != _COMMA:
-            got = bytes(self._buf[end : end + 1])
+        if buf[end] != _COMMA:
+            got = bytes(buf[end : end + 1])
             raise MissingComma(f"netstring of {length} bytes ends with {got!r}, not b','")
-        message = bytes(self._buf[colon + 1 : end])
-        del self._buf[: end + 1]
-        return message
+        return bytes(buf[colon + 1 : end]), end + 1
 
-    def _find_colon(self) -> int | None:
-        """Validate the length digits received so far; the colon's index once it is here.
+    def _find_colon(self, buf: bytearray, pos: int) -> int | None:
+        """Validate the length digits at ``pos``; the colon's index once it is here."""
+        colon = buf.find(b":", pos, pos + self._max_digits + 1)
+        if colon > pos:
+            digits = buf[pos:colon]
+            if digits.isdigit() and (digits[0] != _ZERO or colon == pos + 1):
+                return colon  # the common case, checked in C
+        return self._check_digits(buf, pos)
 
-        The loop visits at most ``max_digits + 1`` bytes, so it costs nothing next to
-        the payload, and it raises at the first bad byte whatever the chunking was.
+    def _check_digits(self, buf: bytearray, pos: int) -> int | None:
+        """Byte by byte: the colon's index, None if more are needed, or the first error.
+
+        The loop visits at most ``max_digits + 1`` bytes, and it raises at the first
+        bad byte whatever the chunking was, so the error does not depend on it.
         """
-        buf = self._buf
-        for i in range(min(len(buf), self._max_digits + 1)):
-            byte = buf[i]
+        for i in range(min(len(buf) - pos, self._max_digits + 1)):
+            byte = buf[pos + i]
             if byte == _COLON:
                 if i == 0:
                     raise BadLengthPrefix("netstring length is empty (b':' came first)")
-                return i
+                return pos + i
             if not _ZERO <= byte <= _NINE:
                 got = bytes([byte])
                 raise BadLengthPrefix(f"netstring length has the non-digit {got!r} at offset {i}")
-            if i == 1 and buf[0] == _ZERO:
+            if i == 1 and buf[pos] == _ZERO:
                 raise BadLengthPrefix("netstring length has a leading zero")
             if i == self._max_digits:
-                digits = int(buf[: i + 1])
+                digits = int(buf[pos : pos + i + 1])
                 raise MessageTooLong("netstring", digits, self._max_length, at_least=True)
         return None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import struct
+
 from eventhub.protocols._base import Framer
 from eventhub.protocols._errors import MessageTooLong
 
 DEFAULT_MAX_PREFIXED = 1024 * 1024
 
-_PREFIX_SIZES = (1, 2, 4, 8)
+_PREFIX_FORMATS = {1: ">B", 2: ">H", 4: ">I", 8: ">Q"}
+_PREFIX_SIZES = tuple(_PREFIX_FORMATS)
 
 
 class LengthPrefixFramer(Framer):
@@ -17,7 +20,7 @@ class LengthPrefixFramer(Framer):
     complete, before any payload is buffered.
     """
 
-    __slots__ = ("_max_length", "_prefix_size")
+    __slots__ = ("_max_length", "_prefix_size", "_unpack_from")
 
     def __init__(self, max_length: int = DEFAULT_MAX_PREFIXED, prefix_size: int = 4) -> None:
         if prefix_size not in _PREFIX_SIZES:
@@ -28,6 +31,7 @@ class LengthPrefixFramer(Framer):
         super().__init__()
         self._max_length = max_length
         self._prefix_size = prefix_size
+        self._unpack_from = struct.Struct(_PREFIX_FORMATS[prefix_size]).unpack_from
 
     @property
     def max_length(self) -> int:
@@ -42,17 +46,28 @@ class LengthPrefixFramer(Framer):
             raise MessageTooLong("message", len(message), self._max_length)
         return len(message).to_bytes(self._prefix_size, "big") + message
 
-    def _parse(self) -> bytes | None:
-        buf = self._buf
-        size = self._prefix_size
-        if len(buf) < size:
+    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+        size, limit, unpack_from = self._prefix_size, self._max_length, self._unpack_from
+        out: list[bytes] = []
+        pos, total = 0, len(buf)
+        with memoryview(buf) as view:
+            while total - pos >= size:
+                (length,) = unpack_from(buf, pos)
+                end = pos + size + length
+                if length > limit or end > total:
+                    break
+                out.append(view[pos + size : end].tobytes())
+                pos = end
+        return out, pos
+
+    def _parse_at(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:
+        start = pos + self._prefix_size
+        if len(buf) < start:
             return None
-        length = int.from_bytes(buf[:size], "big")
+        length = int.from_bytes(buf[pos:start], "big")
         if length > self._max_length:
             raise MessageTooLong("message", length, self._max_length)
-        end = size + length
+        end = start + length
         if len(buf) < end:
             return None
-        message = bytes(buf[size:end])
-        del buf[:end]
-        return message
+        return bytes(buf[start:end]), end
