@@ -1,0 +1,68 @@
+"""The ``[plugins.echo]`` table: types checked by ``eventhub.config.read_settings``, ranges here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eventhub.config import read_settings
+from eventhub.errors import ConfigError
+
+SECTION = "echo"
+DEFAULT_HIGH_WATER = 64 * 1024
+
+
+@dataclass(frozen=True)
+class EchoSettings:
+    """Where and how the echo service listens. Every field is a key of ``[plugins.echo]``.
+
+    Out-of-range values raise ``ConfigError`` naming ``echo.KEY``, also when the
+    dataclass is built directly in Python.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backlog: int = 1024
+    idle_timeout: float = 0.0  # seconds; 0: never close an idle connection
+    max_connections: int = 0  # 0: unlimited
+    write_buffer_high: int = DEFAULT_HIGH_WATER
+    write_buffer_low: int | None = None  # None: write_buffer_high // 4
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], source: str = "") -> EchoSettings:
+        """Read a ``[plugins.echo]`` table (unknown keys are warned about, bad values raise)."""
+        return read_settings(cls, table, SECTION, source=source)
+
+    def __post_init__(self) -> None:
+        _check_range("port", self.port, 0, 65535)
+        _check_range("backlog", self.backlog, 1, 65535)
+        _check_range("max_connections", self.max_connections, 0, None)
+        _check_range("write_buffer_high", self.write_buffer_high, 0, None)
+        if not math.isfinite(self.idle_timeout) or self.idle_timeout < 0:
+            raise ConfigError(
+                f"{SECTION}.idle_timeout",
+                f"must be a number of seconds >= 0 (0 turns it off), not {self.idle_timeout!r}",
+            )
+        if self.write_buffer_low is not None:
+            _check_range("write_buffer_low", self.write_buffer_low, 0, None)
+            if self.write_buffer_low > self.write_buffer_high:
+                raise ConfigError(
+                    f"{SECTION}.write_buffer_low",
+                    f"must not exceed write_buffer_high ({self.write_buffer_high}), "
+                    f"not {self.write_buffer_low}",
+                )
+
+    @property
+    def low_water(self) -> int:
+        """The effective low-water mark."""
+        if self.write_buffer_low is None:
+            return self.write_buffer_high // 4
+        return self.write_buffer_low
+
+
+def _check_range(key: str, value: int, low: int, high: int | None) -> None:
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{SECTION}.{key}", f"must be {bounds}, not {value}")
