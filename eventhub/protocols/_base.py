@@ -51,6 +51,21 @@ class Framer(ABC):
         del self._buf[:end]
         return message
 
+    def take_ready(self) -> list[bytes]:
+        """Take the complete, well-formed messages at the front of the buffer, fast.
+
+        It never raises for bad bytes and may stop before the last complete message:
+        call ``next_message()`` afterwards for the rest and for any error. Meant for
+        callers that hand messages over one at a time and may stop between two
+        (the ``eventhub.protocols`` receivers); ``feed()`` does both steps at once.
+        """
+        if self._error is not None:
+            raise self._raise_again()
+        out, pos = self._scan(self._buf)
+        if pos:
+            del self._buf[:pos]
+        return out
+
     def feed(self, data: Buffer) -> list[bytes]:
         """``receive_data`` then every complete message, in order.
 

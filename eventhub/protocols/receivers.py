@@ -62,16 +62,30 @@ class _FramedReceiver(Protocol):
         framer = self.framer
         try:
             framer.receive_data(data)
-            self._drain(framer)
+            if self._deliver_batch(framer.take_ready()):
+                self._drain(framer)
         except FramingError as err:
             self.framing_failed(err)
 
+    def _deliver_batch(self, messages: list[bytes]) -> bool:
+        """Deliver a fast-path batch; False if the protocol stopped accepting midway."""
+        for i, message in enumerate(messages):
+            if not self._accepting():
+                self._undelivered(messages[i:])
+                return False
+            self._deliver(message)
+        return True
+
     def _drain(self, framer: Framer) -> None:
+        """Deliver what the fast path left, one message at a time; errors surface here."""
         while self._accepting():
             message = framer.next_message()
             if message is None:
                 return
             self._deliver(message)
+
+    def _undelivered(self, messages: list[bytes]) -> None:
+        """Messages framed but not delivered because the transport is closing: dropped."""
 
     def _accepting(self) -> bool:
         transport = self.transport
@@ -103,6 +117,7 @@ class LineReceiver(_FramedReceiver):
     delimiter: bytes = b"\r\n"
     max_length: int = DEFAULT_MAX_LINE
     _raw_mode: bool = False
+    _unframed: bytes = b""  # lines framed before a switch to raw mode, as bytes again
 
     def _make_framer(self) -> Framer:
         return LineFramer(self.delimiter, self.max_length)
@@ -142,12 +157,23 @@ class LineReceiver(_FramedReceiver):
         """Bytes received in raw mode. Override this if you use ``set_raw_mode``."""
         raise NotImplementedError(f"{type(self).__name__} must override raw_data_received")
 
+    def _undelivered(self, messages: list[bytes]) -> None:
+        if self._raw_mode:  # split() is lossless: joining gives back the exact bytes
+            delimiter = self._line_framer().delimiter
+            self._unframed = delimiter.join(messages) + delimiter
+
     def _flush_raw(self) -> None:
         # line_received switched to raw mode: the bytes after that line are raw data.
         if self._raw_mode and self.framer.broken is None:
-            rest = self.framer.take_buffer()
+            rest = self._unframed + self.framer.take_buffer()
+            self._unframed = b""
             if rest:
                 self.raw_data_received(rest)
+
+    def _line_framer(self) -> LineFramer:
+        framer = self.framer
+        assert isinstance(framer, LineFramer)
+        return framer
 
 
 class NetstringReceiver(_FramedReceiver):

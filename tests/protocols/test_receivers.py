@@ -213,3 +213,34 @@ def test_int16_variant_through_prefix_size() -> None:
     transport = connect(proto)
     proto.data_received(b"\x00\x02hi")
     assert transport.value() == b"\x00\x02ih"
+
+
+@given(data=st.data())
+def test_raw_body_after_headers_any_chunking(data: st.DataObject) -> None:
+    # An HTTP-like exchange: header lines, then a body far over max_length and full
+    # of delimiters. Whatever the chunking, the body arrives whole and unframed.
+    class Http(LineReceiver):
+        max_length = 10
+
+        def __init__(self) -> None:
+            self.headers: list[bytes] = []
+            self.body = b""
+
+        def line_received(self, line: bytes) -> None:
+            if line:
+                self.headers.append(line)
+            else:
+                self.set_raw_mode()
+
+        def raw_data_received(self, data: bytes) -> None:
+            self.body += data
+
+    body = b"x" * 25 + b"\r\n\r\ny\r\n" + b"z" * 30
+    wire = b"Host: a\r\nLen: 40\r\n\r\n" + body
+    proto = Http()
+    transport = connect(proto)
+    for chunk in cut(wire, data.draw(st.lists(st.integers(0, len(wire))))):
+        proto.data_received(chunk)
+    assert proto.headers == [b"Host: a", b"Len: 40"]
+    assert proto.body == body
+    assert proto.framing_error is None and not transport.disconnecting
