@@ -51,7 +51,12 @@ def test_over_long_line_flushes_replies_then_closes(backend: str) -> None:
     client = threading.Thread(target=_client, args=(port, wire, replies), daemon=True)
     client.start()
     hung: list[bool] = []
-    reactor.call_later(HANG, lambda: (hung.append(True), reactor.stop()))
+
+    def guard() -> None:
+        hung.append(True)
+        reactor.stop()
+
+    reactor.call_later(HANG, guard)
     reactor.run(install_signal_handlers=False)
     client.join(HANG)
     assert not hung, "stopped by the hang guard"
