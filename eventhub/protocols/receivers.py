@@ -60,6 +60,8 @@ class _FramedReceiver(Protocol):
 
     def data_received(self, data: bytes) -> None:
         framer = self.framer
+        if framer.broken is not None:
+            return  # reported once already; the connection is closing
         try:
             framer.receive_data(data)
             if self._deliver_batch(framer.take_ready()):
