@@ -1,0 +1,66 @@
+"""The hooks: read ``[plugins.chat]``, listen on the hub's reactor, say goodbye on shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import eventhub
+from eventhub.config import read_settings
+from eventhub_chat._room import ChatRoom
+
+if TYPE_CHECKING:
+    from eventhub.reactor import Listener, Reactor
+
+log = logging.getLogger("eventhub.chat")
+
+SERVICE = "chat"
+SECTION = "plugins.chat"
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """The ``[plugins.chat]`` table (or ``--set chat.KEY=VALUE``)."""
+
+    host: str = "127.0.0.1"  # "0.0.0.0" or "::" to serve other machines too
+    port: int = 8001  # 0: any free port (the log line says which)
+    max_line_length: int = 1024  # bytes per line, without the newline
+    max_clients: int = 100
+    max_backlog: int = 256 * 1024  # bytes queued to one member before it is dropped
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise eventhub.ConfigError(f"{SECTION}.port", f"must be 0-65535, not {self.port}")
+        for key in ("max_line_length", "max_clients", "max_backlog"):
+            if getattr(self, key) < 1:
+                raise eventhub.ConfigError(
+                    f"{SECTION}.{key}", f"must be at least 1, not {getattr(self, key)}"
+                )
+
+
+class ChatPlugin:
+    """The chat service as an eventhub plugin (entry point ``chat``)."""
+
+    def __init__(self) -> None:
+        self.settings = ChatSettings()
+        self.room: ChatRoom | None = None
+        self.listener: Listener | None = None
+
+    @eventhub.hookimpl
+    def eventhub_configure(self, settings: Mapping[str, Any], hub: eventhub.Hub) -> None:
+        """Check the settings before anything runs: a wrong one stops ``eventhub run`` (status 2)."""
+        self.settings = read_settings(ChatSettings, settings, SECTION, source=hub.config.source)
+
+    @eventhub.hookimpl
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
+        """Listen; returning the listener tells the hub to serve until SIGINT/SIGTERM."""
+        room = self.room = ChatRoom(self.settings)
+        # observe_factory lets other plugins watch the connections (eventhub_connection_* hooks).
+        factory = hub.observe_factory(room, SERVICE)
+        self.listener = reactor.listen_tcp(self.settings.port, factory, interface=self.settings.host)
+        # Members hear why they are disconnected, before the reactor closes the connections.
+        reactor.add_system_event_trigger("before", "shutdown", room.close_all, "the server is shutting down")
+        log.info("chat: listening on %s", self.listener.get_host())
+        return self.listener

@@ -1,0 +1,171 @@
+"""The chat room (a ``ServerFactory``) and one member's connection (a ``LineReceiver``).
+
+The wire format is lines of UTF-8 text ending in ``\\n`` (a ``\\r`` before it is
+dropped, so telnet and nc both work). What a member types is sent to every
+other member as ``<nick> text``; lines starting with ``/`` are commands::
+
+    /nick NAME    rename yourself (1-24 letters, digits, "_" or "-")
+    /who          list who is here
+    /quit         leave
+
+Lines from the server start with ``* `` (news) or ``! `` (an error).
+
+Hostile input never crashes the server: bytes that are not UTF-8 become
+U+FFFD, control characters (an ESC that would drive the other members'
+terminals) too; a line over ``max_line_length`` gets an error and the
+connection is closed; a member whose unread backlog passes ``max_backlog``
+(it does not read what the others say) is disconnected, so one slow reader
+cannot make the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from eventhub.protocol import Address, Protocol, ServerFactory, Transport
+from eventhub.protocols import FramingError, LineReceiver
+
+if TYPE_CHECKING:
+    from eventhub_chat._plugin import ChatSettings
+
+__all__ = ["ChatProtocol", "ChatRoom"]
+
+log = logging.getLogger("eventhub.chat")
+
+NICK = re.compile(r"[A-Za-z0-9_-]{1,24}")
+HELP = "/nick NAME, /who, /quit"
+
+# C0 controls, DEL and C1 controls: what a terminal may act on. Tab is kept.
+_CONTROLS = {code: "\ufffd" for code in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if code != 0x09}
+
+
+def clean(line: bytes) -> str:
+    """A received line as text safe to show others: UTF-8, no control characters."""
+    return line.decode("utf-8", "replace").translate(_CONTROLS)
+
+
+class ChatRoom(ServerFactory):
+    """Who is connected, and the one place that sends to them all."""
+
+    def __init__(self, settings: ChatSettings) -> None:
+        self.settings = settings
+        self.members: dict[str, ChatProtocol] = {}  # by nick.casefold()
+        self._guest_numbers = itertools.count(1)
+
+    def build_protocol(self, addr: Address) -> Protocol | None:
+        protocol = ChatProtocol()
+        protocol.factory = self
+        protocol.room = self
+        # The framer is built on first use from this (instance) attribute.
+        protocol.max_length = self.settings.max_line_length
+        return protocol
+
+    @property
+    def full(self) -> bool:
+        return len(self.members) >= self.settings.max_clients
+
+    def guest_nick(self) -> str:
+        while True:
+            nick = f"guest{next(self._guest_numbers)}"
+            if nick.casefold() not in self.members:
+                return nick
+
+    def broadcast(self, text: str, *, sender: ChatProtocol | None = None) -> None:
+        """Send ``text`` to every member but ``sender``; drop those who do not keep up."""
+        data = text.encode("utf-8") + b"\n"
+        for member in list(self.members.values()):
+            if member is not sender:
+                member.send_raw(data)
+
+    def close_all(self, reason: str) -> None:
+        """Say goodbye to everyone and close (the reactor's shutdown flushes what was said)."""
+        self.broadcast(f"* {reason}")
+        for member in list(self.members.values()):
+            member.leave()
+
+
+class ChatProtocol(LineReceiver):
+    """One member of the room."""
+
+    delimiter = b"\n"
+    room: ChatRoom
+    nick: str = ""
+
+    def connection_made(self, transport: Transport) -> None:
+        super().connection_made(transport)
+        room = self.room
+        if room.full:
+            self.send(f"! the room is full ({room.settings.max_clients} members); try again later")
+            transport.lose_connection()
+            return
+        self.nick = room.guest_nick()
+        room.members[self.nick.casefold()] = self
+        log.debug("%s joined from %s", self.nick, transport.get_peer())
+        self.send(f"* welcome, you are {self.nick}; commands: {HELP}")
+        room.broadcast(f"* {self.nick} joined", sender=self)
+
+    def line_received(self, line: bytes) -> None:
+        text = clean(line.removesuffix(b"\r"))
+        if text.startswith("/"):
+            self.command(*text[1:].split(maxsplit=1))
+        elif text.strip():
+            self.room.broadcast(f"<{self.nick}> {text}", sender=self)
+
+    def command(self, name: str = "", argument: str = "") -> None:
+        if name == "nick":
+            self.rename(argument.strip())
+        elif name == "who":
+            self.send("* here: " + ", ".join(sorted(m.nick for m in self.room.members.values())))
+        elif name == "quit":
+            self.send("* bye")
+            self.leave()
+        else:
+            self.send(f"! unknown command /{name}; try {HELP}")
+
+    def rename(self, nick: str) -> None:
+        members = self.room.members
+        if not NICK.fullmatch(nick):
+            self.send("! a nick is 1-24 letters, digits, '_' or '-'")
+        elif nick.casefold() in members and members[nick.casefold()] is not self:
+            self.send(f"! {nick} is taken")
+        else:
+            old = self.nick
+            del members[old.casefold()]
+            self.nick = nick
+            members[nick.casefold()] = self
+            self.room.broadcast(f"* {old} is now {nick}")
+
+    def framing_failed(self, error: FramingError) -> None:
+        limit = self.room.settings.max_line_length
+        self.send(f"! line too long (the limit is {limit} bytes); closing")
+        super().framing_failed(error)  # logs it and closes after flushing
+
+    def leave(self) -> None:
+        if self.transport is not None:
+            self.transport.lose_connection()
+
+    def connection_lost(self, reason: BaseException | None) -> None:
+        members = self.room.members
+        if self.nick and members.get(self.nick.casefold()) is self:
+            del members[self.nick.casefold()]
+            log.debug("%s left (%s)", self.nick, reason or "closed")
+            self.room.broadcast(f"* {self.nick} left")
+
+    def send(self, text: str) -> None:
+        self.send_raw(text.encode("utf-8") + b"\n")
+
+    def send_raw(self, data: bytes) -> None:
+        """Write ``data``, unless this member is too far behind: then disconnect it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self.room.settings.max_backlog:
+            log.warning(
+                "chat: %s (%s) does not read what is sent; disconnecting", self.nick, transport.get_peer()
+            )
+            transport.abort_connection()
+            return
+        transport.write(data)

@@ -1,0 +1,353 @@
+"""The chat plugin (plugins/chat): its room in memory, then served by ``eventhub run`` to real clients."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from support import PluginVenv, first_party
+
+import eventhub
+from eventhub.protocol import Address
+from eventhub.testing import StringTransport
+
+
+def _load_chat() -> ModuleType:
+    """Import eventhub_chat from its source folder; not via sys.path, which would expose the
+    egg-info a pip install leaves there (and the entry point) to the whole session."""
+    if "eventhub_chat" in sys.modules:
+        return sys.modules["eventhub_chat"]
+    root = first_party("chat") / "eventhub_chat"
+    spec = importlib.util.spec_from_file_location(
+        "eventhub_chat", root / "__init__.py", submodule_search_locations=[str(root)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eventhub_chat"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+eventhub_chat: Any = _load_chat()
+ChatRoom = eventhub_chat.ChatRoom
+ChatSettings = eventhub_chat.ChatSettings
+
+
+# -- the room, with string transports ---------------------------------------------
+
+
+class SlowTransport(StringTransport):
+    """A transport whose peer has not read ``backlog`` bytes yet."""
+
+    backlog = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+
+class Member:
+    """One connection to a room, driven by hand."""
+
+    def __init__(self, room: ChatRoom, port: int, transport: StringTransport | None = None) -> None:
+        self.transport = transport or StringTransport(peer=Address("127.0.0.1", port))
+        protocol = room.build_protocol(self.transport.peer)
+        assert protocol is not None
+        self.protocol = protocol
+        protocol.connection_made(self.transport)
+
+    def say(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    def heard(self) -> list[str]:
+        """The lines received since the last call."""
+        data = self.transport.value()
+        self.transport.clear()
+        return data.decode("utf-8").splitlines()
+
+    def disconnect(self) -> None:
+        self.protocol.connection_lost(None)
+
+
+@pytest.fixture
+def room() -> ChatRoom:
+    return ChatRoom(ChatSettings(max_line_length=32, max_clients=3, max_backlog=1000))
+
+
+@pytest.fixture
+def trio(room: ChatRoom) -> Iterator[tuple[Member, Member, Member]]:
+    members = (Member(room, 1), Member(room, 2), Member(room, 3))
+    for member in members:
+        member.heard()
+    yield members
+
+
+def test_members_are_welcomed_and_announced(room: ChatRoom) -> None:
+    first = Member(room, 1)
+    assert first.heard() == ["* welcome, you are guest1; commands: /nick NAME, /who, /quit"]
+    second = Member(room, 2)
+    assert second.heard() == ["* welcome, you are guest2; commands: /nick NAME, /who, /quit"]
+    assert first.heard() == ["* guest2 joined"]
+
+
+def test_a_line_goes_to_every_other_member(trio: tuple[Member, Member, Member]) -> None:
+    a, b, c = trio
+    a.say(b"hello\r\nsplit ")
+    a.say(b"line\n\n   \n")  # blank lines are not sent
+    assert a.heard() == []
+    assert b.heard() == c.heard() == ["<guest1> hello", "<guest1> split line"]
+
+
+def test_nick_who_and_quit(trio: tuple[Member, Member, Member]) -> None:
+    a, b, c = trio
+    a.say(b"/nick alice\n")
+    assert a.heard() == b.heard() == c.heard() == ["* guest1 is now alice"]
+    b.say(b"/nick ALICE\n/nick no spaces\n/nick " + b"x" * 25 + b"\n/nick\n/dance\n")
+    assert b.heard() == [
+        "! ALICE is taken",
+        "! a nick is 1-24 letters, digits, '_' or '-'",
+        "! a nick is 1-24 letters, digits, '_' or '-'",
+        "! a nick is 1-24 letters, digits, '_' or '-'",
+        "! unknown command /dance; try /nick NAME, /who, /quit",
+    ]
+    c.say(b"/who\n")
+    assert c.heard() == ["* here: alice, guest2, guest3"]
+    b.say(b"/quit\nnot delivered\n")
+    assert b.heard() == ["* bye"]
+    assert b.transport.disconnecting
+    b.disconnect()
+    assert a.heard() == c.heard() == ["* guest2 left"]
+
+
+def test_hostile_bytes_reach_the_others_as_harmless_text(trio: tuple[Member, Member, Member]) -> None:
+    a, b, _ = trio
+    a.say(b"\xff\xfe \x1b[31mred\x00 caf\xc3\xa9\t!\n")
+    assert b.heard() == ["<guest1> \ufffd\ufffd \ufffd[31mred\ufffd caf\u00e9\t!"]
+
+
+def test_an_over_long_line_closes_that_connection_only(trio: tuple[Member, Member, Member]) -> None:
+    a, b, c = trio
+    a.say(b"fine\n" + b"y" * 33)
+    assert a.heard() == ["! line too long (the limit is 32 bytes); closing"]
+    assert a.transport.disconnecting
+    a.disconnect()
+    assert b.heard() == c.heard() == ["<guest1> fine", "* guest1 left"]
+    b.say(b"still here\n")
+    assert c.heard() == ["<guest2> still here"]
+
+
+def test_a_member_who_does_not_read_is_dropped(room: ChatRoom) -> None:
+    talker, slow = Member(room, 1), Member(room, 2, SlowTransport())
+    assert isinstance(slow.transport, SlowTransport)
+    slow.transport.backlog = 1001
+    talker.say(b"anyone?\n")
+    assert slow.transport.aborted
+    slow.disconnect()
+    assert talker.heard()[-1] == "* guest2 left"
+
+
+def test_a_full_room_says_so_and_closes(trio: tuple[Member, Member, Member], room: ChatRoom) -> None:
+    fourth = Member(room, 4)
+    assert fourth.heard() == ["! the room is full (3 members); try again later"]
+    assert fourth.transport.disconnecting
+    fourth.disconnect()
+    assert [m.heard() for m in trio] == [[], [], []]
+
+
+def test_shutdown_says_goodbye_and_closes_everyone(
+    trio: tuple[Member, Member, Member], room: ChatRoom
+) -> None:
+    room.close_all("the server is shutting down")
+    for member in trio:
+        assert member.heard() == ["* the server is shutting down"]
+        assert member.transport.disconnecting
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("port", 70000, "plugins.chat.port: must be 0-65535, not 70000"),
+        ("max_line_length", 0, "plugins.chat.max_line_length: must be at least 1, not 0"),
+        ("port", "8001", "plugins.chat.port: must be an integer, not a string '8001'"),
+    ],
+)
+def test_wrong_settings_name_the_key(hub: eventhub.Hub, key: str, value: object, message: str) -> None:
+    with pytest.raises(eventhub.ConfigError) as caught:
+        eventhub_chat.ChatPlugin().eventhub_configure({key: value}, hub)
+    assert str(caught.value) == message
+
+
+def test_defaults() -> None:
+    settings = ChatSettings()
+    assert (settings.host, settings.port, settings.max_line_length) == ("127.0.0.1", 8001, 1024)
+
+
+# -- served by `eventhub run`, with real clients -------------------------------------
+
+
+class Client:
+    """A real TCP client that reads the server's lines."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> str:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"closed; unread: {self.buffer!r}")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode("utf-8")
+
+    def lines(self, count: int) -> list[str]:
+        return [self.line() for _ in range(count)]
+
+    def rest(self) -> bytes:
+        """Everything until the server closes the connection."""
+        data = self.buffer
+        while chunk := self.sock.recv(65536):
+            data += chunk
+        self.buffer = b""
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def chat_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
+    venv = PluginVenv(tmp_path_factory.mktemp("chat") / "venv")
+    venv.install(first_party("chat"))
+    return venv
+
+
+class Server:
+    """``eventhub run`` in the background; its stderr is read line by line on a thread.
+
+    (A selector on the pipe plus ``readline`` misses a line that arrives in the
+    same read as the one before it: the reactor logs "listening" just before
+    the chat plugin does.)
+    """
+
+    def __init__(self, venv: PluginVenv, *args: str) -> None:
+        self.process = venv.start("run", *args)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        def found() -> re.Match[str] | None:
+            return next((m for line in self.lines if (m := re.search(pattern, line))), None)
+
+        with self._changed:
+            self._changed.wait_for(lambda: found() is not None or not self._reader.is_alive(), timeout)
+            match = found()
+        assert match is not None, f"no line matching {pattern!r}; stderr was:\n{self.stderr}"
+        return match
+
+    @property
+    def stderr(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            status = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            status = self.process.wait()
+        self._reader.join(timeout)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return status
+
+
+@pytest.fixture
+def server(chat_venv: PluginVenv) -> Iterator[tuple[Server, int]]:
+    served = Server(chat_venv, "--set", "chat.port=0", "--set", "chat.max_line_length=64")
+    match = served.wait_for(r"^eventhub\.chat: INFO: chat: listening on 127\.0\.0\.1:(\d+)$")
+    yield served, int(match.group(1))
+    if served.process.poll() is None:
+        served.process.kill()
+    served.wait()
+
+
+def test_several_clients_at_once_through_eventhub_run(server: tuple[Server, int]) -> None:
+    served, port = server
+    clients: dict[str, Client] = {}
+    for index, nick in enumerate(["alice", "bob", "carol"], start=1):
+        client = Client(port)
+        assert client.line() == f"* welcome, you are guest{index}; commands: /nick NAME, /who, /quit"
+        for other in clients.values():
+            assert other.line() == f"* guest{index} joined"
+        client.send(f"/nick {nick}\n".encode())
+        for each in [*clients.values(), client]:
+            assert each.line() == f"* guest{index} is now {nick}"
+        clients[nick] = client
+
+    # Everyone talks at once: each hears the two others' lines, each sender's in order.
+    lines_each = 50
+    for nick, client in clients.items():
+        client.send(b"".join(f"{nick} says {i}\n".encode() for i in range(lines_each)))
+    for nick, client in clients.items():
+        heard = client.lines(2 * lines_each)
+        for other in clients:
+            from_other = [line for line in heard if line.startswith(f"<{other}> ")]
+            expected = [f"<{other}> {other} says {i}" for i in range(lines_each)] if other != nick else []
+            assert from_other == expected
+
+    # A hostile client: binary, then a line over the limit. Only it is disconnected.
+    mallory = Client(port)
+    assert mallory.line().startswith("* welcome, you are guest4")
+    mallory.send(b"\x1b[2J\xff\n" + b"z" * 1000)
+    for client in clients.values():
+        assert client.lines(3) == ["* guest4 joined", "<guest4> \ufffd[2J\ufffd", "* guest4 left"]
+    assert mallory.rest() == b"! line too long (the limit is 64 bytes); closing\n"
+
+    clients["alice"].send(b"/who\n")
+    assert clients["alice"].line() == "* here: alice, bob, carol"
+    clients["bob"].send(b"/quit\n")
+    assert clients["bob"].rest() == b"* bye\n"
+    for nick in ("alice", "carol"):
+        assert clients[nick].line() == "* bob left"
+
+    served.process.send_signal(signal.SIGINT)
+    for nick in ("alice", "carol"):
+        assert clients[nick].rest() == b"* the server is shutting down\n"
+    assert served.wait() == 0, served.stderr
+    err = served.stderr
+    assert "Traceback" not in err
+    # The framing failure was logged, with the peer; nothing else went wrong.
+    assert re.search(r"WARNING: closing connection from 127\.0\.0\.1:\d+: .* exceeds max_length=64", err)
+    assert "ERROR" not in err
+    for client in [*clients.values(), mallory]:
+        client.close()
+
+
+def test_a_wrong_setting_stops_eventhub_run_with_status_2(chat_venv: PluginVenv) -> None:
+    result = chat_venv.eventhub("run", "--set", "chat.port=70000")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("plugins.chat.port: must be 0-65535, not 70000")
