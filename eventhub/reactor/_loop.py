@@ -88,7 +88,7 @@ class _Waker:
         self.rsock.setblocking(False)
         self.wsock.setblocking(False)
         # Set by wake(), cleared by drain(): saves a syscall per call_from_thread
-        # when the loop is already due to wake. A lost race only costs a spare byte.
+        # when the loop is already due to wake. True only while a byte is unread.
         self.pending = False
 
     def wake(self) -> None:
@@ -98,12 +98,12 @@ class _Waker:
                 self.wsock.send(b"\0")
 
     def drain(self) -> None:
-        self.pending = False
-        try:
+        # Read first, clear after: a wake() in between then sends a spare byte
+        # (harmless) instead of finding ``pending`` set with the pipe empty (a hang).
+        with contextlib.suppress(OSError):
             while self.rsock.recv(4096):
                 pass
-        except OSError:
-            pass
+        self.pending = False
 
     def close(self) -> None:
         self.rsock.close()
@@ -362,6 +362,12 @@ class Reactor:
             if heap[0][0] <= now:
                 for timer in self._timers.pop_due(now):
                     ready.append((timer._fire, (), {}))
+        if ready:
+            self._run_ready()
+
+    def _run_ready(self) -> None:
+        """Run the callbacks queued now; those they queue wait for the next pass."""
+        ready = self._ready
         for _ in range(len(ready)):
             fn, args, kw = ready.popleft()
             try:
@@ -409,11 +415,10 @@ class Reactor:
             conn.lose_connection()
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
-        while (self._connections or self._ready) and not self._timed_out:
+        while self._connections and not self._timed_out:
             self._run_once()
-        if self._timed_out:
-            self._run_once()  # deliver connection_lost to the aborted ones
         timer.cancel()
+        self._run_ready()  # connection_lost of the last ones to close
         self._fire("after", "shutdown")
 
     def _shutdown_timed_out(self) -> None:
@@ -443,14 +448,7 @@ class Reactor:
         for connector in list(self._connectors):
             connector.stop_connecting()
         self._abort_all(ConnectionAbortedError("the reactor was closed"))
-        for _ in range(100):  # deliver connection_lost; bounded against self-rescheduling
-            if not self._ready:
-                break
-            fn, args, kw = self._ready.popleft()
-            try:
-                fn(*args, **kw)
-            except Exception:
-                log.exception("callback %r raised", fn)
+        self._run_ready()  # connection_lost for those just aborted
         self._ready.clear()
         if self._pool is not None:
             self._pool.stop()

@@ -14,7 +14,9 @@ object with this interface; ``Reactor(backend=NAME)`` then finds it.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import select
 import sys
 import time
@@ -111,13 +113,30 @@ class SelectPoller:
         if sys.platform == "win32" and not self._readers and not self._writers:
             time.sleep(timeout or 0.0)  # Windows' select() refuses three empty lists
             return []
-        r, w, x = select.select(self._readers, self._writers, self._writers, timeout)
+        try:
+            r, w, x = select.select(self._readers, self._writers, self._writers, timeout)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            return self._closed_descriptors()
         events = [(fd, READ) for fd in r]
         if w:
             events += [(fd, WRITE) for fd in w]
         if x:  # Windows reports a failed connect() here
             events += [(fd, ERROR) for fd in x]
         return events
+
+    def _closed_descriptors(self) -> list[tuple[int, int]]:
+        # A descriptor was closed while registered (a bug in its owner): one bad
+        # fd fails the whole select(). Report it as in error, the way poll and
+        # epoll would, so its handler finds out and unregisters it.
+        bad = []
+        for fd in self._readers | self._writers:
+            try:
+                os.fstat(fd)
+            except OSError:
+                bad.append((fd, ERROR))
+        return bad
 
     def close(self) -> None:
         self._readers.clear()

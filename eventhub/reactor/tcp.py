@@ -376,9 +376,8 @@ class Connection:
         self._wclosed = True
         reactor = self._reactor
         self._stop_reading()
-        if self._buffer:
-            self._buffer = b""
-            reactor.remove_writer(self._fd)
+        self._buffer = b""
+        reactor.remove_writer(self._fd)  # even if the buffer just drained: still watched
         self._sock.close()
         reactor._connections.discard(self)
         reactor.call_soon(self._connection_lost, reason)

@@ -126,9 +126,10 @@ class TimerQueue:
         heapq.heappush(self.heap, (when, seq, handle))
 
     def _reschedule(self, handle: TimerHandle, delay: float) -> None:
-        if handle._seq:
+        in_heap = handle._seq != 0
+        self._push(handle, self._clock() + delay)  # first: compaction keys on the new seq
+        if in_heap:
             self._entry_died()  # the old entry stays in the heap, dead
-        self._push(handle, self._clock() + delay)
 
     def _entry_died(self) -> None:
         self._dead += 1

@@ -1,0 +1,123 @@
+"""Helpers for the reactor tests: run a reactor with a hang guard, run blocking clients in threads."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from eventhub.protocol import Factory, Protocol, ServerFactory
+from eventhub.reactor import Reactor
+
+# A hang guard, not a performance threshold: a correct test finishes far sooner.
+HANG = 20.0
+
+
+def run(reactor: Reactor, timeout: float = HANG) -> None:
+    """Run ``reactor`` until something stops it; fail if nothing does within ``timeout``."""
+    hung: list[bool] = []
+
+    def guard() -> None:
+        hung.append(True)
+        reactor.stop()
+
+    reactor.call_later(timeout, guard)
+    reactor.run(install_signal_handlers=False)
+    assert not hung, f"the reactor was still running after {timeout}s"
+
+
+class Background:
+    """``fn(*args)`` on a thread; ``result()`` joins and returns or re-raises."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self, timeout: float = HANG) -> Any:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "client thread hung"
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=HANG)
+    return sock
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    """Read until EOF (a reset counts as the end too, returning what came before)."""
+    chunks = []
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def pattern(n: int) -> bytes:
+    """``n`` bytes whose every position is distinguishable (catches reordering and loss)."""
+    block = b"".join(i.to_bytes(4, "big") for i in range(1 << 14))  # 64 KiB, no repeats
+    reps = n // len(block) + 1
+    return (block * reps)[:n]
+
+
+class Echo(Protocol):
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+
+def factory_for(cls: type[Protocol], factory_cls: type[Factory] = ServerFactory) -> Factory:
+    f = factory_cls()
+    f.protocol = cls
+    return f
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class Recorder(Protocol):
+    """Records every callback in order; ``events`` is shared by the test."""
+
+    events: list[Any]
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.events.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.events.append(("data", data))
+
+    def eof_received(self) -> bool | None:
+        self.events.append("eof")
+        return None
+
+    def connection_lost(self, reason: BaseException | None) -> None:
+        self.events.append(("lost", reason))

@@ -1,0 +1,304 @@
+"""The loop itself: backends, call_soon/call_from_thread, threads, triggers, stop, signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import pytest
+
+from eventhub.errors import UsageError
+from eventhub.reactor import Reactor, available_backends
+
+from ._util import run
+
+
+def test_unknown_backend_names_it_and_lists_the_available_ones() -> None:
+    with pytest.raises(UsageError) as info:
+        Reactor("kqueue-ish")
+    message = str(info.value)
+    assert "'kqueue-ish'" in message
+    for name in ("select", "auto"):
+        assert name in message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll is Linux-only")
+def test_auto_is_epoll_on_linux() -> None:
+    r = Reactor()
+    try:
+        assert r.backend == "epoll"
+    finally:
+        r.close()
+    assert "epoll" in available_backends()
+
+
+def test_backend_attribute_names_the_choice(reactor: Reactor, backend: str) -> None:
+    assert reactor.backend == backend
+    assert not reactor.running
+
+
+def test_call_soon_runs_in_order_with_args_and_kwargs(reactor: Reactor) -> None:
+    got: list[object] = []
+    reactor.call_soon(got.append, 1)
+    reactor.call_soon(lambda *a, **k: got.append((a, k)), 2, x=3)
+    reactor.call_soon(reactor.stop)
+    run(reactor)
+    assert got == [1, ((2,), {"x": 3})]
+
+
+def test_only_callbacks_ready_at_the_start_of_a_pass_run(reactor: Reactor) -> None:
+    """A callback that keeps rescheduling itself cannot starve timers or I/O."""
+    spins = [0]
+
+    def spin() -> None:
+        spins[0] += 1
+        reactor.call_soon(spin)
+
+    reactor.call_soon(spin)
+    reactor.call_later(0.01, reactor.stop)
+    run(reactor)
+    assert spins[0] > 1  # it ran, pass after pass, and the timer still fired
+
+
+def test_exception_in_callbacks_is_logged_and_the_loop_goes_on(
+    reactor: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[str] = []
+
+    def boom(where: str) -> None:
+        raise RuntimeError(f"boom in {where}")
+
+    reactor.call_soon(boom, "call_soon")
+    reactor.call_later(0, boom, "call_later")
+    reactor.call_later(0.01, got.append, "after")
+    reactor.call_later(0.02, reactor.stop)
+    with caplog.at_level(logging.ERROR, logger="eventhub.reactor"):
+        run(reactor)
+    assert got == ["after"]
+    messages = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert len(messages) == 2
+    assert all(r.name == "eventhub.reactor" for r in caplog.records)
+
+
+def test_call_from_thread_from_many_threads(reactor: Reactor) -> None:
+    n_threads, per_thread = 16, 200
+    got: list[tuple[int, int]] = []
+    loop_threads: set[int] = set()
+    start = threading.Barrier(n_threads)
+
+    def record(t: int, i: int) -> None:
+        loop_threads.add(threading.get_ident())
+        got.append((t, i))
+        if len(got) == n_threads * per_thread:
+            reactor.stop()
+
+    def worker(t: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            reactor.call_from_thread(record, t, i)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    run(reactor)
+    for th in threads:
+        th.join()
+    assert loop_threads == {threading.get_ident()}
+    assert len(got) == n_threads * per_thread
+    for t in range(n_threads):  # each thread's calls keep their order
+        assert [i for tt, i in got if tt == t] == list(range(per_thread))
+
+
+def test_call_from_thread_wakes_a_loop_blocked_in_poll(reactor: Reactor) -> None:
+    """No timers, no I/O: only the waker can end this poll()."""
+    got: list[str] = []
+
+    def later() -> None:
+        threading.Event().wait(0.05)
+        reactor.call_from_thread(got.append, "woken")
+        reactor.call_from_thread(reactor.stop)
+
+    reactor.add_system_event_trigger("after", "startup", lambda: threading.Thread(target=later).start())
+    run(reactor)
+    assert got == ["woken"]
+
+
+def test_defer_to_thread_delivers_result_and_error_on_the_loop_thread(reactor: Reactor) -> None:
+    loop_thread = threading.get_ident()
+    got: list[object] = []
+
+    def work(x: int) -> tuple[int, int]:
+        return x * 2, threading.get_ident()
+
+    def fail() -> None:
+        raise ValueError("from the worker")
+
+    def on_result(value: tuple[int, int]) -> None:
+        got.append(("result", value[0], value[1] != loop_thread, threading.get_ident()))
+
+    def on_error(exc: BaseException) -> None:
+        got.append(("error", repr(exc), threading.get_ident()))
+        reactor.stop()
+
+    def start() -> None:
+        ok = reactor.defer_to_thread(work, 21)
+        ok.add_callbacks(on_result)
+
+        def then_fail(_: object) -> None:
+            reactor.defer_to_thread(fail).add_callbacks(got.append, on_error)
+
+        ok.add_callbacks(then_fail)
+
+    reactor.call_soon(start)
+    run(reactor)
+    assert got == [
+        ("result", 42, True, loop_thread),
+        ("error", "ValueError('from the worker')", loop_thread),
+    ]
+
+
+def test_thread_result_callbacks_added_late_run_at_once(reactor: Reactor) -> None:
+    got: list[object] = []
+
+    def start() -> None:
+        res = reactor.defer_to_thread(lambda: "v")
+
+        def check(value: str) -> None:
+            assert res.done() and res.result() == "v"
+            res.add_callbacks(lambda v: got.append(("late", v)))
+            reactor.stop()
+
+        res.add_callbacks(check)
+
+    reactor.call_soon(start)
+    run(reactor)
+    assert got == [("late", "v")]
+
+
+def test_call_in_thread_runs_off_the_loop_thread_and_errors_are_logged(
+    reactor: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    idents: list[int] = []
+
+    def job() -> None:
+        idents.append(threading.get_ident())
+        reactor.call_from_thread(reactor.call_in_thread, bad)
+
+    def bad() -> None:
+        try:
+            raise KeyError("worker failure")
+        finally:
+            reactor.call_from_thread(reactor.stop)
+
+    reactor.call_soon(reactor.call_in_thread, job)
+    with caplog.at_level(logging.ERROR, logger="eventhub.reactor"):
+        run(reactor)
+    assert idents and idents[0] != threading.get_ident()
+    assert any("KeyError" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_thread_pool_is_bounded(backend: str) -> None:
+    reactor = Reactor(backend, max_threads=3)
+    idents: set[int] = set()
+    lock = threading.Lock()
+    done = [0]
+
+    def job() -> None:
+        threading.Event().wait(0.002)
+        with lock:
+            idents.add(threading.get_ident())
+            done[0] += 1
+            if done[0] == 30:
+                reactor.call_from_thread(reactor.stop)
+
+    for _ in range(30):
+        reactor.call_in_thread(job)
+    run(reactor)
+    assert 1 <= len(idents) <= 3
+
+
+def test_system_event_triggers_fire_in_phase_order(reactor: Reactor) -> None:
+    got: list[str] = []
+    for event in ("shutdown", "startup"):
+        for phase in ("after", "during", "before"):
+            reactor.add_system_event_trigger(phase, event, got.append, f"{phase}-{event}")
+    removed = reactor.add_system_event_trigger("before", "startup", got.append, "removed")
+    reactor.remove_system_event_trigger(removed)
+    reactor.add_system_event_trigger("after", "startup", reactor.stop)
+    assert got == []
+    run(reactor)
+    assert got == [
+        "before-startup",
+        "during-startup",
+        "after-startup",
+        "before-shutdown",
+        "during-shutdown",
+        "after-shutdown",
+    ]
+
+
+def test_bad_trigger_phase_or_event_is_a_usage_error(reactor: Reactor) -> None:
+    with pytest.raises(UsageError, match="'middle'"):
+        reactor.add_system_event_trigger("middle", "startup", print)
+    with pytest.raises(UsageError, match="'reboot'"):
+        reactor.add_system_event_trigger("before", "reboot", print)
+
+
+def test_stop_when_not_running_and_run_twice_are_usage_errors(reactor: Reactor) -> None:
+    with pytest.raises(UsageError, match="not running"):
+        reactor.stop()
+    reactor.call_soon(reactor.stop)
+    run(reactor)
+    assert not reactor.running
+    with pytest.raises(UsageError, match="runs once"):
+        reactor.run()
+
+
+def test_running_property_during_run(reactor: Reactor) -> None:
+    seen: list[bool] = []
+    reactor.call_soon(lambda: seen.append(reactor.running))
+    reactor.call_soon(reactor.stop)
+    run(reactor)
+    assert seen == [True] and not reactor.running
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
+def test_sigterm_stops_gracefully_and_handlers_are_restored(reactor: Reactor) -> None:
+    import os
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    before_fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before_fd)
+    got: list[str] = []
+    reactor.add_system_event_trigger("after", "shutdown", got.append, "shutdown")
+    reactor.call_later(0.01, os.kill, os.getpid(), signal.SIGTERM)
+    reactor.call_later(10, reactor.stop)  # hang guard
+    reactor.run()  # installs the handlers: this is the main thread
+    assert reactor.stopped_by_signal == signal.SIGTERM
+    assert got == ["shutdown"]
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert signal.set_wakeup_fd(before_fd) == before_fd
+
+
+def test_stopped_by_signal_is_none_after_a_plain_stop(reactor: Reactor) -> None:
+    reactor.call_soon(reactor.stop)
+    run(reactor)
+    assert reactor.stopped_by_signal is None
+
+
+def test_no_signal_handlers_off_the_main_thread(backend: str) -> None:
+    reactor = Reactor(backend)
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[object] = []
+
+    def body() -> None:
+        reactor.call_soon(lambda: seen.append(signal.getsignal(signal.SIGTERM)))
+        reactor.call_soon(reactor.stop)
+        reactor.run()  # install_signal_handlers=True, but not the main thread
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(20)
+    assert seen == [before]
