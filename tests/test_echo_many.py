@@ -1,0 +1,53 @@
+"""Many clients at once: 5,000 on epoll, and select's FD_SETSIZE reached without a crash."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+
+import pytest
+from echo_support import EchoServer, assert_clean_exit, echo_many, raise_nofile
+from support import PluginVenv, first_party
+
+# The client's descriptors plus slack; the server raises its own limit (see eventhub_echo).
+CLIENT_FDS = 5000 + 200
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginVenv]:
+    limit = raise_nofile(CLIENT_FDS)
+    if limit < CLIENT_FDS:
+        pytest.skip(f"RLIMIT_NOFILE hard limit is {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}")
+    env = PluginVenv(tmp_path_factory.mktemp("echo-many") / "venv")
+    env.install(first_party("echo"))
+    yield env
+
+
+def test_5000_concurrent_connections_on_epoll_lose_nothing(venv: PluginVenv) -> None:
+    with EchoServer(venv, "--backend", "epoll", "--set", "echo.backlog=4096") as server:
+        result = echo_many(server.port, 5000, sizes=(1, 3000), chunk_sizes=(1, 1500), seed=5000, timeout=120)
+        assert result.served == 5000
+        assert_clean_exit(*server.finish())
+
+
+def test_select_serves_up_to_fd_setsize_and_refuses_the_rest_with_a_log_line(venv: PluginVenv) -> None:
+    with EchoServer(venv, "--backend", "select", "--set", "echo.backlog=2048") as server:
+        result = echo_many(
+            server.port, 1100, sizes=(1, 2000), chunk_sizes=(1, 1000), seed=1100, allow_refused=True
+        )
+        assert result.served + result.refused == 1100
+        # Every descriptor below FD_SETSIZE (1024) that the server is not using itself serves.
+        assert 1000 <= result.served < 1024
+        assert result.refused > 0
+        server.wait_for(r"refused the connection from 127\.0\.0\.1:\d+ .*beyond select\(\)'s FD_SETSIZE")
+        # The listener survived: once the server has closed the others, a new round is served
+        # in full (it may take the server a moment to see them all close: retry, bounded).
+        for attempt in range(50):
+            again = echo_many(server.port, 500, sizes=(1, 2000), seed=attempt, allow_refused=True)
+            if again.served == 500:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"only {again.served} of 500 served after the first round closed")
+        assert_clean_exit(*server.finish())
