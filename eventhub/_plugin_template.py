@@ -80,13 +80,18 @@ class $cls(eventhub.Handler):
         self.settings = ${cls}Settings()
 
     @eventhub.hookimpl
-    def eventhub_configure(self, settings: Mapping[str, Any]) -> None:
+    def eventhub_configure(
+        self, settings: Mapping[str, Any], hub: eventhub.Hub
+    ) -> None:
         """Check and keep this plugin's settings (called once, before anything runs).
 
         A value of the wrong type raises ``eventhub.ConfigError`` naming the key:
-        ``eventhub run`` prints that one line and exits with status 2.
+        ``eventhub run`` prints that one line and exits with status 2. An unknown
+        key is a warning naming the config file.
         """
-        self.settings = read_settings(${cls}Settings, settings, "plugins.$entry")
+        self.settings = read_settings(
+            ${cls}Settings, settings, "plugins.$entry", source=hub.config.source
+        )
 
     def execute(self, event: eventhub.Event) -> None:
         """Handle one event: greet on ``run``, ignore the others.
@@ -125,12 +130,12 @@ def test_ignores_other_events(hub: eventhub.Hub, capsys: Capture) -> None:
     assert capsys.readouterr().out == ""
 
 
-def test_settings_are_checked() -> None:
+def test_settings_are_checked(hub: eventhub.Hub) -> None:
     plugin = $cls()
-    plugin.eventhub_configure({"greeting": "Hi"})
+    plugin.eventhub_configure({"greeting": "Hi"}, hub)
     assert plugin.settings.greeting == "Hi"
     with pytest.raises(eventhub.ConfigError, match=r"plugins\\.$entry\\.name"):
-        plugin.eventhub_configure({"name": 42})
+        plugin.eventhub_configure({"name": 42}, hub)
 
 
 def test_eventhub_run_runs_the_installed_plugin(run_eventhub: RunEventhub) -> None:
