@@ -546,10 +546,10 @@ class Listener:
         try:
             conn, addr = self._sock.accept()
         except OSError:
-            return False  # nothing waiting after all (or still no descriptor)
-        finally:
             self._spare = _open_spare()
-        conn.close()
+            return False  # nothing waiting after all (or still no descriptor)
+        conn.close()  # before re-opening the spare: it needs this descriptor back
+        self._spare = _open_spare()
         log.warning("%s: %s; refused the connection from %s", self._host, exc.strerror, _addr(addr))
         return True
 
