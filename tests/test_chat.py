@@ -18,6 +18,7 @@ from support import PluginVenv, first_party
 
 import eventhub
 from eventhub.protocol import Address
+from eventhub.reactor import Reactor
 from eventhub.testing import StringTransport
 
 
@@ -225,6 +226,37 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def test_chat_on_a_real_reactor(reactor: Reactor) -> None:
+    room = ChatRoom(ChatSettings())
+    port = reactor.listen_tcp(0, room).get_host().port
+    heard: list[str] = []
+
+    def talk() -> None:  # blocking clients, on their own thread
+        alice = bob = None
+        try:
+            alice = Client(port)
+            heard.append(alice.line())
+            bob = Client(port)
+            heard.append(alice.line())
+            alice.send(b"hi bob\n")
+            heard.append(bob.lines(2)[1])
+        finally:
+            for client in (alice, bob):
+                if client is not None:
+                    client.close()
+            reactor.call_from_thread(reactor.stop)
+
+    thread = threading.Thread(target=talk)
+    thread.start()
+    reactor.run(install_signal_handlers=False)
+    thread.join()
+    assert heard == [
+        "* welcome, you are guest1; commands: /nick NAME, /who, /quit",
+        "* guest2 joined",
+        "<guest1> hi bob",
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,101 @@
+"""The guide (docs/guide/) stays true: generated hook reference, links, complete configuration reference."""
+
+from __future__ import annotations
+
+import re
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import REPO
+
+from eventhub.pytest_plugin import RunEventhub
+
+GUIDE = REPO / "docs" / "guide"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.fixture(scope="module")
+def generator() -> dict[str, Any]:
+    return runpy.run_path(str(GUIDE / "make_hook_reference.py"))
+
+
+def test_the_hook_reference_is_up_to_date(generator: dict[str, Any]) -> None:
+    committed = (GUIDE / "hooks.md").read_text(encoding="utf-8")
+    assert committed == generator["render"](), "run: python docs/guide/make_hook_reference.py"
+    assert generator["main"](["--check"]) == 0
+
+
+def test_the_check_fails_on_a_stale_reference(
+    generator: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "hooks.md"
+    stale.write_text("# Hook reference\n")
+    main = generator["main"]
+    main.__globals__["OUTPUT"] = stale
+    try:
+        assert main(["--check"]) == 1
+        assert "is out of date" in capsys.readouterr().err
+    finally:
+        main.__globals__["OUTPUT"] = GUIDE / "hooks.md"
+
+
+def test_the_hook_reference_documents_every_hook(generator: dict[str, Any]) -> None:
+    text = (GUIDE / "hooks.md").read_text(encoding="utf-8")
+    names = [name for name, _, _ in generator["hooks"]()]
+    assert len(names) >= 9
+    for name in names:
+        assert f"\n## {name}\n" in text
+        assert f"def {name}(" in text
+    assert not re.search(r"(?<!`)``(?!`)", text)  # reStructuredText literals became Markdown
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = page.read_text(encoding="utf-8")
+    return {_slug(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+
+
+@pytest.mark.parametrize("page", sorted(GUIDE.glob("*.md")), ids=lambda p: p.name)
+def test_every_relative_link_resolves(page: Path) -> None:
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        assert resolved.exists(), f"{page.name}: broken link {target}"
+        if anchor and resolved.suffix == ".md":
+            assert anchor in _anchors(resolved), f"{page.name}: no heading for {target}"
+
+
+def test_the_guide_links_every_chapter_and_the_migration_table() -> None:
+    index = (GUIDE / "README.md").read_text(encoding="utf-8")
+    linked = set(LINK.findall(index))
+    for page in GUIDE.glob("*.md"):
+        if page.name != "README.md":
+            assert page.name in linked
+    assert "../migration-twisted.md" in linked
+
+
+def test_the_configuration_reference_names_every_environment_variable() -> None:
+    reference = (GUIDE / "configuration.md").read_text(encoding="utf-8")
+    used: set[str] = set()
+    for source in (REPO / "eventhub").rglob("*.py"):
+        used |= set(re.findall(r"EVENTHUB_[A-Z_]+[A-Z]", source.read_text(encoding="utf-8")))
+    assert used >= {"EVENTHUB_TRACE", "EVENTHUB_CACHE_DIR", "EVENTHUB_NO_CACHE"}
+    assert sorted(name for name in used if f"`{name}`" not in reference) == []
+
+
+@pytest.mark.parametrize("command", ["run", "plugins", "new-plugin"])
+def test_the_configuration_reference_names_every_option(run_eventhub: RunEventhub, command: str) -> None:
+    reference = (GUIDE / "configuration.md").read_text(encoding="utf-8")
+    usage = run_eventhub(command, "--help")
+    assert usage.status == 0
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", usage.stdout)) - {"--help", "--verbose", "--quiet"}
+    assert options
+    assert sorted(option for option in options if f"`{option}" not in reference) == []
