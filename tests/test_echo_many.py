@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from echo_support import EchoServer, assert_clean_exit, echo_many, raise_nofile
@@ -24,8 +26,30 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginVenv]:
     yield env
 
 
+@contextlib.contextmanager
+def soft_nofile(limit: int) -> Iterator[None]:
+    """Lower this process's soft descriptor limit (children inherit it), then restore it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def open_files_limit(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError(f"no open files limit for {pid}")
+
+
 def test_5000_concurrent_connections_on_epoll_lose_nothing(venv: PluginVenv) -> None:
-    with EchoServer(venv, "--backend", "epoll", "--set", "echo.backlog=4096") as server:
+    # Started with the common default soft limit of 1024: the server raises its own.
+    with soft_nofile(1024):
+        server = EchoServer(venv, "--backend", "epoll", "--set", "echo.backlog=4096")
+    with server:
+        assert open_files_limit(server.process.pid) >= CLIENT_FDS
         result = echo_many(server.port, 5000, sizes=(1, 3000), chunk_sizes=(1, 1500), seed=5000, timeout=120)
         assert result.served == 5000
         assert_clean_exit(*server.finish())

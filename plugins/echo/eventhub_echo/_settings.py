@@ -43,7 +43,7 @@ class EchoSettings:
         if not math.isfinite(self.idle_timeout) or self.idle_timeout < 0:
             raise ConfigError(
                 f"{SECTION}.idle_timeout",
-                f"must be a number of seconds >= 0 (0 turns it off), not {self.idle_timeout!r}",
+                f"must be a number of seconds >= 0 (0 turns it off), not {self.idle_timeout:g}",
             )
         if self.write_buffer_low is not None:
             _check_range("write_buffer_low", self.write_buffer_low, 0, None)
