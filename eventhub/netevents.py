@@ -41,6 +41,9 @@ every chunk cannot flood the log). Then:
 - ``eventhub_connection_accept``: the connection is **refused** (fails closed).
   The hook is for access control, and a check that cannot decide must not let
   in what it was there to keep out.
+
+These failures are the log's business only: they do not count among the hub's
+failures, so they do not change the exit status of ``eventhub run``.
 """
 
 from __future__ import annotations
