@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import pluggy
+
     from eventhub.hub import Hub
     from eventhub.reactor import Reactor
     from eventhub.testing import Clock, MemoryReactor, StringTransport
@@ -51,15 +53,17 @@ _ENV_PREFIX = "EVENTHUB_"
 _CALL_REPORT = pytest.StashKey["pytest.TestReport"]()
 
 
-@pytest.hookimpl(wrapper=True)
+# hookwrapper (not wrapper=True): this module loads in every pytest run with eventhub
+# installed, and pytest 7 with pluggy < 1.2 knows only the old style.
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     # Kept so that the reactor fixture does not pile a leak report on a test that failed.
-    report = yield
+    outcome = yield
+    report = outcome.get_result()
     if report.when == "call":
         item.stash[_CALL_REPORT] = report
-    return report
 
 
 # -- the hub and the test doubles ------------------------------------------------
