@@ -50,7 +50,6 @@ _short.maxlist = 4
 _short.maxtuple = 4
 
 
-
 def install(hub: Hub) -> Callable[[], None]:
     """Trace every plugin call of ``hub``; returns a function that stops tracing."""
     undo_monitor = hub.add_monitor(_monitor)
