@@ -1,0 +1,198 @@
+"""The goals of the core, reactor and echo issues, each as a ratio with PASS or MISS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks._stats import median_of, ratio
+
+PASS, MISS, NO_DATA = "PASS", "MISS", "NO DATA"
+
+
+def _goal(
+    goal: str, measured: str, value: float | None, limit: float, *, at_least: bool = False, unit: str = "x"
+) -> dict[str, Any]:
+    met = value is not None and (value >= limit if at_least else value <= limit)
+    status = NO_DATA if value is None else PASS if met else MISS
+    sign = ">=" if at_least else "<="
+    return {
+        "goal": goal,
+        "measured": measured,
+        "value": value,
+        "limit": f"{sign} {limit:g}{unit}",
+        "status": status,
+    }
+
+
+def _echo_cell(results: dict[str, Any], case: str, server: str) -> dict[str, Any] | None:
+    for c in results.get("echo", {}).get("cases", []):
+        if c["case"] == case:
+            cell: dict[str, Any] | None = c["results"].get(server)
+            return cell
+    return None
+
+
+def _echo_median(results: dict[str, Any], case: str, server: str, field: str) -> float | None:
+    cell = _echo_cell(results, case, server)
+    return median_of(cell.get("summary"), field) if cell else None
+
+
+def _fmt(value: float | None, unit: str, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f} {unit}".rstrip()
+
+
+def echo_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    cpu = "server_cpu_us_per_rt"
+    bare = _echo_median(results, "100 x 64 B", "bare", cpu)
+    for backend in ("epoll", "poll", "select"):
+        eh = _echo_median(results, "100 x 64 B", f"eventhub-{backend}", cpu)
+        out.append(
+            _goal(
+                f"echo 100 x 64 B: eventhub ({backend}) CPU per round trip <= 1.1x the bare loop",
+                f"{_fmt(eh, 'us')} vs {_fmt(bare, 'us')}",
+                ratio(eh, bare),
+                1.1,
+            )
+        )
+    for backend in ("epoll", "select"):
+        eh = _echo_median(results, "100 x 64 B", f"eventhub-{backend}", cpu)
+        tw = _echo_median(results, "100 x 64 B", f"twisted-{backend}", cpu)
+        out.append(
+            _goal(
+                f"echo 100 x 64 B: eventhub ({backend}) CPU per round trip <= 0.4x Twisted ({backend})",
+                f"{_fmt(eh, 'us')} vs {_fmt(tw, 'us')}",
+                ratio(eh, tw),
+                0.4,
+            )
+        )
+    out.append(_many_connections(results))
+    eh_mb = _echo_median(results, "100 x 16 KiB", "eventhub-epoll", "mb_per_s")
+    bare_mb = _echo_median(results, "100 x 16 KiB", "bare", "mb_per_s")
+    out.append(
+        _goal(
+            "echo 100 x 16 KiB: eventhub (epoll) MB/s >= 0.9x the bare loop",
+            f"{_fmt(eh_mb, 'MB/s', 1)} vs {_fmt(bare_mb, 'MB/s', 1)}",
+            ratio(eh_mb, bare_mb),
+            0.9,
+            at_least=True,
+        )
+    )
+    out.append(_integrity(results))
+    return out
+
+
+def _many_connections(results: dict[str, Any]) -> dict[str, Any]:
+    text = "echo 5000 x 64 B on epoll: every connection served, nothing lost or corrupted"
+    cell = _echo_cell(results, "5000 x 64 B", "eventhub-epoll")
+    if not cell or not cell["runs"]:
+        return {"goal": text, "measured": "not measured", "value": None, "limit": "0 lost", "status": NO_DATA}
+    t = cell["totals"]
+    bad = t["lost"] + t["mismatches"] + t["errors"] + len(cell["errors"])
+    ok = bad == 0 and t["connected_min"] >= 5000
+    measured = (
+        f"{t['connected_min']} connected, {t['lost']} lost, {t['mismatches']} mismatches, "
+        f"{t['errors']} errors, {len(cell['errors'])} failed runs"
+    )
+    return {
+        "goal": text,
+        "measured": measured,
+        "value": float(bad),
+        "limit": "0 lost",
+        "status": PASS if ok else MISS,
+    }
+
+
+def _integrity(results: dict[str, Any]) -> dict[str, Any]:
+    text = "echo, every case and backend: every echoed byte of eventhub verified, none lost"
+    totals = {"mismatches": 0, "lost": 0, "errors": 0, "bytes_verified": 0}
+    runs = 0
+    for c in results.get("echo", {}).get("cases", []):
+        for name, cell in c["results"].items():
+            if name.startswith("eventhub-"):
+                runs += len(cell["runs"])
+                for key in totals:
+                    totals[key] += cell.get("totals", {}).get(key, 0)
+    bad = totals["mismatches"] + totals["lost"] + totals["errors"]
+    measured = (
+        f"{totals['bytes_verified']:,} bytes verified in {runs} runs; {totals['mismatches']} "
+        f"mismatches, {totals['lost']} lost, {totals['errors']} errors"
+    )
+    status = NO_DATA if runs == 0 else PASS if bad == 0 else MISS
+    return {"goal": text, "measured": measured, "value": float(bad), "limit": "0", "status": status}
+
+
+def chain_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for entry in results.get("chain", {}).get("counts", []):
+        s = entry["summary"]
+        eh, loop = median_of(s, "eventhub"), median_of(s, "for-loop")
+        out.append(
+            _goal(
+                f"chain, {entry['count']} handlers: hub.dispatch <= 1.2x a for-loop over bound methods",
+                f"{_fmt(eh, 'ns', 0)} vs {_fmt(loop, 'ns', 0)}",
+                ratio(eh, loop),
+                1.2,
+            )
+        )
+    return out
+
+
+def discovery_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    d = results.get("discovery")
+    if not d or len(d["dists"]) < 2:
+        return []
+    few, many = min(d["dists"]), max(d["dists"])
+    warm = {
+        r["dists"]: r["summary"]["median"]
+        for r in d["rows"]
+        if r["subject"] == "eventhub plugins (warm)" and r["summary"]
+    }
+    delta = warm[many] - warm[few] if few in warm and many in warm else None
+    measured = f"{_fmt(warm.get(many), 'ms', 1)} vs {_fmt(warm.get(few), 'ms', 1)}"
+    return [
+        _goal(
+            f"discovery, warm: eventhub plugins with {many} distributions <= 50 ms more than with {few}",
+            measured,
+            delta,
+            50.0,
+            unit=" ms",
+        )
+    ]
+
+
+def memory_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    servers = results.get("memory", {}).get("servers", {})
+    for name, cell in servers.items():
+        if not name.startswith("eventhub-"):
+            continue
+        traced = median_of(cell.get("summary"), "traced_bytes_per_conn")
+        out.append(
+            _goal(
+                f"memory: {name} Python memory per idle connection <= 1 KiB (at {cell['conns']} connections)",
+                _fmt(traced, "bytes", 0),
+                traced,
+                1024.0,
+                unit=" bytes",
+            )
+        )
+    return out
+
+
+ALL: tuple[Callable[[dict[str, Any]], list[dict[str, Any]]], ...] = (
+    echo_goals,
+    chain_goals,
+    discovery_goals,
+    memory_goals,
+)
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every goal whose scenario ran; a goal without numbers says NO DATA, never PASS."""
+    goals = []
+    for scenario, fn in zip(("echo", "chain", "discovery", "memory"), ALL, strict=True):
+        if scenario in results:
+            goals.extend(fn(results))
+    return goals

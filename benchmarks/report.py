@@ -1,0 +1,294 @@
+"""The Markdown report (docs/benchmarks/README.md) and the table printed at the end of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from benchmarks._stats import median_of, ratio
+from benchmarks.echo import SATURATED
+
+COMMAND = "python -m benchmarks"
+
+
+def fmt(summary: Mapping[str, Any] | None, digits: int = 1, scale: float = 1.0) -> str:
+    """``median (min-max)`` of a summary; just the median when there was one run."""
+    if not summary:
+        return "-"
+    med, lo, hi = (f"{summary[k] * scale:,.{digits}f}" for k in ("median", "min", "max"))
+    return med if lo == hi else f"{med} ({lo}-{hi})"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def machine_section(results: Mapping[str, Any]) -> list[str]:
+    m = results["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) or "-"
+    missing = ", ".join(k for k, v in m["versions"].items() if not v)
+    load = results.get("load_average", {})
+    lines = [
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['cores']} cores (usable: {m['usable_cpus']})",
+        f"- Python {m['python']} ({m['implementation']}), {m['platform']}",
+        f"- Packages: {versions}" + (f"; not installed: {missing}" if missing else ""),
+        f"- Open files hard limit: {m['nofile_limit']}",
+        f"- Commit: {m['commit'] or 'unknown'}; run started {results['started']}, "
+        f"took {results['duration_s'] / 60:.1f} min; repeats: {results['config']['repeat']}",
+        f"- Load average at start / end: {load.get('start')} / {load.get('end')} "
+        "(other work on the machine shows up here and in the spread)",
+        "",
+    ]
+    return lines
+
+
+def goals_section(goals: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for g in goals:
+        value = g["value"]
+        shown = "-" if value is None else f"{value:.2f}"
+        rows.append([g["goal"], g["measured"], shown, g["limit"], f"**{g['status']}**"])
+    passed = sum(g["status"] == "PASS" for g in goals)
+    lines = ["## Goals", "", f"{passed} of {len(goals)} goals met. Ratios are of medians.", ""]
+    return lines + table(["goal", "measured", "ratio / value", "limit", "result"], rows)
+
+
+ECHO_COLUMNS = (
+    "server",
+    "CPU us/rt",
+    "rt/s",
+    "MB/s",
+    "p50 us",
+    "p99 us",
+    "server busy",
+    "client busy",
+    "bytes verified",
+    "mismatches",
+    "errors",
+    "lost",
+)
+
+
+def echo_section(echo: Mapping[str, Any]) -> list[str]:
+    pin = echo["pinning"]
+    lines = [
+        "## Echo",
+        "",
+        f"Server pinned to CPU {pin['server_cpu']}, load generator to CPU {pin['client_cpu']}. "
+        f"Each run: connect (one verified round trip per connection), {echo['warmup_s']} s warm-up, "
+        f"a {echo['window_s']} s measured window, then no new requests and the outstanding ones "
+        "drained (a reply that never comes is counted as lost). Server CPU is utime + stime from "
+        "/proc/PID/stat at the window's edges, read by the load generator itself, divided by the "
+        'round trips completed in the window. MB/s counts echoed payload one way. "busy" is the '
+        "share of the window each process spent on its CPU; a side at "
+        f"{SATURATED:.0%} or more is the one that limited throughput (CPU per round trip holds "
+        "either way). Figures are medians over repeats, (min-max) beside them.",
+        "",
+        "![server CPU per round trip](echo_cpu.png)",
+        "",
+        "![throughput and latency](echo_throughput.png)",
+        "",
+    ]
+    for case in echo["cases"]:
+        lines += [f"### {case['case']}", ""]
+        rows, notes = [], []
+        for name, cell in case["results"].items():
+            if cell["skipped"]:
+                notes.append(f"{name}: skipped, {cell['skipped']}")
+                continue
+            rows.append(_echo_row(name, cell))
+            notes += [f"{name}: run failed: {e}" for e in cell["errors"]]
+        lines += table(ECHO_COLUMNS, rows)
+        lines += _saturation(case) + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return lines
+
+
+def _echo_row(name: str, cell: Mapping[str, Any]) -> list[str]:
+    s, t = cell["summary"], cell["totals"]
+    via = cell["runs"][0].get("via", "") if cell["runs"] else ""
+    label = f"{name} ({via})" if via else name
+    return [
+        label,
+        fmt(s.get("server_cpu_us_per_rt"), 2),
+        fmt(s.get("rt_per_s"), 0),
+        fmt(s.get("mb_per_s"), 2),
+        fmt(s.get("p50_us"), 0),
+        fmt(s.get("p99_us"), 0),
+        fmt(s.get("server_util"), 0, 100) + "%",
+        fmt(s.get("client_util"), 0, 100) + "%",
+        f"{t['bytes_verified']:,}",
+        str(t["mismatches"]),
+        str(t["errors"]),
+        str(t["lost"]),
+    ]
+
+
+def _saturation(case: Mapping[str, Any]) -> list[str]:
+    sides: dict[str, list[str]] = {}
+    for name, cell in case["results"].items():
+        if cell.get("saturated"):
+            sides.setdefault(cell["saturated"], []).append(name)
+    if not sides:
+        return []
+    parts = [f"{side}: {', '.join(names)}" for side, names in sorted(sides.items())]
+    return ["Saturated side (the one that limited round trips per second): " + "; ".join(parts) + ".", ""]
+
+
+def chain_section(chain: Mapping[str, Any]) -> list[str]:
+    counts = chain["counts"]
+    names: list[str] = []
+    for entry in counts:
+        names += [n for n in [*entry["summary"], *entry["errors"]] if n not in names]
+    header = ["implementation"] + [f"{e['count']} handlers: ns (x for-loop)" for e in counts]
+    rows = []
+    for name in names:
+        row = [name]
+        for entry in counts:
+            s = entry["summary"].get(name)
+            r = ratio(median_of(entry["summary"], name), median_of(entry["summary"], "for-loop"))
+            row.append(f"{fmt(s, 0)} ({r:.2f}x)" if s and r else entry["errors"].get(name, "-")[:80])
+        rows.append(row)
+    intro = [
+        "## Chain dispatch",
+        "",
+        "Nanoseconds per dispatch of one event to N handlers (distinct classes with a trivial "
+        "`execute`), timed with `timeit` in a process pinned to one core, "
+        f"{chain['rounds']} samples each, the implementations alternating within every round; "
+        "median (min-max). `for-loop` is a function looping over the handlers' bound methods "
+        "(the goal's baseline, called like `hub.dispatch(event)`); `for-loop (inline)` is the same "
+        "loop written at the call site. `seed loop` instantiates each class and calls `execute`, as "
+        "the seed's `run()` does; `pluggy` is a hook call with one implementation per handler; "
+        "`eventhub` is `hub.dispatch(event)` after `hub.register(cls)` for each handler class. "
+        "Each implementation was first run once on recording handlers to check it calls every "
+        "handler exactly once.",
+        "",
+        "![chain dispatch](chain.png)",
+        "",
+    ]
+    return intro + table(header, rows)
+
+
+def discovery_section(d: Mapping[str, Any]) -> list[str]:
+    rows = [[str(r["dists"]), r["subject"], fmt(r["summary"], 1)] for r in d["rows"]]
+    lines = [
+        "## Plugin discovery",
+        "",
+        "Wall time of a whole `eventhub plugins` process with N synthetic, unrelated "
+        "distributions (dist-info folders, a third with entry points in other groups) on "
+        "PYTHONPATH. Cold: the first run with an empty `EVENTHUB_CACHE_DIR`; warm: the runs after "
+        "it. `importlib.metadata`'s `entry_points(group='eventhub.plugins')` and `python -c pass` "
+        "are timed alike for reference. Milliseconds, median (min-max).",
+        "",
+        "![plugin discovery](discovery.png)",
+        "",
+    ]
+    lines += table(["distributions", "command", "ms"], rows)
+    lines += [f"- error, {k}: {v}" for k, v in d["errors"].items()]
+    return lines + ([""] if d["errors"] else [])
+
+
+def startup_section(s: Mapping[str, Any]) -> list[str]:
+    rows = [
+        [r["subject"], fmt(r["summary"], 0) if r["summary"] else f"not run: {r['error']}"] for r in s["rows"]
+    ]
+    lines = [
+        "## Start-up",
+        "",
+        "From spawning the server process to the first connection it accepted and echoed "
+        "(the clock stops when the probe has come back). `eventhub run` includes plugin "
+        "discovery and loading the echo plugin. Milliseconds, median (min-max).",
+        "",
+        "![start-up](startup.png)",
+        "",
+    ]
+    return lines + table(["server", "ms to first echo"], rows)
+
+
+def memory_section(m: Mapping[str, Any]) -> list[str]:
+    rows, notes = [], []
+    for name, cell in m["servers"].items():
+        if cell["skipped"]:
+            notes.append(f"{name}: skipped, {cell['skipped']}")
+            continue
+        s = cell["summary"]
+        rows.append(
+            [name, f"{cell['conns']:,}", fmt(s["rss_bytes_per_conn"], 0), fmt(s["traced_bytes_per_conn"], 0)]
+        )
+        notes += [f"{name}: {e}" for e in cell["errors"]]
+    lines = [
+        "## Memory per idle connection",
+        "",
+        f"Bytes per idle connection between {m['base']} and N open connections (target "
+        f"{m['target_conns']:,}; select-based servers stop at what `select()` can watch). RSS from "
+        "/proc/PID/status in a plain run; Python memory from `tracemalloc` (traced total after "
+        "`gc.collect()`) in a separate run under `PYTHONTRACEMALLOC=1`. Median (min-max).",
+        "",
+        "![memory per connection](memory.png)",
+        "",
+    ]
+    lines += table(["server", "connections", "RSS bytes/conn", "Python bytes/conn"], rows)
+    return lines + [f"- {n}" for n in notes] + ([""] if notes else [])
+
+
+SECTIONS = (
+    ("echo", echo_section),
+    ("chain", chain_section),
+    ("discovery", discovery_section),
+    ("startup", startup_section),
+    ("memory", memory_section),
+)
+
+
+def markdown(results: Mapping[str, Any], plots_note: str | None) -> str:
+    lines = [
+        "# eventhub benchmarks",
+        "",
+        f"Generated by `{COMMAND}` (see `benchmarks/__main__.py`); raw numbers in "
+        "[results.json](results.json). Every peer is measured in the same run as eventhub, "
+        "alternately, on the same machine; a peer that is not installed is skipped with a note.",
+        "",
+    ]
+    lines += machine_section(results) + goals_section(results["goals"])
+    if plots_note:
+        lines += [f"Plots: {plots_note}", ""]
+    for key, section in SECTIONS:
+        if key in results:
+            lines += section(results[key])
+    if results.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```sh",
+        "pip install -e '.[bench]'",
+        f"{COMMAND}            # about 10 minutes on 2 cores",
+        f"{COMMAND} --quick    # seconds",
+        f"{COMMAND} --only echo,chain --repeat 5 --out /tmp/bench",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def text_table(results: Mapping[str, Any]) -> str:
+    """The summary printed at the end: every goal, then server CPU per round trip per case."""
+    out = ["", "GOALS"]
+    width = max((len(g["goal"]) for g in results["goals"]), default=10)
+    for g in results["goals"]:
+        value = "-" if g["value"] is None else f"{g['value']:.2f}"
+        out.append(f"  {g['goal']:<{width}}  {value:>8} {g['limit']:<12} {g['status']}")
+    echo = results.get("echo")
+    if echo:
+        out += ["", "ECHO: server CPU us per round trip, median (min-max)"]
+        for case in echo["cases"]:
+            out.append(f"  {case['case']}")
+            for name, cell in case["results"].items():
+                text = cell["skipped"] or fmt(cell.get("summary", {}).get("server_cpu_us_per_rt"), 2)
+                if cell["errors"]:
+                    text += f"  [{len(cell['errors'])} failed: {cell['errors'][0][:60]}]"
+                out.append(f"    {name:<16} {text}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,182 @@
+"""The benchmark harness in its tiny configuration, so that it cannot rot.
+
+Runs ``python -m benchmarks --quick`` for real (subprocess servers on
+127.0.0.1, the load generator, every scenario) and checks the shape of what it
+wrote: numbers where a subject ran, a reason where it did not, no mismatched or
+lost byte anywhere. No timing is asserted: performance lives in the report.
+Also checks that the load generator's byte verification can fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = ("echo", "chain", "discovery", "startup", "memory")
+
+
+def _run_benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    return _run_benchmarks("--quick", "--out", str(out)), out
+
+
+@pytest.fixture(scope="module")
+def results(quick_run: tuple[subprocess.CompletedProcess[str], Path]) -> dict[str, Any]:
+    done, out = quick_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return data
+
+
+def _have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_every_scenario_ran_and_the_report_was_written(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path], results: dict[str, Any]
+) -> None:
+    done, out = quick_run
+    for scenario in SCENARIOS:
+        assert scenario in results, results.get("notes")
+    readme = (out / "README.md").read_text()
+    assert "## Goals" in readme and "## Machine" in readme and results["machine"]["python"] in readme
+    assert "GOALS" in done.stdout  # the table printed at the end
+    assert "echo" in done.stderr and "/" in done.stderr  # the progress lines
+    assert {g["status"] for g in results["goals"]} <= {"PASS", "MISS", "NO DATA"}
+    if _have("matplotlib"):
+        assert (out / "echo_cpu.png").stat().st_size > 0
+
+
+def _echo_cells(results: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for case in results["echo"]["cases"]:
+        yield from case["results"].items()
+
+
+def test_echo_verified_every_byte(results: dict[str, Any]) -> None:
+    cells = dict(_echo_cells(results))
+    expected = {"bare", "asyncio"}
+    if _have("eventhub.reactor"):
+        expected |= {"eventhub-epoll", "eventhub-poll", "eventhub-select"}
+    for name, cell in cells.items():
+        if cell["skipped"]:
+            assert not cell["runs"] and name not in expected
+            continue
+        if name in expected:
+            assert cell["runs"], (name, cell["errors"])
+        for run in cell["runs"]:
+            assert run["round_trips"] > 0 and run["server_cpu_s"] >= 0
+            assert run["bytes_verified"] == run["round_trips_total"] * run["size"]
+            assert (run["mismatches"], run["errors"], run["lost"]) == (0, 0, 0), (name, run)
+
+
+def test_chain_discovery_startup_memory_have_numbers(results: dict[str, Any]) -> None:
+    for entry in results["chain"]["counts"]:
+        assert entry["summary"]["for-loop"]["median"] > 0
+        assert entry["summary"]["pluggy"]["median"] > 0
+        assert "eventhub" in entry["summary"], entry["errors"]
+    rows = {(r["dists"], r["subject"]): r["summary"] for r in results["discovery"]["rows"]}
+    for dists in results["discovery"]["dists"]:
+        assert rows[(dists, "importlib.metadata entry_points")]["median"] > 0
+        assert rows[(dists, "eventhub plugins (warm)")], results["discovery"]["errors"]
+    startup = {r["subject"]: r for r in results["startup"]["rows"]}
+    assert startup["bare python -c server"]["summary"]["median"] > 0
+    bare_memory = results["memory"]["servers"]["bare"]
+    assert bare_memory["summary"]["traced_bytes_per_conn"] is not None, bare_memory["errors"]
+
+
+def test_an_unknown_scenario_is_a_usage_error() -> None:
+    done = _run_benchmarks("--only", "echo,nonesuch")
+    assert done.returncode == 2
+    assert "nonesuch" in done.stderr and "Traceback" not in done.stderr
+
+
+def _corrupting_echo(listener: socket.socket, stop: threading.Event) -> None:
+    """Echo with the first byte of every reply flipped, until ``stop``."""
+    listener.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        threading.Thread(target=_serve_corrupted, args=(conn,), daemon=True).start()
+
+
+def _serve_corrupted(conn: socket.socket) -> None:
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
+
+
+def test_the_load_generator_catches_a_corrupted_echo() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    thread = threading.Thread(target=_corrupting_echo, args=(listener, stop), daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.loadgen",
+                "echo",
+                "--port",
+                str(port),
+                "--server-pid",
+                str(os.getpid()),
+                "--conns",
+                "2",
+                "--size",
+                "64",
+                "--warmup",
+                "0",
+                "--duration",
+                "0.1",
+                "--drain",
+                "2",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["mismatches"] > 0
+    assert result["bytes_verified"] == 0
