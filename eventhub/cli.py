@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -157,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         names = ", ".join(record.name for record in hub.load_failures)
         print(f"eventhub: error: --strict: plugins failed to load: {names}", file=sys.stderr)
         return 1
-    if args.trace or os.environ.get(TRACE_ENV, "") not in ("", "0"):
+    if args.trace or config.env_flag(TRACE_ENV):
         from eventhub.tracing import install
 
         install(hub)

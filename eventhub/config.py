@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import types
 import typing
@@ -142,6 +143,16 @@ def _apply_override(document: dict[str, Any], override: str) -> None:
     if not isinstance(table, dict):
         raise ConfigError(section, f"must be a table, not {_type_name(table)}")
     table[key] = value
+
+
+def env_flag(variable: str) -> bool:
+    """An on/off environment variable: set to anything but empty or ``0`` means on."""
+    return os.environ.get(variable, "") not in ("", "0")
+
+
+def env_list(variable: str) -> list[str]:
+    """A comma-separated environment variable, as a list of non-empty names."""
+    return [item.strip() for item in os.environ.get(variable, "").split(",") if item.strip()]
 
 
 def parse_value(raw: str) -> Any:

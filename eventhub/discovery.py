@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from eventhub.config import env_flag
+
 log = logging.getLogger("eventhub.discovery")
 
 GROUP = "eventhub.plugins"
@@ -86,7 +88,7 @@ def _scan_path(search_path: Sequence[str], group: str) -> Iterable[tuple[list[Pl
     without plugins are kept too: a distribution found earlier on the path
     shadows a later copy of itself, with or without entry points, as for imports.
     """
-    cache_file = None if os.environ.get("EVENTHUB_NO_CACHE") else _cache_file()
+    cache_file = None if env_flag("EVENTHUB_NO_CACHE") else _cache_file()
     cache = _read_cache(cache_file) if cache_file else {}
     changed = False
     results: list[tuple[list[PluginEntry], list[str]]] = []

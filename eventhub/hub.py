@@ -9,14 +9,13 @@ whole lifecycle described in ``eventhub.hookspecs``.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from eventhub import plugins as _plugins
 from eventhub.chain import Chain, Failure
-from eventhub.config import Config
+from eventhub.config import Config, env_flag, env_list
 from eventhub.discovery import PluginEntry, discover
 from eventhub.errors import EventhubError, PluginError, ServiceError, UsageError
 from eventhub.event import Event
@@ -96,7 +95,7 @@ class Hub:
         name installed plugins; ``[eventhub] disable`` and ``$EVENTHUB_DISABLE_PLUGINS``
         may name plugins that are not installed. Disabled plugins are never imported.
         """
-        if os.environ.get(NO_AUTOLOAD_ENV, "") not in ("", "0"):
+        if env_flag(NO_AUTOLOAD_ENV):
             log.debug("%s is set: no plugin is loaded", NO_AUTOLOAD_ENV)
             return
         entries, conflicts = discover()
@@ -107,7 +106,7 @@ class Hub:
             raise UsageError(
                 f"no installed plugin named {', '.join(map(repr, unknown))} (installed: {known})"
             )
-        off = {*disable, *self.config.core.disable, *_env_list(DISABLE_ENV)}
+        off = {*disable, *self.config.core.disable, *env_list(DISABLE_ENV)}
         for conflict in conflicts:
             self._fail(PluginRecord(conflict.name), conflict.describe())
         for entry in entries:
@@ -195,9 +194,13 @@ class Hub:
                 self.reactor.run()
         finally:
             self._call_each("eventhub_shutdown", {"hub": self})
-            if self._reactor is not None:
-                self._reactor.close()  # a no-op after run(); frees a reactor that never ran
-                self._reactor = None  # a reactor runs once: the next run() gets a new one
+            self.close()  # a reactor runs once: the next run() gets a new one
+
+    def close(self) -> None:
+        """Release the reactor if one was created and is not running (``run()`` does this itself)."""
+        if self._reactor is not None and not self._reactor.running:
+            self._reactor.close()
+            self._reactor = None
 
     def stop(self) -> None:
         """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere)."""
@@ -298,9 +301,6 @@ def _default_name(obj: object) -> str:
     name = getattr(obj, "__name__", None)
     return name if isinstance(name, str) else type(obj).__name__
 
-
-def _env_list(variable: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(variable, "").split(",") if item.strip()]
 
 
 __all__ = ["Hub", "ServiceError"]

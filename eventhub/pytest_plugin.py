@@ -76,10 +76,7 @@ def hub() -> Iterator[Hub]:
 
     hub = Hub()
     yield hub
-    # Hub.run() closes the reactor it used; this covers a test that only touched hub.reactor.
-    reactor: Reactor | None = getattr(hub, "_reactor", None)
-    if reactor is not None and not reactor.running:
-        reactor.close()
+    hub.close()
 
 
 @pytest.fixture
