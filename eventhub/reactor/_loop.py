@@ -72,6 +72,8 @@ T = TypeVar("T")
 
 _READ_EVENTS = READ | ERROR
 _WRITE_EVENTS = WRITE | ERROR
+# Every connection of a reactor reads into this one buffer (see tcp.Connection).
+RECV_BUFFER_SIZE = 256 * 1024
 _PHASES = ("before", "during", "after")
 _EVENTS = ("startup", "shutdown")
 
@@ -129,6 +131,7 @@ class Reactor:
         self._ready: deque[_Call] = deque()
         self._timers = TimerQueue(time.monotonic)
         self._waker = _Waker()
+        self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
         self._triggers: dict[tuple[str, str], list[tuple[int, Callable[..., object], tuple[Any, ...]]]]
