@@ -327,13 +327,12 @@ class Reactor:
         """Stop serving after the current pass; ``run()`` then shuts down and returns.
 
         Call it from the reactor's thread (``call_from_thread(reactor.stop)``
-        from others). Calling it again during shutdown aborts the connections
-        still flushing.
+        from others). Calling it again while shutting down does nothing (code
+        that stops the reactor from ``connection_lost`` is common); a second
+        SIGINT/SIGTERM, though, aborts the connections still flushing.
         """
         if not self._running:
             raise UsageError("the reactor is not running")
-        if self._stopping:
-            self._abort_all(TimeoutError("reactor stopped again while connections were flushing"))
         self._stopping = True
 
     def _run_once(self) -> None:
@@ -400,7 +399,12 @@ class Reactor:
         self._ready.append((self._stop_by_signal, (signum,), {}))
 
     def _stop_by_signal(self, signum: int) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self._stopping:
+            log.warning("received %s again: aborting the connections still flushing", name)
+            self._abort_all(ConnectionAbortedError(f"{name} during shutdown"))
+            return
+        log.info("received %s, shutting down", name)
         self.stopped_by_signal = signum
         if self._running:
             self.stop()

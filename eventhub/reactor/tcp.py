@@ -415,6 +415,14 @@ class Connection:
         return self._fd
 
 
+def check_port(port: object, *, listening: bool) -> int:
+    """The port as an int, or a ``UsageError`` naming the bad value (getaddrinfo would wrap 70000)."""
+    low = 0 if listening else 1
+    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
+        raise UsageError(f"TCP port must be an integer from {low} to 65535, got {port!r}")
+    return port
+
+
 def _resolve_passive(interface: str, port: int) -> tuple[socket.AddressFamily, Any]:
     host = interface or "0.0.0.0"  # "" means all IPv4 interfaces, as in Twisted
     infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
@@ -457,7 +465,7 @@ class Listener:
 
     def __init__(self, reactor: Reactor, port: int, factory: Factory, backlog: int, interface: str) -> None:
         self._reactor = reactor
-        self._port = port
+        self._port = check_port(port, listening=True)
         self._factory = factory
         self._backlog = backlog
         self._interface = interface
@@ -641,7 +649,7 @@ class Connector:
     ) -> None:
         self._reactor = reactor
         self.host = host
-        self.port = port
+        self.port = check_port(port, listening=False)
         self.factory = factory
         self.timeout = timeout
         self._sock: socket.socket | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -133,7 +134,11 @@ class ThreadPool:
                 self._idle += 1
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Let queued jobs finish, then end the workers; wait up to ``timeout`` for them."""
+        """Let queued jobs finish, then end the workers; wait up to ``timeout`` in all.
+
+        Workers are daemon threads: one stuck in a blocking call past the
+        timeout does not keep the process alive.
+        """
         with self._lock:
             if self._stopped:
                 return
@@ -141,6 +146,7 @@ class ThreadPool:
             workers = list(self._workers)
         for _ in workers:
             self._jobs.put(None)
+        deadline = time.monotonic() + timeout
         for t in workers:
             if t is not threading.current_thread():
-                t.join(timeout)
+                t.join(max(0.0, deadline - time.monotonic()))

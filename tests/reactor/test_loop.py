@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 
 import pytest
 
 from eventhub.errors import UsageError
+from eventhub.protocol import Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor, available_backends
 
-from ._util import run
+from ._util import Background, connect, recv_all, run
 
 
 def test_unknown_backend_names_it_and_lists_the_available_ones() -> None:
@@ -266,8 +269,6 @@ def test_running_property_during_run(reactor: Reactor) -> None:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
 def test_sigterm_stops_gracefully_and_handlers_are_restored(reactor: Reactor) -> None:
-    import os
-
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     before_fd = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(before_fd)
@@ -302,3 +303,63 @@ def test_no_signal_handlers_off_the_main_thread(backend: str) -> None:
     t.start()
     t.join(20)
     assert seen == [before]
+
+
+def _read_after(s: socket.socket, delay: float) -> bytes:
+    threading.Event().wait(delay)
+    with s:
+        return recv_all(s)
+
+
+def test_second_stop_while_flushing_is_harmless(backend: str) -> None:
+    """Code that calls stop() from connection_lost must not abort the others' flush."""
+    reactor = Reactor(backend)
+    payload = b"p" * (16 << 20)  # more than the kernel buffers: both flush during shutdown
+    lost: list[BaseException | None] = []
+
+    class Stuff(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.write(payload)
+            if transport.get_peer().port == second_port:
+                reactor.call_soon(reactor.stop)
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+            reactor.stop()  # again, during shutdown
+
+    factory = ServerFactory()
+    factory.protocol = Stuff
+    port = reactor.listen_tcp(0, factory).get_host().port
+    first, second = connect(port), connect(port)
+    second_port = second.getsockname()[1]
+    readers = [Background(_read_after, s, 0.05 * i) for i, s in enumerate([first, second])]
+    run(reactor)
+    assert [r.result() for r in readers] == [payload, payload]
+    assert lost == [None, None]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
+def test_second_signal_aborts_what_is_still_flushing(reactor: Reactor) -> None:
+    lost: list[BaseException | None] = []
+
+    class Stuck(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.write(b"s" * (16 << 20))  # the client never reads
+            os.kill(os.getpid(), signal.SIGTERM)
+            reactor.call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+
+    factory = ServerFactory()
+    factory.protocol = Stuck
+    port = reactor.listen_tcp(0, factory).get_host().port
+    client = connect(port)
+    try:
+        reactor.call_later(10, reactor.stop)  # hang guard (shutdown_timeout is 5 s)
+        reactor.run()
+    finally:
+        client.close()
+    assert reactor.stopped_by_signal == signal.SIGTERM
+    assert len(lost) == 1 and isinstance(lost[0], ConnectionAbortedError)
+    assert "SIGTERM" in str(lost[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import struct
 import threading
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from eventhub.errors import ServiceError
+from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor
 
@@ -89,6 +90,14 @@ def test_port_in_use_is_a_one_line_service_error(reactor: Reactor) -> None:
     message = str(info.value)
     assert f"127.0.0.1:{taken}" in message and "in use" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("port", [-1, 65536, 70000, "80", 8.0, True])
+def test_bad_port_is_a_usage_error_naming_it(reactor: Reactor, port: Any) -> None:
+    with pytest.raises(UsageError, match=re.escape(repr(port))):
+        reactor.listen_tcp(port, factory_for(Echo))
+    with pytest.raises(UsageError, match=re.escape(repr(port))):
+        reactor.connect_tcp("127.0.0.1", port, ClientFactory())
 
 
 def test_unusable_interface_is_a_service_error(reactor: Reactor) -> None:

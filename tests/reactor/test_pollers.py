@@ -1,0 +1,125 @@
+"""The backends behind the one Poller interface, and how a backend is chosen."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eventhub.errors import UsageError
+from eventhub.reactor import Reactor, available_backends, make_poller
+from eventhub.reactor.pollers import ERROR, FD_SETSIZE, READ, WRITE, DescriptorLimitError, Poller
+
+
+@pytest.fixture
+def poller(backend: str) -> Iterator[Poller]:
+    p = make_poller(backend)
+    yield p
+    p.close()
+
+
+def by_fd(events: list[tuple[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for fd, ev in events:
+        merged[fd] = merged.get(fd, 0) | ev
+    return merged
+
+
+def test_register_modify_unregister_poll(poller: Poller, backend: str) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        poller.register(a.fileno(), READ)
+        assert poller.poll(0) == []
+        b.send(b"x")
+        assert by_fd(poller.poll(1))[a.fileno()] & READ
+        poller.modify(a.fileno(), READ | WRITE)
+        ev = by_fd(poller.poll(1))[a.fileno()]
+        assert ev & READ and ev & WRITE
+        poller.modify(a.fileno(), WRITE)
+        assert by_fd(poller.poll(1))[a.fileno()] & (READ | WRITE) == WRITE
+        poller.unregister(a.fileno())
+        assert poller.poll(0) == []
+        assert poller.name == backend
+
+
+def test_hang_up_wakes_the_reader(poller: Poller) -> None:
+    a, b = socket.socketpair()
+    with a:
+        poller.register(a.fileno(), READ)
+        b.close()
+        ev = by_fd(poller.poll(1))[a.fileno()]
+        assert ev & (READ | ERROR)
+        assert a.recv(10) == b""
+        poller.unregister(a.fileno())
+
+
+def test_timeout_returns_nothing(poller: Poller) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        poller.register(a.fileno(), READ)
+        assert poller.poll(0.01) == []
+        poller.unregister(a.fileno())
+
+
+def test_select_refuses_descriptors_beyond_fd_setsize() -> None:
+    if sys.platform == "win32":
+        pytest.skip("Windows' select has no descriptor-value limit")
+    p = make_poller("select")
+    with pytest.raises(DescriptorLimitError, match=r"FD_SETSIZE.*poll or epoll"):
+        p.register(FD_SETSIZE, READ)  # refused before the descriptor is even looked at
+    p.register(3, READ)  # below: fine (never polled here)
+    p.unregister(3)
+
+
+def test_auto_picks_the_first_available_backend() -> None:
+    names = available_backends()
+    assert names[0] == "auto"
+    assert make_poller("auto").name == names[1]
+    assert "select" in names
+
+
+def test_unknown_backend_is_a_usage_error_listing_choices() -> None:
+    with pytest.raises(UsageError, match=r"unknown reactor backend 'nope'; available: auto, "):
+        make_poller("nope")
+
+
+def write_backend_distribution(root: Path, name: str, target: str) -> None:
+    """A real (installed-looking) distribution declaring an ``eventhub.reactors`` entry point."""
+    dist = root / "fakepoller-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepoller\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[eventhub.reactors]\n{name} = {target}\n")
+    (root / "fakepoller_mod.py").write_text(
+        "from eventhub.reactor.pollers import SelectPoller\n"
+        "class Custom(SelectPoller):\n"
+        "    name = 'custom'\n"
+        "def broken():\n"
+        "    raise RuntimeError('no kernel support')\n"
+    )
+
+
+def test_third_party_backend_through_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_backend_distribution(tmp_path, "custom", "fakepoller_mod:Custom")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fakepoller_mod", raising=False)
+    assert "custom" in available_backends()
+    r = Reactor("custom")
+    try:
+        assert r.backend == "custom"
+        r.call_soon(r.stop)
+        r.run(install_signal_handlers=False)
+    finally:
+        r.close()
+
+
+def test_third_party_backend_that_fails_to_load_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_backend_distribution(tmp_path, "broken", "fakepoller_mod:broken")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fakepoller_mod", raising=False)
+    with pytest.raises(UsageError, match=r"'broken'.*no kernel support"):
+        Reactor("broken")
