@@ -25,6 +25,7 @@ FIGURES = (
     "p99_us",
     "server_util",
     "client_util",
+    "others_cores",
     "connect_seconds",
 )
 TOTALS = ("round_trips_total", "bytes_verified", "mismatches", "errors", "lost")

@@ -32,7 +32,7 @@ import time
 from array import array
 from typing import Any
 
-from benchmarks._proc import cpu_seconds, raise_nofile
+from benchmarks._proc import cpu_seconds, machine_busy_seconds, raise_nofile
 from benchmarks._stats import percentile
 
 HOST = "127.0.0.1"
@@ -241,10 +241,13 @@ def run_echo(args: argparse.Namespace) -> dict[str, Any]:
     client.run_until(lambda: False, time.perf_counter() + args.warmup)
     c.rts = 0
     c.latencies = array("d")
+    me = os.getpid()
+    w_all0, w_me0 = machine_busy_seconds(), cpu_seconds(me)
     w_cpu0, w_srv0, w_t0 = time.process_time(), cpu_seconds(args.server_pid), time.perf_counter()
     client.run_until(lambda: False, w_t0 + args.duration)
     window_rts, lat = c.rts, sorted(c.latencies)
     w_t1, w_srv1, w_cpu1 = time.perf_counter(), cpu_seconds(args.server_pid), time.process_time()
+    w_me1, w_all1 = cpu_seconds(me), machine_busy_seconds()
     client.sending = False
     drained = client.run_until(lambda: client.outstanding == 0, time.perf_counter() + args.drain)
     lost = client.outstanding
@@ -265,6 +268,8 @@ def run_echo(args: argparse.Namespace) -> dict[str, Any]:
         "server_cpu_us_per_rt": server_cpu / window_rts * 1e6 if window_rts else None,
         "server_util": server_cpu / seconds,
         "client_util": (w_cpu1 - w_cpu0) / seconds,
+        # CPU the rest of the machine used meanwhile (in cores): work that competed for the cores.
+        "others_cores": max(0.0, (w_all1 - w_all0) - server_cpu - (w_me1 - w_me0)) / seconds,
         "p50_us": _us(percentile(lat, 0.50)),
         "p99_us": _us(percentile(lat, 0.99)),
         "bytes_verified": c.bytes_verified,

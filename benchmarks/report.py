@@ -66,6 +66,7 @@ ECHO_COLUMNS = (
     "p99 us",
     "server busy",
     "client busy",
+    "others (cores)",
     "bytes verified",
     "mismatches",
     "errors",
@@ -86,7 +87,8 @@ def echo_section(echo: Mapping[str, Any]) -> list[str]:
         'round trips completed in the window. MB/s counts echoed payload one way. "busy" is the '
         "share of the window each process spent on its CPU; a side at "
         f"{SATURATED:.0%} or more is the one that limited throughput (CPU per round trip holds "
-        "either way). Figures are medians over repeats, (min-max) beside them.",
+        'either way); "others" is the CPU the rest of the machine used during the window, in '
+        "cores, from /proc/stat. Figures are medians over repeats, (min-max) beside them.",
         "",
         "![server CPU per round trip](echo_cpu.png)",
         "",
@@ -120,6 +122,7 @@ def _echo_row(name: str, cell: Mapping[str, Any]) -> list[str]:
         fmt(s.get("p99_us"), 0),
         fmt(s.get("server_util"), 0, 100) + "%",
         fmt(s.get("client_util"), 0, 100) + "%",
+        fmt(s.get("others_cores"), 2),
         f"{t['bytes_verified']:,}",
         str(t["mismatches"]),
         str(t["errors"]),
@@ -135,7 +138,15 @@ def _saturation(case: Mapping[str, Any]) -> list[str]:
     if not sides:
         return []
     parts = [f"{side}: {', '.join(names)}" for side, names in sorted(sides.items())]
-    return ["Saturated side (the one that limited round trips per second): " + "; ".join(parts) + ".", ""]
+    lines = ["Saturated side (the one that limited round trips per second): " + "; ".join(parts) + "."]
+    if "neither" in sides:
+        lines.append(
+            '"neither": both processes were below that during the window: each waited for the '
+            'other\'s batch, or for its core while other work on the machine ran (the "others" '
+            "column: CPU the rest of the machine used meanwhile, in cores). Round trips per second "
+            "then understate what either side can do; CPU per round trip still holds."
+        )
+    return [*lines, ""]
 
 
 def chain_section(chain: Mapping[str, Any]) -> list[str]:
@@ -143,7 +154,9 @@ def chain_section(chain: Mapping[str, Any]) -> list[str]:
     names: list[str] = []
     for entry in counts:
         names += [n for n in [*entry["summary"], *entry["errors"]] if n not in names]
-    header = ["implementation"] + [f"{e['count']} handlers: ns (x for-loop)" for e in counts]
+    header = ["implementation"] + [
+        f"{e['count']} handler{'s' if e['count'] != 1 else ''}: ns (x for-loop)" for e in counts
+    ]
     rows = []
     for name in names:
         row = [name]

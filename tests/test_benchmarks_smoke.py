@@ -180,3 +180,37 @@ def test_the_load_generator_catches_a_corrupted_echo() -> None:
     result = json.loads(done.stdout)
     assert result["mismatches"] > 0
     assert result["bytes_verified"] == 0
+
+
+def test_a_missing_peer_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import _servers, echo
+
+    real = _servers._installed
+    monkeypatch.setattr(_servers, "_installed", lambda module: module != "uvloop" and real(module))
+    specs = {s.name: s for s in _servers.peer_servers()}
+    assert echo.skip_reason(specs["uvloop"], 1) == "uvloop is not installed (pip install uvloop)"
+    assert echo.skip_reason(specs["bare"], 1) is None
+    assert "FD_SETSIZE" in (echo.skip_reason(specs["twisted-select"], 5000) or "")
+
+
+def _echo_results(eventhub_cpu: float | None, bare_cpu: float) -> dict[str, Any]:
+    def cell(cpu: float | None) -> dict[str, Any]:
+        summary = (
+            {} if cpu is None else {"server_cpu_us_per_rt": {"median": cpu, "min": cpu, "max": cpu, "n": 1}}
+        )
+        return {"summary": summary, "runs": [], "errors": [], "totals": {}, "skipped": None}
+
+    results = {"eventhub-epoll": cell(eventhub_cpu), "bare": cell(bare_cpu)}
+    return {"echo": {"cases": [{"case": "100 x 64 B", "results": results}]}}
+
+
+def test_goals_show_a_miss_and_never_pass_without_numbers() -> None:
+    from benchmarks import goals
+
+    def status(results: dict[str, Any]) -> str:
+        goal = next(g for g in goals.echo_goals(results) if "(epoll) CPU per round trip <= 1.1x" in g["goal"])
+        return str(goal["status"])
+
+    assert status(_echo_results(5.0, 5.0)) == "PASS"
+    assert status(_echo_results(5.6, 5.0)) == "MISS"
+    assert status(_echo_results(None, 5.0)) == "NO DATA"
