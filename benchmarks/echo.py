@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from benchmarks._config import Config, case_label
@@ -67,11 +69,18 @@ def run(cfg: Config, servers: list[ServerSpec], progress: Progress) -> dict[str,
             _summarize_cell(cell)
         cases.append({"case": case_label(conns, size), "conns": conns, "size": size, "results": results})
     return {
+        "servers": [describe(s) for s in servers],
         "pinning": {"server_cpu": server_cpu, "client_cpu": client_cpu},
         "warmup_s": cfg.echo_warmup,
         "window_s": cfg.echo_duration,
         "cases": cases,
     }
+
+
+def describe(spec: ServerSpec) -> dict[str, Any]:
+    """How a server was started, for the report (the interpreter's path shortened)."""
+    argv = [Path(a).name if a == sys.executable or a.endswith("/eventhub") else a for a in spec.argv(False)]
+    return {"name": spec.name, "label": spec.label, "command": " ".join(argv), "missing": spec.missing}
 
 
 def measure(

@@ -90,6 +90,13 @@ def echo_section(echo: Mapping[str, Any]) -> list[str]:
         'either way); "others" is the CPU the rest of the machine used during the window, in '
         "cores, from /proc/stat. Figures are medians over repeats, (min-max) beside them.",
         "",
+        "Servers (each prints the port it got; `python` is this interpreter):",
+        "",
+        *[
+            f"- {d['name']}: `{d['command']}`" + (f" (skipped: {d['missing']})" if d["missing"] else "")
+            for d in echo.get("servers", [])
+        ],
+        "",
         "![server CPU per round trip](echo_cpu.png)",
         "",
         "![throughput and latency](echo_throughput.png)",
@@ -238,7 +245,9 @@ def memory_section(m: Mapping[str, Any]) -> list[str]:
         f"Bytes per idle connection between {m['base']} and N open connections (target "
         f"{m['target_conns']:,}; select-based servers stop at what `select()` can watch). RSS from "
         "/proc/PID/status in a plain run; Python memory from `tracemalloc` (traced total after "
-        "`gc.collect()`) in a separate run under `PYTHONTRACEMALLOC=1`. Median (min-max).",
+        "`gc.collect()`) in a separate run under `PYTHONTRACEMALLOC=1`. eventhub runs as "
+        "`python -m benchmarks.servers.eventhub_cli run ...`: the `eventhub` entry point with the same "
+        "arguments, plus the SIGUSR1 handler that reports the traced total. Median (min-max).",
         "",
         "![memory per connection](memory.png)",
         "",
