@@ -98,7 +98,12 @@ class Transport(_Interface):
         """Flush the buffer, then shut down the sending half (the peer reads EOF)."""
 
     def lose_connection(self) -> None:
-        """Stop reading, flush the write buffer, then close; ``connection_lost(None)`` follows."""
+        """Stop reading, flush the write buffer, then close; ``connection_lost(None)`` follows.
+
+        The close is graceful: EOF is sent, and input is read and discarded
+        until the peer's EOF (a few seconds at most), so that a peer still
+        sending cannot provoke a reset that would discard the flushed tail.
+        """
 
     def abort_connection(self) -> None:
         """Close at once, discarding buffered data; the peer gets a reset (RST)."""

@@ -121,7 +121,10 @@ class Reactor:
     and then releases everything it holds.
     """
 
+    #: How long stopping waits for connections to flush before aborting them.
     shutdown_timeout: float = 5.0
+    #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
+    linger_timeout: float = 2.0
 
     def __init__(self, backend: str = "auto", *, max_threads: int = 10) -> None:
         self._poller: Poller = make_poller(backend)
@@ -146,6 +149,7 @@ class Reactor:
         self._finished = False
         self._thread_id: int | None = None
         self.stopped_by_signal: int | None = None
+        self._restore_signals: Callable[[], None] | None = None
         self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
 
     def __repr__(self) -> str:
@@ -310,7 +314,8 @@ class Reactor:
             raise UsageError("a reactor runs once; this one has finished, create a new one")
         self._running = True
         self._thread_id = threading.get_ident()
-        restore = self._install_signals() if install_signal_handlers else None
+        if install_signal_handlers:
+            self.install_signal_handlers()
         try:
             for phase in _PHASES:
                 self._fire(phase, "startup")
@@ -318,8 +323,6 @@ class Reactor:
                 self._run_once()
             self._shutdown()
         finally:
-            if restore is not None:
-                restore()
             self._running = False
             self.close()
 
@@ -379,9 +382,19 @@ class Reactor:
 
     # -- signals --------------------------------------------------------------
 
-    def _install_signals(self) -> Callable[[], None] | None:
+    def install_signal_handlers(self) -> bool:
+        """Make SIGINT and SIGTERM stop this reactor gracefully, from now on.
+
+        ``run()`` does this itself; call it earlier to close the window between
+        announcing a service (a log line a supervisor may react to) and
+        ``run()``: a signal caught before ``run()`` stops the reactor in its
+        first pass. Main thread only (returns False elsewhere, doing nothing).
+        The previous handlers come back when the reactor finishes.
+        """
+        if self._restore_signals is not None:
+            return True
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return False
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
             signal.signal(sig, self._on_signal)
@@ -392,7 +405,13 @@ class Reactor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-        return restore
+        self._restore_signals = restore
+        return True
+
+    def _restore_signal_handlers(self) -> None:
+        restore, self._restore_signals = self._restore_signals, None
+        if restore is not None:
+            restore()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Runs between two bytecodes of the main thread: only queue the stop.
@@ -450,6 +469,7 @@ class Reactor:
         if self._finished:
             return
         self._finished = True
+        self._restore_signal_handlers()
         for listener in list(self._listeners):
             listener.stop_listening()
         for connector in list(self._connectors):

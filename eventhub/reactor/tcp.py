@@ -68,6 +68,7 @@ class Connection:
         "_fd",
         "_high",
         "_host",
+        "_lingering",
         "_low",
         "_peer",
         "_peer_eof",
@@ -113,6 +114,7 @@ class Connection:
         self._low = HIGH_WATER // 4
         self._producer: Producer | None = None
         self._streaming = False
+        self._lingering: TimerHandle | None = None  # the timeout of a graceful close
 
     def __repr__(self) -> str:
         state = ("open", "closing", "closed")[self._state]
@@ -242,7 +244,7 @@ class Connection:
     def _drained(self) -> None:
         """The buffer just emptied: finish a pending close or EOF, or pull more."""
         if self._state == _CLOSING:
-            self._force_close(None)
+            self._linger()
         elif self._eof == _EOF_PENDING:
             self._shutdown_write()
         elif self._producer is not None and not self._streaming:
@@ -344,14 +346,51 @@ class Connection:
             self.lose_connection()
 
     def lose_connection(self) -> None:
-        """Stop reading, flush what is buffered, close; ``connection_lost(None)`` follows."""
+        """Stop reading, flush, close gracefully (see ``_linger``); ``connection_lost(None)`` follows."""
         if self._state != _OPEN:
             return
         self._state = _CLOSING
         self._wclosed = True
         self._stop_reading()
         if not self._buffer:
+            self._linger()
+
+    # Why linger: close() on a socket whose receive queue is not empty makes the
+    # kernel send RST instead of FIN, and RST throws away whatever of ours is
+    # still in the kernel's send queue: a client that sent more than we read
+    # would lose the tail of our last reply. So a graceful close sends FIN
+    # (shutdown SHUT_WR), reads and discards until the peer's FIN, and only then
+    # closes; a peer that never closes gets ``Reactor.linger_timeout`` seconds.
+
+    def _linger(self) -> None:
+        """Everything is flushed: half-close, wait for the peer's EOF, then close."""
+        if self._peer_eof or self._state == _CLOSED:
             self._force_close(None)
+            return
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._force_close(None)  # not connected any more: nothing left to protect
+            return
+        reactor = self._reactor
+        self._lingering = reactor.call_later(reactor.linger_timeout, self._force_close, None)
+        self._reading = True
+        reactor.add_reader(self._fd, self._discard_input)
+        self._discard_input()
+
+    def _discard_input(self) -> None:
+        view = self._rview
+        for _ in range(16):  # bounded: a fast sender must not hold the loop
+            try:
+                if not self._sock.recv_into(view):
+                    break  # EOF
+            except _LATER:
+                return  # more may come: keep waiting for EOF
+            except OSError:
+                break  # reset: done just the same
+        else:
+            return
+        self._force_close(None)
 
     def abort_connection(self) -> None:
         """Close now, discarding the buffer; the peer gets a reset (RST)."""
@@ -383,6 +422,9 @@ class Connection:
         self._state = _CLOSED
         self._wclosed = True
         reactor = self._reactor
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
         self._stop_reading()
         self._buffer = b""
         reactor.remove_writer(self._fd)  # even if the buffer just drained: still watched

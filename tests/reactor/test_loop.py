@@ -363,3 +363,35 @@ def test_second_signal_aborts_what_is_still_flushing(reactor: Reactor) -> None:
     assert reactor.stopped_by_signal == signal.SIGTERM
     assert len(lost) == 1 and isinstance(lost[0], ConnectionAbortedError)
     assert "SIGTERM" in str(lost[0])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs POSIX signals")
+def test_a_signal_before_run_is_not_lost_once_handlers_are_installed(reactor: Reactor) -> None:
+    """Services announce themselves before run(); a supervisor's SIGTERM may come right then."""
+    before = signal.getsignal(signal.SIGTERM)
+    got: list[str] = []
+    assert reactor.install_signal_handlers()
+    os.kill(os.getpid(), signal.SIGTERM)  # handled: we are still alive, the stop is queued
+    reactor.add_system_event_trigger("after", "shutdown", got.append, "shut down")
+    reactor.call_later(10, reactor.stop)  # hang guard
+    reactor.run()
+    assert reactor.stopped_by_signal == signal.SIGTERM
+    assert got == ["shut down"]
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_install_signal_handlers_off_the_main_thread_does_nothing(reactor: Reactor) -> None:
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(reactor.install_signal_handlers()))
+    t.start()
+    t.join()
+    assert result == [False]
+
+
+def test_close_restores_handlers_of_a_reactor_that_never_ran(backend: str) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    reactor = Reactor(backend)
+    reactor.install_signal_handlers()
+    assert signal.getsignal(signal.SIGINT) != before
+    reactor.close()
+    assert signal.getsignal(signal.SIGINT) == before

@@ -957,3 +957,58 @@ def test_stop_connecting_reports_cancelled(reactor: Reactor) -> None:
     finally:
         full.close()
     assert len(factory.failed) == 1 and isinstance(factory.failed[0], ConnectionAbortedError)
+
+
+# -- lingering close ---------------------------------------------------------------
+
+
+def test_graceful_close_with_unread_input_still_delivers_everything(reactor: Reactor) -> None:
+    """The peer keeps sending what we never read: close() alone would RST away our tail."""
+    reply = pattern(16 << 20)
+
+    class Answer(Protocol):
+        def data_received(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.transport.write(reply)
+            self.transport.lose_connection()
+
+    port = reactor.listen_tcp(0, factory_for(Answer)).get_host().port
+
+    def client() -> tuple[bytes, str]:
+        with connect(port) as s:
+            s.sendall(b"request")
+            threading.Event().wait(0.05)
+            s.sendall(b"u" * (256 << 10))  # unread by the server, in its receive queue
+            chunks, end = [], "eof"
+            try:
+                while chunk := s.recv(1 << 20):
+                    chunks.append(chunk)
+            except ConnectionResetError:
+                end = "reset"
+            return b"".join(chunks), end
+
+    got, end = serve_then(reactor, client)
+    assert end == "eof"
+    assert len(got) == len(reply) and got == reply
+
+
+def test_graceful_close_gives_up_on_a_peer_that_never_closes(backend: str) -> None:
+    reactor = Reactor(backend)
+    reactor.linger_timeout = 0.1
+    lost: list[BaseException | None] = []
+
+    class Bye(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.write(b"bye")
+            transport.lose_connection()
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+            reactor.stop()
+
+    port = reactor.listen_tcp(0, factory_for(Bye)).get_host().port
+    with connect(port) as s:  # reads up to the EOF, but keeps its end open
+        reader = Background(recv_all, s)
+        run(reactor)
+        assert reader.result() == b"bye"
+    assert lost == [None]
