@@ -30,6 +30,7 @@ import socket
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks._proc import cpu_seconds, machine_busy_seconds, raise_nofile
@@ -96,7 +97,9 @@ class Client:
             batch = min(CONNECT_BATCH, count)
             for _ in range(batch):
                 self._connect_one()
-            self.run_until(lambda: self.outstanding == 0, time.perf_counter() + timeout)
+            if not self.run_until(lambda: self.outstanding == 0, time.perf_counter() + timeout):
+                for conn in [c for c in self.conns.values() if c.expected]:
+                    self._fail(conn, f"no reply to the first request within {timeout:.0f} s")
             count -= batch
 
     def _connect_one(self) -> None:
@@ -185,6 +188,9 @@ class Client:
             self._fail(conn, "closed by the server")
             return
         expected = conn.expected
+        if not expected:  # bytes nobody asked for: the server sent more than it was sent
+            self.c.mismatches += 1
+            return
         size = len(expected)
         if not conn.buf and len(data) == size:
             whole = data  # the common case: the reply arrived in one piece
@@ -199,7 +205,7 @@ class Client:
     def _complete(self, conn: Conn, whole: bytes, expected: bytes) -> None:
         now = time.perf_counter()
         c = self.c
-        if not expected or whole != expected:
+        if whole != expected:
             c.mismatches += 1
         else:
             c.bytes_verified += len(whole)
@@ -211,7 +217,7 @@ class Client:
         if self.sending:
             self._send_request(conn, now)
 
-    def run_until(self, done: Any, deadline: float) -> bool:
+    def run_until(self, done: Callable[[], bool], deadline: float) -> bool:
         """Serve events until ``done()`` or ``deadline``; return whether ``done()`` held."""
         conns = self.conns
         poll = self.ep.poll

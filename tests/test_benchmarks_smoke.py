@@ -121,65 +121,65 @@ def test_an_unknown_scenario_is_a_usage_error() -> None:
     assert "nonesuch" in done.stderr and "Traceback" not in done.stderr
 
 
-def _corrupting_echo(listener: socket.socket, stop: threading.Event) -> None:
-    """Echo with the first byte of every reply flipped, until ``stop``."""
-    listener.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
-            continue
-        threading.Thread(target=_serve_corrupted, args=(conn,), daemon=True).start()
+class _FaultyEcho:
+    """A threaded echo server on 127.0.0.1 port 0 whose replies go wrong after the first."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault  # "corrupt": flip a byte of each later reply; "silent": stop replying
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> _FaultyEcho:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.sendall(conn.recv(64))  # the load generator's first, connecting round trip
+            while data := conn.recv(65536):
+                if self.fault == "corrupt":
+                    conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
 
 
-def _serve_corrupted(conn: socket.socket) -> None:
-    with conn:
-        while data := conn.recv(65536):
-            conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
+def _loadgen_against(fault: str) -> dict[str, Any]:
+    with _FaultyEcho(fault) as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.loadgen", "echo", "--port", str(server.port),
+             "--server-pid", str(os.getpid()), "--conns", "2", "--size", "64",
+             "--warmup", "0", "--duration", "0.1", "--drain", "0.3"],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def test_the_load_generator_catches_a_corrupted_echo() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-    thread = threading.Thread(target=_corrupting_echo, args=(listener, stop), daemon=True)
-    thread.start()
-    try:
-        port = listener.getsockname()[1]
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.loadgen",
-                "echo",
-                "--port",
-                str(port),
-                "--server-pid",
-                str(os.getpid()),
-                "--conns",
-                "2",
-                "--size",
-                "64",
-                "--warmup",
-                "0",
-                "--duration",
-                "0.1",
-                "--drain",
-                "2",
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = _loadgen_against("corrupt")
     assert result["mismatches"] > 0
-    assert result["bytes_verified"] == 0
+    assert result["bytes_verified"] == 2 * 64  # only the two connecting round trips were right
+
+
+def test_the_load_generator_counts_replies_that_never_come() -> None:
+    result = _loadgen_against("silent")
+    assert result["lost"] == 2 and not result["drained"]
+    assert result["round_trips"] == 0
 
 
 def test_a_missing_peer_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
