@@ -183,7 +183,8 @@ class Connection:
     def pause_reading(self) -> None:
         """Stop delivering ``data_received`` until ``resume_reading()``."""
         self._read_paused = True
-        self._stop_reading()
+        if self._state == _OPEN:  # a closing connection reads only to find the peer's EOF
+            self._stop_reading()
 
     def resume_reading(self) -> None:
         self._read_paused = False
@@ -428,6 +429,9 @@ class Connection:
         self._stop_reading()
         self._buffer = b""
         reactor.remove_writer(self._fd)  # even if the buffer just drained: still watched
+        if self._host is None:  # get_host() keeps working in connection_lost
+            with contextlib.suppress(OSError):
+                self.get_host()
         self._sock.close()
         reactor._connections.discard(self)
         reactor.call_soon(self._connection_lost, reason)

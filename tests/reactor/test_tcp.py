@@ -1012,3 +1012,28 @@ def test_graceful_close_gives_up_on_a_peer_that_never_closes(backend: str) -> No
         run(reactor)
         assert reader.result() == b"bye"
     assert lost == [None]
+
+
+def test_get_host_and_get_peer_still_answer_in_connection_lost(reactor: Reactor) -> None:
+    seen: list[tuple[Address, Address]] = []
+
+    class Late(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            self.transport = transport
+            transport.pause_reading()
+            transport.lose_connection()
+            transport.pause_reading()  # while closing: must not stop the close
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            assert self.transport is not None
+            seen.append((self.transport.get_host(), self.transport.get_peer()))
+
+    port = reactor.listen_tcp(0, factory_for(Late)).get_host().port
+
+    def client() -> int:
+        with connect(port) as s:
+            recv_all(s)
+            return int(s.getsockname()[1])
+
+    client_port = serve_then(reactor, client)
+    assert seen == [(Address("127.0.0.1", port), Address("127.0.0.1", client_port))]
