@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def draw_all(results: Mapping[str, Any], out: Path) -> list[str]:
 
 
 def _spread(summaries: Sequence[Mapping[str, Any] | None]) -> tuple[list[float], Errors]:
-    med = [s["median"] if s else 0.0 for s in summaries]
+    med = [s["median"] if s else math.nan for s in summaries]  # nan: no bar where nothing ran
     low = [s["median"] - s["min"] if s else 0.0 for s in summaries]
     high = [s["max"] - s["median"] if s else 0.0 for s in summaries]
     return med, (low, high)
@@ -57,6 +58,16 @@ def _grouped(
         ax.bar(xs, med, width, yerr=err, capsize=2, label=name)
     ax.set_xticks(range(len(groups)), groups)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _log_axis(ax: Any, minor_labels: bool = True) -> None:
+    """A log y axis labelled with plain numbers (4, 6, 10, 20) rather than powers of ten."""
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    # Minor labels help over a decade or two; over more they pile up.
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g") if minor_labels else NullFormatter())
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -82,7 +93,8 @@ def _echo(echo: Mapping[str, Any], out: Path) -> None:
     groups = [c["case"] for c in echo["cases"]]
     fig, ax = plt.subplots(figsize=(11, 4.8))
     _grouped(ax, groups, _echo_series(echo, "server_cpu_us_per_rt"))
-    ax.set_ylabel("server CPU per round trip (us), lower is better")
+    _log_axis(ax)
+    ax.set_ylabel("server CPU per round trip (us, log), lower is better")
     ax.set_title("Echo: server CPU per round trip (median, min-max)")
     ax.legend(fontsize=8, ncol=4)
     _save(fig, out / "echo_cpu.png")
@@ -93,7 +105,7 @@ def _echo(echo: Mapping[str, Any], out: Path) -> None:
     top.set_title("Echo: throughput (higher is better)")
     top.legend(fontsize=8, ncol=4)
     _grouped(bottom, groups, _echo_series(echo, "p99_us"))
-    bottom.set_yscale("log")
+    _log_axis(bottom, minor_labels=False)
     bottom.set_ylabel("p99 latency (us, log)")
     bottom.set_title("Echo: p99 latency (lower is better)")
     _save(fig, out / "echo_throughput.png")
