@@ -119,6 +119,10 @@ class Reactor:
     select; ``eventhub.reactor.available_backends()`` lists the others.
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
     and then releases everything it holds.
+
+    Not thread-safe, by design: call its methods from the thread running it
+    (or before ``run()``), except ``call_from_thread``, which any thread may
+    use to get the rest called there.
     """
 
     #: How long stopping waits for connections to flush before aborting them.
@@ -147,7 +151,6 @@ class Reactor:
         self._stopping = False
         self._timed_out = False
         self._finished = False
-        self._thread_id: int | None = None
         self.stopped_by_signal: int | None = None
         self._restore_signals: Callable[[], None] | None = None
         self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
@@ -313,7 +316,6 @@ class Reactor:
         if self._finished:
             raise UsageError("a reactor runs once; this one has finished, create a new one")
         self._running = True
-        self._thread_id = threading.get_ident()
         if install_signal_handlers:
             self.install_signal_handlers()
         try:

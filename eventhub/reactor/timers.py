@@ -138,7 +138,8 @@ class TimerQueue:
 
     def compact(self) -> None:
         """Drop every dead entry and re-heapify."""
-        self.heap = [e for e in self.heap if e[1] == e[2]._seq and e[2]._state == _PENDING]
+        # In place: the loop holds a reference to this list across a pass.
+        self.heap[:] = [e for e in self.heap if e[1] == e[2]._seq and e[2]._state == _PENDING]
         heapq.heapify(self.heap)
         self._dead = 0
 
