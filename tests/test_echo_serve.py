@@ -363,3 +363,12 @@ def test_a_signal_mid_stream_delivers_every_byte_the_server_read(venv: PluginVen
     assert_clean_exit(status, stderr)
     assert echoed == data[: len(echoed)]
     assert error is None, f"the connection was reset after {len(echoed)} of {sent} bytes sent"
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_right_after_the_listening_line_is_graceful(venv: PluginVenv, signame: str) -> None:
+    """A supervisor may signal as soon as the service announces itself, before the loop runs."""
+    for _ in range(3):
+        with EchoServer(venv) as server:
+            status, stderr = server.finish(getattr(signal, signame))
+        assert_clean_exit(status, stderr)

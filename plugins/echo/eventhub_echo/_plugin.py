@@ -35,6 +35,9 @@ class EchoPlugin:
     def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
         settings = self.settings
         raise_open_files_limit()
+        # The log line below announces the service: from then on a SIGTERM must stop it
+        # gracefully, even before the hub gets to reactor.run() (a no-op off the main thread).
+        reactor.install_signal_handlers()
         self.factory = EchoFactory(settings, reactor)
         self.listener = reactor.listen_tcp(
             settings.port,
