@@ -41,15 +41,24 @@ EMFILE_SERVER = textwrap.dedent(
     reactor = Reactor(sys.argv[1])
     factory = ServerFactory()
     factory.protocol = Echo
-    port = reactor.listen_tcp(0, factory).get_host().port
     hog = []
+
+    def exhaust():  # use up every descriptor the limit allows
+        while True:
+            try:
+                hog.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                return
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))  # a fresh interpreter uses ~10
-    while True:  # use up every descriptor the limit allows
-        try:
-            hog.append(os.open(os.devnull, os.O_RDONLY))
-        except OSError:
-            break
+    if sys.argv[2] == "spare":
+        port = reactor.listen_tcp(0, factory).get_host().port
+        exhaust()
+    else:  # leave room for the listening socket only: no spare descriptor
+        exhaust()
+        os.close(hog.pop())
+        port = reactor.listen_tcp(0, factory).get_host().port
 
     def command():
         line = os.read(0, 100).decode()
@@ -71,7 +80,7 @@ EMFILE_SERVER = textwrap.dedent(
 
 def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", EMFILE_SERVER, backend],
+        [sys.executable, "-c", EMFILE_SERVER, backend, "spare"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -100,6 +109,37 @@ def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str)
     assert out.strip() == "clean exit"
     assert err.count("refused the connection") == 3, err
     assert "Too many open files" in err
+
+
+def test_emfile_without_a_spare_pauses_accepting_then_serves_the_waiting_client(
+    backend: str,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", EMFILE_SERVER, backend, "nospare"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    try:
+        port = int(proc.stdout.readline())
+        with connect(port) as s:  # waits in the backlog: neither refused nor lost
+            s.sendall(b"wait for me")
+            while "not accepting" not in (line := proc.stderr.readline()):
+                assert line, "the server exited"
+            proc.stdin.write("free\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "freed"
+            assert s.recv(100) == b"wait for me"
+        proc.stdin.write("stop\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=HANG)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert out.strip() == "clean exit"
 
 
 # -- FD_SETSIZE ---------------------------------------------------------------------
