@@ -162,7 +162,7 @@ class Protocol:
     transport: Transport | None = None
 
     def connection_made(self, transport: Transport) -> None:
-        """The connection is up; the default stores ``transport`` on ``self.transport``."""
+        """The connection is up. ``self.transport`` is already set when this is called."""
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:

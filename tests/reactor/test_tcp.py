@@ -1037,3 +1037,16 @@ def test_get_host_and_get_peer_still_answer_in_connection_lost(reactor: Reactor)
 
     client_port = serve_then(reactor, client)
     assert seen == [(Address("127.0.0.1", port), Address("127.0.0.1", client_port))]
+
+
+def test_transport_is_set_even_if_connection_made_skips_super(reactor: Reactor) -> None:
+    class Forgetful(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            pass  # no super().connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    port = reactor.listen_tcp(0, factory_for(Forgetful)).get_host().port
+    assert serve_then(reactor, echo_once, port, b"still echoed") == b"still echoed"
