@@ -98,19 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    plugins = commands.add_parser(
-        "plugins", parents=[common, loading], help="list the installed plugins"
-    )
+    plugins = commands.add_parser("plugins", parents=[common, loading], help="list the installed plugins")
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plugins.set_defaults(handler=_plugins)
 
-    new = commands.add_parser(
-        "new-plugin", parents=[common], help="write a new plugin distribution"
-    )
+    new = commands.add_parser("new-plugin", parents=[common], help="write a new plugin distribution")
     new.add_argument("name", help="the distribution name, e.g. eventhub-greeter")
-    new.add_argument(
-        "--dir", metavar="PATH", default=".", help="where to create its folder (default: .)"
-    )
+    new.add_argument("--dir", metavar="PATH", default=".", help="where to create its folder (default: .)")
     new.set_defaults(handler=_new_plugin)
     return parser
 
@@ -120,9 +114,7 @@ def _verbosity(default: object) -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=default, help="more log output (repeatable)"
     )
-    parser.add_argument(
-        "-q", "--quiet", action="count", default=default, help="less log output (repeatable)"
-    )
+    parser.add_argument("-q", "--quiet", action="count", default=default, help="less log output (repeatable)")
     return parser
 
 
@@ -160,8 +152,29 @@ def _run(args: argparse.Namespace) -> int:
         from eventhub.tracing import install
 
         install(hub)
+    _raise_open_files_limit()
     hub.run()
     return 1 if hub.failures else 0
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard one: a server needs a descriptor per client.
+
+    A process-wide policy, so the command that owns the process sets it (as Go's
+    runtime does at start), not each plugin. The default soft limit (often 1024)
+    would cap a service at about a thousand clients.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as error:  # RLIM_INFINITY is refused on some systems
+        log.debug("could not raise the open files limit from %d: %s", soft, error)
+    else:
+        log.debug("raised the open files limit from %d to %d", soft, hard)
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -211,7 +211,11 @@ class Hub:
         impls = self._impls("eventhub_start_services")
         if not impls:
             return False
-        kwargs = {"hub": self, "reactor": self.reactor}
+        reactor = self.reactor
+        # Services announce themselves as they start: from then on SIGINT/SIGTERM
+        # must stop them gracefully, even before reactor.run() is reached.
+        reactor.install_signal_handlers()
+        kwargs = {"hub": self, "reactor": reactor}
         started = False
         for plugin_name, function, argnames in impls:
             try:
@@ -248,21 +252,28 @@ class Hub:
         rank = {name: index for index, name in enumerate(self._order)}
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
         impls = sorted(impls, key=lambda impl: rank.get(impl.plugin_name, len(rank)))
-        result = []
-        for impl in impls:
-            function = impl.function
-            for monitor in self._monitors:
-                function = monitor(impl.plugin_name, hook_name, function)
-            result.append((impl.plugin_name, function, tuple(impl.argnames)))
-        return result
+        return [
+            (
+                impl.plugin_name,
+                self._monitored(impl.plugin_name, hook_name, impl.function),
+                tuple(impl.argnames),
+            )
+            for impl in impls
+        ]
+
+    def _monitored(self, plugin: str, hook_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        for monitor in self._monitors:
+            function = monitor(plugin, hook_name, function)
+        return function
 
     def add_monitor(self, monitor: HookMonitor) -> Callable[[], None]:
         """Wrap every call the hub makes to a plugin; returns a function that undoes it.
 
         The one seam for tracing and timing: the chain's handlers (hook
-        ``eventhub_execute``, called with the event) and the lifecycle hooks
-        (called with their arguments by position, in the spec's order) all pass
-        through ``monitor``. Handlers know nothing of it.
+        ``eventhub_execute``, called with the event), the lifecycle hooks and
+        the network hooks of services built after this call (each called with
+        the arguments its implementation takes, by position) all pass through
+        ``monitor``. Handlers know nothing of it.
         """
         self._monitors.append(monitor)
         undo_chain = self.chain.add_monitor(lambda plugin, call: monitor(plugin, "eventhub_execute", call))
@@ -283,7 +294,7 @@ class Hub:
         """
         from eventhub.netevents import observe_factory
 
-        return observe_factory(self.pm.hook, factory, service)
+        return observe_factory(self.pm.hook, factory, service, self._monitored)
 
 
 def _check_backend(name: str) -> None:
@@ -300,7 +311,6 @@ def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Ma
 def _default_name(obj: object) -> str:
     name = getattr(obj, "__name__", None)
     return name if isinstance(name, str) else type(obj).__name__
-
 
 
 __all__ = ["Hub", "ServiceError"]

@@ -69,14 +69,20 @@ HOOK_NAMES = (ACCEPT, MADE, DATA, LOST)
 
 # (plugin name, function taking every argument of the hook's specification, in order)
 _Impl = tuple[str, Callable[..., Any]]
+# (plugin name, hook name, function) -> the function to call instead
+Wrap = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
 
 
-def observe_factory(hook: pluggy.HookRelay, factory: Factory, service: str) -> Factory:
+def observe_factory(
+    hook: pluggy.HookRelay, factory: Factory, service: str, wrap: Wrap | None = None
+) -> Factory:
     """``factory``, or a factory reporting its connections to the network hooks.
 
     ``factory`` itself is returned when no plugin implements any of them.
+    ``wrap(plugin, hook_name, function)`` is applied to each implementation (the
+    hub passes its monitors, so ``--trace`` sees these calls too).
     """
-    hooks = NetworkHooks.from_relay(hook, service)
+    hooks = NetworkHooks.from_relay(hook, service, wrap)
     if not hooks:
         return factory
     return ObservedFactory(factory, hooks)
@@ -103,8 +109,8 @@ class NetworkHooks:
         self._failed: set[tuple[str, str]] = set()
 
     @classmethod
-    def from_relay(cls, relay: pluggy.HookRelay, service: str) -> NetworkHooks:
-        accept, made, data, lost = (_implementations(relay, name) for name in HOOK_NAMES)
+    def from_relay(cls, relay: pluggy.HookRelay, service: str, wrap: Wrap | None = None) -> NetworkHooks:
+        accept, made, data, lost = (_implementations(relay, name, wrap) for name in HOOK_NAMES)
         return cls(service, accept, made, data, lost)
 
     def __bool__(self) -> bool:
@@ -152,7 +158,7 @@ class NetworkHooks:
             log.debug("plugin %r failed in %s (peer %s): %s: %s", plugin, hook, peer, type(exc).__name__, exc)
 
 
-def _implementations(relay: pluggy.HookRelay, hook_name: str) -> list[_Impl]:
+def _implementations(relay: pluggy.HookRelay, hook_name: str, wrap: Wrap | None) -> list[_Impl]:
     caller = getattr(relay, hook_name)
     spec_args = tuple(caller.spec.argnames) if caller.spec is not None else ()
     impls = []
@@ -167,7 +173,8 @@ def _implementations(relay: pluggy.HookRelay, hook_name: str) -> list[_Impl]:
                 hook_name,
             )
             continue
-        impls.append((impl.plugin_name, _full_signature(impl.function, impl.argnames, spec_args)))
+        function = impl.function if wrap is None else wrap(impl.plugin_name, hook_name, impl.function)
+        impls.append((impl.plugin_name, _full_signature(function, impl.argnames, spec_args)))
     return impls
 
 

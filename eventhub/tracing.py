@@ -1,13 +1,11 @@
 """Tracing: one log line per call the hub makes to a plugin (``eventhub run --trace``).
 
-``install(hub)`` hooks into the two seams through which every plugin call passes:
-
-- ``Hub.add_monitor``: the chain's handlers (``eventhub_execute``) and the
-  lifecycle hooks (``eventhub_configure``, ``eventhub_startup``,
-  ``eventhub_start_services``, ``eventhub_shutdown``), one line per plugin;
-- ``hub.pm.add_hookcall_monitoring``: the hooks pluggy calls, such as the
-  network hooks ``eventhub_connection_*``, one line per hook call naming the
-  plugins that implement it (calls that reach no plugin are not logged).
+``install(hub)`` hooks into ``Hub.add_monitor``, the seam through which every
+call the hub makes to a plugin passes: the chain's handlers
+(``eventhub_execute``), the lifecycle hooks (``eventhub_configure``,
+``eventhub_startup``, ``eventhub_start_services``, ``eventhub_shutdown``) and the
+network hooks (``eventhub_connection_*``) of the services started afterwards;
+one line per plugin and call.
 
 Each line goes to the logger ``eventhub.trace`` at INFO (shown by default by the
 ``eventhub`` command) and reads::
@@ -25,13 +23,11 @@ import functools
 import logging
 import reprlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from inspect import Parameter, signature
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pluggy
-
     from eventhub.hub import Hub
 
 __all__ = ["install", "summarize"]
@@ -52,15 +48,7 @@ _short.maxtuple = 4
 
 def install(hub: Hub) -> Callable[[], None]:
     """Trace every plugin call of ``hub``; returns a function that stops tracing."""
-    undo_monitor = hub.add_monitor(_monitor)
-    hookcalls = _HookCallTracer()
-    undo_hookcalls = hub.pm.add_hookcall_monitoring(hookcalls.before, hookcalls.after)
-
-    def undo() -> None:
-        undo_hookcalls()
-        undo_monitor()
-
-    return undo
+    return hub.add_monitor(_monitor)
 
 
 def summarize(value: object) -> str:
@@ -103,36 +91,6 @@ def _monitor(plugin: str, hook_name: str, function: Callable[..., Any]) -> Calla
         return result
 
     return traced
-
-
-class _HookCallTracer:
-    """``before``/``after`` for ``pm.add_hookcall_monitoring``; a stack for nested hook calls."""
-
-    def __init__(self) -> None:
-        self._starts: list[float] = []
-
-    def before(self, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, object]) -> None:
-        if impls:
-            self._starts.append(time.perf_counter())
-
-    def after(
-        self,
-        outcome: pluggy.Result[object],
-        hook_name: str,
-        impls: Sequence[pluggy.HookImpl],
-        kwargs: Mapping[str, object],
-    ) -> None:
-        if not impls:
-            return
-        start = self._starts.pop()
-        # pluggy calls the implementations last-registered first.
-        plugins = ",".join(impl.plugin_name for impl in reversed(impls))
-        error = outcome.exception
-        if error is not None:
-            outcome_text = f"raised {summarize(error)}"
-        else:
-            outcome_text = f"-> {summarize(outcome.get_result())}"
-        _log(plugins, hook_name, list(kwargs.items()), start, outcome_text)
 
 
 def _log(

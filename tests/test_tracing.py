@@ -13,7 +13,8 @@ from support import PluginVenv, first_party
 
 import eventhub
 from eventhub import tracing
-from eventhub.protocol import Address
+from eventhub.protocol import Address, Protocol, ServerFactory
+from eventhub.testing import StringTransport
 
 TIME = r"\[\d+\.\d{3} ms\]"
 
@@ -129,18 +130,23 @@ def test_nothing_is_wrapped_without_tracing_and_undo_unwraps(
     assert len(trace_lines) == 1 and "Event(name='b'" in trace_lines[0]
 
 
-def test_hooks_called_through_pluggy_are_logged_with_their_plugins(
+def test_network_hooks_of_an_observed_service_are_logged_with_their_plugin(
     hub: eventhub.Hub, trace_lines: list[str]
 ) -> None:
     hub.register(NetworkObserver(), "observer")
     tracing.install(hub)
+    factory = ServerFactory()
+    factory.protocol = Protocol
+    observed = hub.observe_factory(factory, "chat")
     peer = Address("127.0.0.1", 50000)
-    hub.pm.hook.eventhub_connection_data(service="chat", peer=peer, data=b"y" * 1000)
-    hub.pm.hook.eventhub_connection_made(service="chat", peer=peer)  # no implementation
+    protocol = observed.build_protocol(peer)
+    assert protocol is not None
+    protocol.connection_made(StringTransport(peer=peer))  # no made hook: nothing logged
+    protocol.data_received(b"y" * 1000)
     assert len(trace_lines) == 1, trace_lines
     pattern = (
-        r"INFO: observer: eventhub_connection_data\(service='chat', peer=127\.0\.0\.1:50000, "
-        rf"data=b'y{{32}}'\.\.\. \(1000 bytes\)\) -> \['seen'\] {TIME}"
+        r"INFO: observer: eventhub_connection_data\(service='chat', "
+        rf"data=b'y{{32}}'\.\.\. \(1000 bytes\)\) -> 'seen' {TIME}"
     )
     assert re.fullmatch(pattern, trace_lines[0]), trace_lines[0]
 

@@ -10,7 +10,7 @@ and its backpressure, idle timeout and connection cap by ``eventhub_echo._servic
 
 from __future__ import annotations
 
-from eventhub_echo._plugin import SERVICE, EchoPlugin, raise_open_files_limit
+from eventhub_echo._plugin import SERVICE, EchoPlugin
 from eventhub_echo._service import EchoFactory, EchoProtocol, IdleEchoProtocol
 from eventhub_echo._settings import EchoSettings
 
@@ -21,5 +21,4 @@ __all__ = [
     "EchoProtocol",
     "EchoSettings",
     "IdleEchoProtocol",
-    "raise_open_files_limit",
 ]

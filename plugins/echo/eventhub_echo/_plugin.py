@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +33,6 @@ class EchoPlugin:
     @eventhub.hookimpl
     def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
         settings = self.settings
-        raise_open_files_limit()
-        # The log line below announces the service: from then on a SIGTERM must stop it
-        # gracefully, even before the hub gets to reactor.run() (a no-op off the main thread).
-        reactor.install_signal_handlers()
         self.factory = EchoFactory(settings, reactor)
         self.listener = reactor.listen_tcp(
             settings.port,
@@ -47,21 +42,3 @@ class EchoPlugin:
         )
         log.info("listening on %s (%s backend)", self.listener.get_host(), reactor.backend)
         return self.listener
-
-
-def raise_open_files_limit() -> None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit: every connection is a descriptor.
-
-    The default soft limit (often 1024) would cap the service at about a
-    thousand clients although the hard limit allows many more. The process
-    serves; nothing it execs inherits a surprise, since it execs nothing.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == hard:
-        return
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError) as exc:  # hard may be RLIM_INFINITY, refused on macOS
-        log.debug("could not raise the open files limit from %d: %s", soft, exc)
-        return
-    log.debug("raised the open files limit from %d to %d", soft, hard)
