@@ -1,53 +1,26 @@
 """Helpers for the echo plugin's tests: a served ``eventhub run`` and clients that check every byte.
 
-``EchoServer`` collects the server's stderr on a thread, line by line, so that
-no line is missed (two log lines can arrive in one read) and a chatty server
-never blocks on a full pipe. The clients are plain sockets driven by one
-``selectors`` loop, bounded by a deadline.
+``EchoServer`` is a ``support.Served`` that reads the echo's port from its log
+line. The clients are plain sockets driven by one ``selectors`` loop, bounded
+by a deadline.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import re
 import resource
 import selectors
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType, TracebackType
 
-from support import FIRST_PARTY, PluginVenv
+from support import PluginVenv, Served, assert_clean_exit
+
+__all__ = ["EchoServer", "assert_clean_exit", "echo_many", "is_closed_by_peer", "raise_nofile"]
 
 HOST = "127.0.0.1"
 LISTENING = r"eventhub\.echo: INFO: listening on 127\.0\.0\.1:(\d+) \((\w+) backend\)"
-
-
-def load_source_package(folder: str, package: str) -> ModuleType:
-    """Import a first-party plugin package from its source folder, without ``sys.path``.
-
-    Putting ``plugins/NAME`` on ``sys.path`` would also expose the
-    ``*.egg-info`` a pip install leaves there, and with it the plugin's entry
-    point, to every other test of the session (which expect no plugins).
-    """
-    if package in sys.modules:
-        return sys.modules[package]
-    root = FIRST_PARTY / folder / package
-    spec = importlib.util.spec_from_file_location(
-        package, root / "__init__.py", submodule_search_locations=[str(root)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[package] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def raise_nofile(wanted: int) -> int:
@@ -59,57 +32,16 @@ def raise_nofile(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-class EchoServer:
+class EchoServer(Served):
     """``eventhub run --set echo.port=0 ARGS`` in ``venv``; ``port`` is read from its log line."""
 
     def __init__(self, venv: PluginVenv, *args: str, wait: bool = True) -> None:
-        self.process = venv.start("run", "--set", "echo.port=0", *args)
-        self.lines: list[str] = []
-        self.stdout: list[str] = []
-        self._changed = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._collect, args=(self.process.stderr, self.lines), daemon=True),
-            threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
+        super().__init__(venv, "run", "--set", "echo.port=0", *args)
         self.port = 0
         self.backend = ""
         if wait:
             match = self.wait_for(LISTENING)
             self.port, self.backend = int(match.group(1)), match.group(2)
-
-    def _collect(self, stream: object, into: list[str]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            with self._changed:
-                into.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        """The first stderr line matching ``pattern`` (waiting for it); fail with all of stderr."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.process.poll() is not None and not self._alive_readers()):
-                    break
-                self._changed.wait(min(left, 0.1))
-        raise AssertionError(f"no stderr line matching {pattern!r}; stderr was:\n{self.stderr}")
-
-    def _alive_readers(self) -> bool:
-        return any(reader.is_alive() for reader in self._readers)
 
     def address(self) -> tuple[str, int]:
         return HOST, self.port
@@ -118,45 +50,6 @@ class EchoServer:
         sock = socket.create_connection(self.address(), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
-
-    def status(self, field_name: str) -> int:
-        """A ``/proc/PID/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
-        text = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(rf"^{field_name}:\s+(\d+) kB$", text, re.MULTILINE)
-        assert match, f"no {field_name} in /proc/{self.process.pid}/status"
-        return int(match.group(1))
-
-    def finish(self, sig: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
-        """Send ``sig`` and wait for the exit; return (status, all of stderr)."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.wait(timeout)
-
-    def wait(self, timeout: float = 30) -> tuple[int, str]:
-        try:
-            status = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise AssertionError(f"the server did not exit; stderr was:\n{self.stderr}") from None
-        for reader in self._readers:
-            reader.join(10)
-        return status, self.stderr
-
-    def __enter__(self) -> EchoServer:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-def assert_clean_exit(status: int, stderr: str) -> None:
-    assert status == 0, f"exit status {status}; stderr:\n{stderr}"
-    assert "Traceback" not in stderr, stderr
 
 
 # -- a many-connection client that checks every byte ----------------------------

@@ -8,17 +8,21 @@ a ``.pth`` file, and plugins are ``pip install``ed into it for real, so
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-import selectors
+import signal
 import site
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import venv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import IO, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_PARTY = REPO / "plugins"
@@ -130,37 +134,126 @@ class PluginVenv:
         )
 
 
-def wait_for_line(
-    process: subprocess.Popen[str], pattern: str, timeout: float = 30
-) -> re.Match[str]:
-    """Read the process's stderr until a line matches ``pattern``; fail with what it printed."""
-    assert process.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=0.1):
-                continue
-            line = process.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-    process.kill()
-    raise AssertionError(f"no line matching {pattern!r}; stderr was:\n{''.join(seen)}")
+_Served = TypeVar("_Served", bound="Served")
 
 
-def stop(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, str]:
-    """Wait for the process to end (it was told to); kill it after ``timeout``."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-    return process.returncode, out, err
+class Served:
+    """``eventhub ARGS`` running in the background, its output collected line by line on threads.
+
+    Threads, not a selector and ``readline``: two log lines can arrive in one
+    read, and a line left in Python's buffer is invisible to ``select``; and a
+    chatty server whose pipe nobody drains would block. Use as a context
+    manager: a server still running at the end is killed.
+    """
+
+    def __init__(self, venv: PluginVenv, *args: str) -> None:
+        self.process = venv.start(*args)
+        self.lines: list[str] = []
+        self.stdout_lines: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._collect, args=(self.process.stderr, self.lines), daemon=True),
+            threading.Thread(
+                target=self._collect, args=(self.process.stdout, self.stdout_lines), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _collect(self, stream: IO[str] | None, into: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            with self._changed:
+                into.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def stderr(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    @property
+    def stdout(self) -> str:
+        with self._changed:
+            return "".join(self.stdout_lines)
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first stderr line matching ``pattern`` (waiting for it); fail with all of stderr."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                left = deadline - time.monotonic()
+                if left <= 0 or not any(reader.is_alive() for reader in self._readers):
+                    break
+                self._changed.wait(min(left, 0.1))
+        raise AssertionError(f"no stderr line matching {pattern!r}; stderr was:\n{self.stderr}")
+
+    def status(self, field_name: str) -> int:
+        """A ``/proc/PID/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
+        text = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(rf"^{field_name}:\s+(\d+) kB$", text, re.MULTILINE)
+        assert match, f"no {field_name} in /proc/{self.process.pid}/status"
+        return int(match.group(1))
+
+    def finish(self, sig: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str]:
+        """Send ``sig`` (if still running) and wait for the exit; return (status, all of stderr)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 30) -> tuple[int, str]:
+        """Wait for the exit; return (status, all of stderr). Kill it and fail after ``timeout``."""
+        try:
+            status = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"eventhub did not exit; stderr was:\n{self.stderr}") from None
+        for reader in self._readers:
+            reader.join(10)
+        return status, self.stderr
+
+    def __enter__(self: _Served) -> _Served:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for reader in self._readers:
+            reader.join(10)
+
+
+def assert_clean_exit(status: int, stderr: str) -> None:
+    assert status == 0, f"exit status {status}; stderr:\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+
+
+def load_source_package(folder: str, package: str) -> ModuleType:
+    """Import a first-party plugin package from its source folder, without ``sys.path``.
+
+    Putting ``plugins/NAME`` on ``sys.path`` would also expose the
+    ``*.egg-info`` a pip install leaves there, and with it the plugin's entry
+    point, to every other test of the session (which expect no plugins).
+    """
+    if package in sys.modules:
+        return sys.modules[package]
+    root = FIRST_PARTY / folder / package
+    spec = importlib.util.spec_from_file_location(
+        package, root / "__init__.py", submodule_search_locations=[str(root)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[package] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def first_party(name: str) -> Path:

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
-from support import PluginVenv, first_party
+from support import PluginVenv, Served, first_party, load_source_package
 
 import eventhub
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor
 from eventhub.testing import StringTransport
 
-
-def _load_chat() -> ModuleType:
-    """Import eventhub_chat from its source folder; not via sys.path, which would expose the
-    egg-info a pip install leaves there (and the entry point) to the whole session."""
-    if "eventhub_chat" in sys.modules:
-        return sys.modules["eventhub_chat"]
-    root = first_party("chat") / "eventhub_chat"
-    spec = importlib.util.spec_from_file_location(
-        "eventhub_chat", root / "__init__.py", submodule_search_locations=[str(root)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eventhub_chat"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-eventhub_chat: Any = _load_chat()
+eventhub_chat: Any = load_source_package("chat", "eventhub_chat")
 ChatRoom = eventhub_chat.ChatRoom
 ChatSettings = eventhub_chat.ChatSettings
 
@@ -266,68 +245,14 @@ def chat_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     return venv
 
 
-class Server:
-    """``eventhub run`` in the background; its stderr is read line by line on a thread.
-
-    (A selector on the pipe plus ``readline`` misses a line that arrives in the
-    same read as the one before it: the reactor logs "listening" just before
-    the chat plugin does.)
-    """
-
-    def __init__(self, venv: PluginVenv, *args: str) -> None:
-        self.process = venv.start("run", *args)
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        def found() -> re.Match[str] | None:
-            return next((m for line in self.lines if (m := re.search(pattern, line))), None)
-
-        with self._changed:
-            self._changed.wait_for(lambda: found() is not None or not self._reader.is_alive(), timeout)
-            match = found()
-        assert match is not None, f"no line matching {pattern!r}; stderr was:\n{self.stderr}"
-        return match
-
-    @property
-    def stderr(self) -> str:
-        with self._changed:
-            return "".join(self.lines)
-
-    def wait(self, timeout: float = 30) -> int:
-        try:
-            status = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            status = self.process.wait()
-        self._reader.join(timeout)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        return status
-
-
 @pytest.fixture
-def server(chat_venv: PluginVenv) -> Iterator[tuple[Server, int]]:
-    served = Server(chat_venv, "--set", "chat.port=0", "--set", "chat.max_line_length=64")
-    match = served.wait_for(r"^eventhub\.chat: INFO: chat: listening on 127\.0\.0\.1:(\d+)$")
-    yield served, int(match.group(1))
-    if served.process.poll() is None:
-        served.process.kill()
-    served.wait()
+def server(chat_venv: PluginVenv) -> Iterator[tuple[Served, int]]:
+    with Served(chat_venv, "run", "--set", "chat.port=0", "--set", "chat.max_line_length=64") as served:
+        match = served.wait_for(r"^eventhub\.chat: INFO: chat: listening on 127\.0\.0\.1:(\d+)$")
+        yield served, int(match.group(1))
 
 
-def test_several_clients_at_once_through_eventhub_run(server: tuple[Server, int]) -> None:
+def test_several_clients_at_once_through_eventhub_run(server: tuple[Served, int]) -> None:
     served, port = server
     clients: dict[str, Client] = {}
     for index, nick in enumerate(["alice", "bob", "carol"], start=1):
@@ -369,8 +294,8 @@ def test_several_clients_at_once_through_eventhub_run(server: tuple[Server, int]
     served.process.send_signal(signal.SIGINT)
     for nick in ("alice", "carol"):
         assert clients[nick].rest() == b"* the server is shutting down\n"
-    assert served.wait() == 0, served.stderr
-    err = served.stderr
+    status, err = served.wait()
+    assert status == 0, err
     assert "Traceback" not in err
     # The framing failure was logged, with the peer; nothing else went wrong.
     assert re.search(r"WARNING: closing connection from 127\.0\.0\.1:\d+: .* exceeds max_length=64", err)

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-from echo_support import load_source_package
+from support import load_source_package
 
 import eventhub
 from eventhub.protocol import Address
