@@ -24,6 +24,8 @@ import logging
 import os
 import socket
 import struct
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import ServiceError, UsageError
@@ -46,6 +48,7 @@ HIGH_WATER = 64 * 1024
 ACCEPT_BURST = 64
 # Without a spare descriptor, accepting pauses this long after EMFILE.
 ACCEPT_RETRY_DELAY = 0.5
+REFUSAL_LOG_INTERVAL = 5.0  # seconds between two log lines about refused connections
 
 _LATER = (BlockingIOError, InterruptedError)
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -490,6 +493,32 @@ def _open_spare() -> int | None:
         return None
 
 
+class _Throttle:
+    """Logs a repeated warning at most once per interval, counting the ones it held back.
+
+    A flood of clients past a descriptor limit must not become a flood of log
+    lines (each of which costs more than refusing the connection did).
+    """
+
+    __slots__ = ("_clock", "_held", "_next")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held = 0
+        self._next = 0.0
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return
+        if self._held:
+            message += f" (and {self._held} more since the last such line)"
+            self._held = 0
+        self._next = now + REFUSAL_LOG_INTERVAL
+        log.log(level, message, *args)
+
+
 class Listener:
     """A listening TCP port. ``get_host()`` is where it listens; ``stop_listening()`` closes it.
 
@@ -508,6 +537,7 @@ class Listener:
         "_paused",
         "_port",
         "_reactor",
+        "_refusals",
         "_sock",
         "_spare",
     )
@@ -523,6 +553,7 @@ class Listener:
         self._host: Address | None = None
         self._spare: int | None = None
         self._paused = False
+        self._refusals = _Throttle()
 
     def __repr__(self) -> str:
         where = self._host or _where(self._interface or "0.0.0.0", self._port)
@@ -553,7 +584,7 @@ class Listener:
         self._spare = _open_spare()
         self._reactor._listeners.add(self)
         self._factory.do_start()
-        log.info("listening on %s (%s)", self._host, type(self._factory).__name__)
+        log.debug("listening on %s (%s)", self._host, type(self._factory).__name__)
 
     def get_host(self) -> Address:
         """The address it listens on (the real port when asked for port 0)."""
@@ -573,7 +604,7 @@ class Listener:
             os.close(self._spare)
             self._spare = None
         self._reactor._listeners.discard(self)
-        log.info("stopped listening on %s", self._host)
+        log.debug("stopped listening on %s", self._host)
         self._factory.do_stop()
 
     # -- accepting ------------------------------------------------------------
@@ -615,7 +646,9 @@ class Listener:
             return False  # nothing waiting after all (or still no descriptor)
         conn.close()  # before re-opening the spare: it needs this descriptor back
         self._spare = _open_spare()
-        log.warning("%s: %s; refused the connection from %s", self._host, exc.strerror, _addr(addr))
+        self._refusals.log(
+            logging.WARNING, "%s: %s; refused the connection from %s", self._host, exc.strerror, _addr(addr)
+        )
         return True
 
     def _pause_accepting(self) -> None:
@@ -636,7 +669,9 @@ class Listener:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._reactor.add_reader(fd, _not_ready)  # checks the backend can watch fd
         except DescriptorLimitError as exc:
-            log.error("refused the connection from %s on %s: %s", peer, self._host, exc)
+            self._refusals.log(
+                logging.ERROR, "refused the connection from %s on %s: %s", peer, self._host, exc
+            )
             sock.close()
             return
         except OSError as exc:  # the peer is already gone

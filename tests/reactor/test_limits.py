@@ -107,7 +107,8 @@ def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str)
         proc.wait()
     assert proc.returncode == 0, err
     assert out.strip() == "clean exit"
-    assert err.count("refused the connection") == 3, err
+    # Three refusals, one log line: repeats within REFUSAL_LOG_INTERVAL are only counted.
+    assert err.count("refused the connection") == 1, err
     assert "Too many open files" in err
 
 
@@ -368,3 +369,21 @@ def test_signal_to_a_serving_process_flushes_then_exits_cleanly(backend: str, si
     assert got == bytes(range(256)) * (size // 256)
     assert out.splitlines() == ["lost None", f"stopped_by_signal {int(sig)}"]
     assert f"received {signame}" in err
+
+
+def test_repeated_refusals_are_logged_once_per_interval_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from eventhub.reactor import tcp
+
+    now = [1000.0]
+    throttle = tcp._Throttle(clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="eventhub.reactor"):
+        for second in range(12):  # a refusal every second for 12 s, the interval being 5 s
+            now[0] = 1000.0 + second
+            throttle.log(logging.WARNING, "refused %s", second)
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused 0",
+        "refused 5 (and 4 more since the last such line)",
+        "refused 10 (and 4 more since the last such line)",
+    ]
