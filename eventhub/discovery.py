@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -114,21 +115,34 @@ def _scan_path(search_path: Sequence[str], group: str) -> Iterable[tuple[list[Pl
 
 
 def _scan_location(location: str, group: str) -> tuple[list[PluginEntry], list[str]]:
+    """One folder's entries of ``group`` and the normalized names of all its distributions.
+
+    Reads each distribution's ``entry_points.txt`` and nothing else; ``METADATA``
+    (name and version, for ``eventhub plugins``) only of the few that declare
+    an entry point of the group.
+    """
     entries: list[PluginEntry] = []
     dists: list[str] = []
+    seen: set[str] = set()
+    header = f"[{group}]"
     for dist in metadata.distributions(path=[location]):
-        name = dist.metadata["Name"] or "?"
-        if _normalize(name) in dists:
+        # importlib.metadata reads the name from the folder name when it can.
+        key = _normalize(getattr(dist, "_normalized_name", None) or dist.metadata["Name"] or "?")
+        if key in seen:
             continue  # two copies in one folder: importlib.metadata takes the first too
-        dists.append(_normalize(name))
-        for ep in dist.entry_points:
-            if ep.group == group:
-                entries.append(PluginEntry(ep.name, ep.value, name, dist.version or "?"))
+        seen.add(key)
+        dists.append(key)
+        text = dist.read_text("entry_points.txt")
+        if not text or header not in text:
+            continue
+        for ep in dist.entry_points.select(group=group):
+            entries.append(PluginEntry(ep.name, ep.value, dist.metadata["Name"] or key, dist.version or "?"))
     return entries, dists
 
 
 def _normalize(dist_name: str) -> str:
-    return dist_name.lower().replace("-", "_").replace(".", "_")
+    """The PEP 503 normalized name, with underscores, as importlib.metadata makes it."""
+    return re.sub(r"[-_.]+", "_", dist_name).lower()
 
 
 def _cache_file() -> Path:
