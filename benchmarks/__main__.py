@@ -3,6 +3,7 @@
     python -m benchmarks                     # every scenario, about 10 minutes on 2 cores
     python -m benchmarks --quick             # a tiny configuration that runs in seconds
     python -m benchmarks --only echo,chain --repeat 5 --out /tmp/bench
+    python -m benchmarks --render-only       # rebuild report and plots from results.json
 
 Results go to ``--out`` (default docs/benchmarks; with ``--quick``,
 benchmarks/results/quick so that a smoke run never overwrites the report):
@@ -54,6 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{QUICK_OUT.relative_to(REPO_ROOT)} with --quick)",
     )
     parser.add_argument("--repeat", type=int, default=None, help="repeats of each measurement")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rebuild the report, goals and plots from OUT/results.json",
+    )
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.only if s not in SCENARIOS]
@@ -129,10 +135,26 @@ def write_outputs(results: dict[str, Any], out: Path, progress: Progress) -> Non
     (out / "README.md").write_text(report.markdown(results, plots_note))
 
 
+def render_only(out: Path) -> int:
+    """Rebuild README.md, the goals and the plots from an earlier run's results.json."""
+    source = out / "results.json"
+    try:
+        results = json.loads(source.read_text())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"--render-only: cannot read {source}: {exc}\n")
+        return 2
+    results["goals"] = goals.evaluate(results)
+    write_outputs(results, out, Progress())
+    sys.stdout.write(report.text_table(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = config_for(args)
     out: Path = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    if args.render_only:
+        return render_only(out)
     raise_nofile()
     progress = Progress()
     started = time.time()
