@@ -295,10 +295,15 @@ def markdown(results: Mapping[str, Any], plots_note: str | None) -> str:
         "",
         "```sh",
         "pip install -e '.[bench]'",
-        f"{COMMAND}            # about 10 minutes on 2 cores",
-        f"{COMMAND} --quick    # seconds",
+        f"{COMMAND}                # every scenario: about 5 minutes on 2 cores",
+        f"{COMMAND} --quick        # seconds (writes to benchmarks/results/quick)",
         f"{COMMAND} --only echo,chain --repeat 5 --out /tmp/bench",
+        f"{COMMAND} --render-only  # rebuild this page and the plots from results.json",
         "```",
+        "",
+        "The echo plugin is used as installed; when the environment lacks it, the run pip-installs "
+        "`plugins/echo` into a temporary folder first. Run on an otherwise idle machine: other work "
+        'shows in the load average and in each echo window\'s "others" column.',
         "",
     ]
     return "\n".join(lines)
