@@ -18,7 +18,7 @@ the handler that failed.
 from __future__ import annotations
 
 import logging
-import time
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +26,8 @@ from typing import Literal
 from eventhub.event import Event
 
 log = logging.getLogger("eventhub.chain")
+
+EXECUTE = "eventhub_execute"
 
 Call = Callable[[Event], object]
 ErrorPolicy = Literal["continue", "stop"]
@@ -45,11 +47,21 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A handler that raised while handling ``event``."""
+    """A plugin that raised: in ``hook``, and for the chain, while handling ``event``."""
 
     plugin: str
-    event: Event
+    hook: str
     error: Exception
+    event: Event | None = None
+
+
+def report_failure(plugin: str, hook: str, error: Exception, event: Event | None = None) -> Failure:
+    """Log a plugin's failure with its traceback, the one way the hub does (chain and lifecycle)."""
+    on = f" on event {event.name!r}" if event is not None else ""
+    log.error(
+        "plugin %r failed in %s%s: %s: %s", plugin, hook, on, type(error).__name__, error, exc_info=error
+    )
+    return Failure(plugin, hook, error, event)
 
 
 NO_FAILURES: tuple[Failure, ...] = ()
@@ -58,12 +70,12 @@ NO_FAILURES: tuple[Failure, ...] = ()
 class Chain:
     """The ordered handlers of ``eventhub_execute`` and the policy for their errors."""
 
-    __slots__ = ("_calls", "_links", "_monitors", "_names", "_stop_on_error", "failures")
+    __slots__ = ("_compiled", "_links", "_monitors", "_stop_on_error", "failures")
 
     def __init__(self, on_error: ErrorPolicy = "continue") -> None:
         self._links: tuple[Link, ...] = ()
-        self._calls: tuple[Call, ...] = ()
-        self._names: dict[Call, str] = {}
+        # The calls to make and the links they came from, swapped together.
+        self._compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
         self._monitors: list[Monitor] = []
         self._stop_on_error = False
         self.failures: list[Failure] = []
@@ -101,68 +113,43 @@ class Chain:
 
     def _compile(self) -> None:
         calls: list[Call] = []
-        names: dict[Call, str] = {}
         for link in self._links:
             call = link.call
             for monitor in self._monitors:
                 call = monitor(link.plugin, call)
             calls.append(call)
-            names[call] = link.plugin
-        self._calls = tuple(calls)
-        self._names = names
+        self._compiled = (tuple(calls), self._links)
 
     def dispatch(self, event: Event) -> tuple[Failure, ...]:
         """Run every handler on ``event``, in order; return the failures (usually none)."""
-        remaining = iter(self._calls)
+        calls, links = self._compiled
+        remaining = iter(calls)
         try:
             for call in remaining:
                 call(event)
         except Exception as error:
-            return self._recover(remaining, call, event, error)
-        return NO_FAILURES
+            failed = error
+        else:
+            return NO_FAILURES
+        # Outside the except block, so later failures' tracebacks do not chain onto this one.
+        return self._recover(remaining, links, event, failed)
 
     def _recover(
-        self, remaining: Iterator[Call], failed: Call, event: Event, error: Exception
+        self, remaining: Iterator[Call], links: tuple[Link, ...], event: Event, error: Exception
     ) -> tuple[Failure, ...]:
         """The error policy: log the failure, then go on with the rest or stop."""
-        failures = [self._record(failed, event, error)]
+        # The failed call is the one before what is left.
+        failed = len(links) - operator.length_hint(remaining) - 1
+        failures = [self._record(links[failed].plugin, event, error)]
         if not self._stop_on_error:
-            for call in remaining:
+            for index, call in enumerate(remaining, start=failed + 1):
                 try:
                     call(event)
                 except Exception as later_error:
-                    failures.append(self._record(call, event, later_error))
+                    failures.append(self._record(links[index].plugin, event, later_error))
         return tuple(failures)
 
-    def _record(self, call: Call, event: Event, error: Exception) -> Failure:
-        plugin = self._names.get(call, repr(call))
-        log.error(
-            "plugin %r failed on event %r: %s: %s",
-            plugin,
-            event.name,
-            type(error).__name__,
-            error,
-            exc_info=error,
-        )
-        failure = Failure(plugin, event, error)
+    def _record(self, plugin: str, event: Event, error: Exception) -> Failure:
+        failure = report_failure(plugin, EXECUTE, error, event)
         self.failures.append(failure)
         return failure
-
-
-def timing_monitor(report: Callable[[str, Event, float, BaseException | None], None]) -> Monitor:
-    """A monitor that times each call and reports (plugin, event, seconds, error or None)."""
-
-    def wrap(plugin: str, call: Call) -> Call:
-        def timed(event: Event) -> object:
-            start = time.perf_counter()
-            try:
-                result = call(event)
-            except BaseException as error:
-                report(plugin, event, time.perf_counter() - start, error)
-                raise
-            report(plugin, event, time.perf_counter() - start, None)
-            return result
-
-        return timed
-
-    return wrap

@@ -130,15 +130,11 @@ def _setup_logging(verbosity: int) -> None:
     root.propagate = False
 
 
-def _names(values: list[str]) -> list[str]:
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
-
-
 def _load_hub(args: argparse.Namespace, backend: str | None = None) -> Hub:
     settings = config.load(args.config, args.set)
     hub = Hub(config=settings, backend=backend)
-    only = _names(args.only)
-    hub.load_entry_points(disable=_names(args.disable), only=only or None)
+    only = config.split_names(*args.only)
+    hub.load_entry_points(disable=config.split_names(*args.disable), only=only or None)
     return hub
 
 

@@ -73,18 +73,14 @@ class Config:
         return self.plugins.get(name, {})
 
 
-def load(
-    path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None
-) -> Config:
+def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
     """Read the config file (``path``, else ``eventhub.toml`` or ``pyproject.toml`` in ``cwd``)."""
     document, source = _read_document(Path(path) if path else None, cwd or Path.cwd())
     for override in overrides:
         _apply_override(document, override)
     for key in document:
         if key not in _TOP_LEVEL:
-            log.warning(
-                "%s: unknown table or key %r (expected [eventhub] or [plugins.NAME])", source, key
-            )
+            log.warning("%s: unknown table or key %r (expected [eventhub] or [plugins.NAME])", source, key)
     core_table = _table(document.get(CORE_SECTION, {}), CORE_SECTION)
     plugins_table = _table(document.get("plugins", {}), "plugins")
     plugins = {name: _table(table, f"plugins.{name}") for name, table in plugins_table.items()}
@@ -137,11 +133,10 @@ def _apply_override(document: dict[str, Any], override: str) -> None:
         raise UsageError(f"--set {override!r}: expected NAME.key=value")
     value = parse_value(raw.strip())
     if section == CORE_SECTION:
-        table = document.setdefault(CORE_SECTION, {})
+        table = _table(document.setdefault(CORE_SECTION, {}), CORE_SECTION)
     else:
-        table = document.setdefault("plugins", {}).setdefault(section, {})
-    if not isinstance(table, dict):
-        raise ConfigError(section, f"must be a table, not {_type_name(table)}")
+        plugins = _table(document.setdefault("plugins", {}), "plugins")
+        table = _table(plugins.setdefault(section, {}), f"plugins.{section}")
     table[key] = value
 
 
@@ -151,8 +146,13 @@ def env_flag(variable: str) -> bool:
 
 
 def env_list(variable: str) -> list[str]:
-    """A comma-separated environment variable, as a list of non-empty names."""
-    return [item.strip() for item in os.environ.get(variable, "").split(",") if item.strip()]
+    """A comma-separated environment variable, as a list of names."""
+    return split_names(os.environ.get(variable, ""))
+
+
+def split_names(*values: str) -> list[str]:
+    """Comma-separated names (``--only a,b --only c``, ``$EVENTHUB_DISABLE_PLUGINS``), blanks dropped."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
 def parse_value(raw: str) -> Any:
@@ -207,9 +207,7 @@ def _check(value: Any, annotation: Any, key: str) -> Any:
     if annotation in (str, int, float, bool):
         # bool is an int in Python; a port of `true` is still wrong.
         if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
-            raise ConfigError(
-                key, f"must be {_TYPE_WORDS[annotation]}, not {_type_name(value)} {value!r}"
-            )
+            raise ConfigError(key, f"must be {_TYPE_WORDS[annotation]}, not {_type_name(value)} {value!r}")
         return value
     raise TypeError(f"{key}: unsupported annotation {annotation!r}")
 

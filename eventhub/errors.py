@@ -28,7 +28,11 @@ class PluginError(EventhubError):
 
 
 class OrderingError(UsageError):
-    """The plugins' order constraints cannot be met (a cycle, say)."""
+    """The plugins' order constraints form a cycle; ``cycle`` names the plugins in it."""
+
+    def __init__(self, message: str, cycle: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.cycle = cycle
 
 
 class ServiceError(EventhubError):

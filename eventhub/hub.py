@@ -14,13 +14,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from eventhub import plugins as _plugins
-from eventhub.chain import Chain, Failure
+from eventhub.chain import Chain, Failure, report_failure
 from eventhub.config import Config, env_flag, env_list
 from eventhub.discovery import PluginEntry, discover
-from eventhub.errors import EventhubError, PluginError, ServiceError, UsageError
+from eventhub.errors import EventhubError, OrderingError, PluginError, UsageError
 from eventhub.event import Event
 from eventhub.ordering import order
-from eventhub.plugins import PluginManager, PluginRecord, Status
+from eventhub.plugins import Impl, PluginManager, PluginRecord, Status
 
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
@@ -80,8 +80,13 @@ class Hub:
         """
         plugin_name = name or _default_name(obj)
         self._register(obj, plugin_name)
+        try:
+            self._rebuild()
+        except OrderingError as error:
+            _plugins.unregister(self.pm, plugin_name)
+            self._rebuild()
+            raise PluginError(f"plugin {plugin_name!r}: {error}") from error
         self.records[plugin_name] = PluginRecord(plugin_name, hooks=_plugins.hooks_of(self.pm, plugin_name))
-        self._rebuild()
         return plugin_name
 
     def _register(self, obj: object, name: str) -> None:
@@ -116,7 +121,18 @@ class Hub:
                 self.records[entry.name] = record
                 continue
             self._load(entry, record)
-        self._rebuild()
+        self._rebuild_dropping_cycles()
+
+    def _rebuild_dropping_cycles(self) -> None:
+        """Rebuild the chain; plugins whose constraints form a cycle fail to load, the rest run."""
+        while True:
+            try:
+                return self._rebuild()
+            except OrderingError as error:
+                for name in error.cycle:
+                    _plugins.unregister(self.pm, name)
+                    record = self.records.get(name) or PluginRecord(name)
+                    self._fail(record, str(error))
 
     def _load(self, entry: PluginEntry, record: PluginRecord) -> None:
         try:
@@ -237,21 +253,17 @@ class Hub:
                 self._hook_failed(plugin_name, hook_name, error)
 
     def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
-        log.error(
-            "plugin %r failed in %s: %s: %s",
-            plugin_name,
-            hook_name,
-            type(error).__name__,
-            error,
-            exc_info=error,
-        )
-        self.hook_failures.append(Failure(plugin_name, Event(hook_name), error))
+        self.hook_failures.append(report_failure(plugin_name, hook_name, error))
 
-    def _impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
-        """A hook's implementations in plugin order, as (plugin, function, argument names)."""
-        rank = {name: index for index, name in enumerate(self._order)}
+    def _impls(self, hook_name: str) -> list[Impl]:
+        """A hook's implementations in plugin order (``eventhub.ordering``), through the monitors.
+
+        The one place that lists what to call for a hook: the lifecycle hooks and
+        the network hooks (``eventhub.netevents``) both come through here.
+        """
+        position = {name: index for index, name in enumerate(self._order)}
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-        impls = sorted(impls, key=lambda impl: rank.get(impl.plugin_name, len(rank)))
+        impls = sorted(impls, key=lambda impl: (_plugins.hook_rank(impl), position[impl.plugin_name]))
         return [
             (
                 impl.plugin_name,
@@ -294,7 +306,7 @@ class Hub:
         """
         from eventhub.netevents import observe_factory
 
-        return observe_factory(self.pm.hook, factory, service, self._monitored)
+        return observe_factory(self._impls, factory, service)
 
 
 def _check_backend(name: str) -> None:
@@ -313,4 +325,4 @@ def _default_name(obj: object) -> str:
     return name if isinstance(name, str) else type(obj).__name__
 
 
-__all__ = ["Hub", "ServiceError"]
+__all__ = ["Hub"]

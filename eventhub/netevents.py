@@ -17,10 +17,9 @@ every callback: one extra Python call per event, plus the hooks themselves.
 
 The implementations are snapshotted when the factory is observed (a plugin
 registered later is not called for that service) and called one by one, in
-pluggy's order, rather than through the hook caller: that way a failure is
-pinned on the plugin that raised it and does not skip the other plugins.
-Wrapper implementations (``wrapper=True`` / ``hookwrapper=True``) are not
-called for these hooks; a warning says so.
+the hub's plugin order (``Hub._impls``, as for every hook), rather than
+through pluggy's hook caller: that way a failure is pinned on the plugin that
+raised it and does not skip the other plugins.
 
 Order: the ``made`` and ``data`` hooks see each event just *before* the
 service's protocol does; the ``lost`` hook runs just *after* the protocol's
@@ -48,14 +47,14 @@ failures, so they do not change the exit status of ``eventhub run``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from eventhub import hookspecs
+from eventhub.plugins import Impl
 from eventhub.protocol import Address, Factory, Protocol, Transport
-
-if TYPE_CHECKING:
-    import pluggy
 
 __all__ = ["HOOK_NAMES", "NetworkHooks", "ObservedFactory", "ObservedProtocol", "observe_factory"]
 
@@ -69,20 +68,16 @@ HOOK_NAMES = (ACCEPT, MADE, DATA, LOST)
 
 # (plugin name, function taking every argument of the hook's specification, in order)
 _Impl = tuple[str, Callable[..., Any]]
-# (plugin name, hook name, function) -> the function to call instead
-Wrap = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
 
 
-def observe_factory(
-    hook: pluggy.HookRelay, factory: Factory, service: str, wrap: Wrap | None = None
-) -> Factory:
+def observe_factory(impls: Callable[[str], Sequence[Impl]], factory: Factory, service: str) -> Factory:
     """``factory``, or a factory reporting its connections to the network hooks.
 
-    ``factory`` itself is returned when no plugin implements any of them.
-    ``wrap(plugin, hook_name, function)`` is applied to each implementation (the
-    hub passes its monitors, so ``--trace`` sees these calls too).
+    ``impls(hook_name)`` lists a hook's implementations in call order (the hub
+    passes its own ``_impls``). ``factory`` itself is returned when no plugin
+    implements any network hook.
     """
-    hooks = NetworkHooks.from_relay(hook, service, wrap)
+    hooks = NetworkHooks.from_impls(impls, service)
     if not hooks:
         return factory
     return ObservedFactory(factory, hooks)
@@ -109,8 +104,8 @@ class NetworkHooks:
         self._failed: set[tuple[str, str]] = set()
 
     @classmethod
-    def from_relay(cls, relay: pluggy.HookRelay, service: str, wrap: Wrap | None = None) -> NetworkHooks:
-        accept, made, data, lost = (_implementations(relay, name, wrap) for name in HOOK_NAMES)
+    def from_impls(cls, impls: Callable[[str], Sequence[Impl]], service: str) -> NetworkHooks:
+        accept, made, data, lost = (_positional(name, impls(name)) for name in HOOK_NAMES)
         return cls(service, accept, made, data, lost)
 
     def __bool__(self) -> bool:
@@ -158,24 +153,10 @@ class NetworkHooks:
             log.debug("plugin %r failed in %s (peer %s): %s: %s", plugin, hook, peer, type(exc).__name__, exc)
 
 
-def _implementations(relay: pluggy.HookRelay, hook_name: str, wrap: Wrap | None) -> list[_Impl]:
-    caller = getattr(relay, hook_name)
-    spec_args = tuple(caller.spec.argnames) if caller.spec is not None else ()
-    impls = []
-    # get_hookimpls() lists them in reverse call order (pluggy calls the last registered,
-    # tryfirst ones first), so reversed() is pluggy's own order.
-    for impl in reversed(caller.get_hookimpls()):
-        if impl.wrapper or impl.hookwrapper:
-            log.warning(
-                "plugin %r: %s is a wrapper; network hooks call plain implementations only, "
-                "so it is not called",
-                impl.plugin_name,
-                hook_name,
-            )
-            continue
-        function = impl.function if wrap is None else wrap(impl.plugin_name, hook_name, impl.function)
-        impls.append((impl.plugin_name, _full_signature(function, impl.argnames, spec_args)))
-    return impls
+def _positional(hook_name: str, impls: Sequence[Impl]) -> list[_Impl]:
+    """Each implementation callable with every argument of the hook's spec, by position."""
+    spec_args = tuple(inspect.signature(getattr(hookspecs, hook_name)).parameters)
+    return [(plugin, _full_signature(function, argnames, spec_args)) for plugin, function, argnames in impls]
 
 
 def _full_signature(

@@ -14,6 +14,10 @@ The rules, strongest first:
 Rules 1 and 2 are hard constraints; 3 and 4 break ties among the plugins that
 the constraints leave free, so the order never depends on install order. A
 constraint cycle is an ``OrderingError`` naming the plugins in it.
+
+Every other hook (lifecycle, network) is called in the same plugin order, except
+that an implementation marked ``tryfirst`` (``trylast``) of that hook runs
+before (after) the unmarked ones, as in pluggy.
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ def order(placements: Mapping[str, Placement], explicit: Sequence[str] = ()) -> 
         cycle = _find_cycle(stuck, successors)
         raise OrderingError(
             "plugin order constraints form a cycle (A -> B: A must run before B): "
-            + " -> ".join(cycle + cycle[:1])
+            + " -> ".join(cycle + cycle[:1]),
+            tuple(cycle),
         )
     return result
 

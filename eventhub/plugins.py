@@ -9,7 +9,7 @@ and does not undo the ones before a failure, so we undo them.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -25,6 +25,10 @@ from eventhub.ordering import Placement
 
 HOOK_PREFIX = "eventhub_"
 EXECUTE = "eventhub_execute"
+
+
+# One hook implementation as the hub calls it: (plugin name, function, its argument names).
+Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
 
 
 class Status(str, Enum):
@@ -107,7 +111,7 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
         pm.register(plugin, name)
         _check_hooks(pm, plugin, name)
     except Exception as error:
-        _unregister(pm, name)
+        unregister(pm, name)
         if isinstance(error, PluginError):
             raise
         raise PluginError(f"plugin {name!r}: {_describe(error)}") from error
@@ -120,15 +124,16 @@ def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
                 f"plugin {name!r}: unknown hook {caller.name!r} "
                 "(see eventhub.hookspecs for the hooks there are)"
             )
-    for impl in pm.hook.eventhub_execute.get_hookimpls():
-        if impl.plugin_name == name and (impl.hookwrapper or impl.wrapper):
-            raise PluginError(
-                f"plugin {name!r}: eventhub_execute cannot be a wrapper; "
-                "wrap the chain's calls with Hub.chain.add_monitor instead"
-            )
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
+                raise PluginError(
+                    f"plugin {name!r}: {caller.name} cannot be a wrapper (the hub calls each "
+                    "implementation itself); wrap calls with Hub.add_monitor instead"
+                )
 
 
-def _unregister(pm: PluginManager, name: str) -> None:
+def unregister(pm: PluginManager, name: str) -> None:
+    """Take plugin ``name`` out of ``pm`` with every trace of it (hook callers pluggy made for it)."""
     plugin = pm.get_plugin(name)
     if plugin is None:
         return
@@ -158,12 +163,17 @@ def placement(pm: PluginManager, name: str) -> Placement:
     rank = 1
     for impl in pm.hook.eventhub_execute.get_hookimpls():
         if impl.plugin_name == name:
-            rank = 0 if impl.tryfirst else 2 if impl.trylast else 1
+            rank = hook_rank(impl)
     return Placement(
         after=_names(getattr(plugin, "eventhub_after", ())),
         before=_names(getattr(plugin, "eventhub_before", ())),
         rank=rank,
     )
+
+
+def hook_rank(impl: pluggy.HookImpl) -> int:
+    """0 for ``tryfirst``, 2 for ``trylast``, else 1."""
+    return 0 if impl.tryfirst else 2 if impl.trylast else 1
 
 
 def _names(value: object) -> tuple[str, ...]:

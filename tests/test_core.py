@@ -132,7 +132,7 @@ def test_chain_isolates_failures_and_reports_them(caplog: pytest.LogCaptureFixtu
     assert log == ["a", "b", "c", "d"]
     assert [f.plugin for f in failures] == ["b", "d"]
     assert [str(f.error) for f in failures] == ["b broke", "d broke"]
-    assert "plugin 'b' failed on event 'e': RuntimeError: b broke" in caplog.text
+    assert "plugin 'b' failed in eventhub_execute on event 'e': RuntimeError: b broke" in caplog.text
     assert caplog.records[0].exc_info is not None  # the traceback is logged
     assert chain.failures == list(failures)
 
@@ -339,3 +339,32 @@ def test_an_earlier_copy_of_a_distribution_shadows_a_later_one(
         entries, conflicts = discover([str(tmp_path / d) for d in ("user", "system", "early", "late")])
         assert [e.name for e in entries] == ["newname"]
         assert conflicts == []
+
+
+def test_failures_are_blamed_on_the_right_plugin_even_when_handlers_share_a_function() -> None:
+    def shared(event: eventhub.Event) -> None:
+        raise RuntimeError("shared broke")
+
+    chain = Chain()
+    chain.set_links([Link("alpha", shared), Link("beta", shared)])
+    assert [f.plugin for f in chain.dispatch(eventhub.Event("e"))] == ["alpha", "beta"]
+
+
+def test_a_cycle_on_register_leaves_no_trace() -> None:
+    hub = eventhub.Hub()
+    hub.register(type("A", (Recorder,), {"eventhub_after": ("B",)}), "A")
+    with pytest.raises(PluginError, match=r"plugin 'B': .*cycle"):
+        hub.register(type("B", (Recorder,), {"eventhub_after": ("A",)}), "B")
+    assert [name for name, _ in hub.pm.list_name_plugin()] == ["A"]
+    assert "B" not in hub.records
+    hub.register(Recorder, "C")  # the hub still works
+    assert hub.chain.plugins == ("A", "C")
+
+
+def test_set_into_a_non_table_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "eventhub.toml").write_text("plugins = 5\n")
+    with pytest.raises(ConfigError, match="plugins: must be a table, not an integer"):
+        config.load(cwd=tmp_path, overrides=["echo.port=1"])
+    (tmp_path / "eventhub.toml").write_text("[plugins]\necho = 5\n")
+    with pytest.raises(ConfigError, match=r"plugins\.echo: must be a table"):
+        config.load(cwd=tmp_path, overrides=["echo.port=1"])

@@ -91,7 +91,7 @@ def test_a_failing_lifecycle_hook_is_isolated_and_counted() -> None:
     hub.register(Broken(), "broken")
     hub.run()
     assert "execute run" in log and "shutdown" in log
-    assert [(f.plugin, f.event.name, str(f.error)) for f in hub.failures] == [
+    assert [(f.plugin, f.hook, str(f.error)) for f in hub.failures] == [
         ("broken", "eventhub_startup", "startup broke")
     ]
 

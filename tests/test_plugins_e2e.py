@@ -42,6 +42,20 @@ TRIPWIRE = """
 """
 
 
+CYCLE = """
+    import eventhub
+
+    class A(eventhub.Handler):
+        eventhub_after = ("cyc-b",)
+
+        def execute(self, event):
+            print("cycle ran")
+
+    class B(A):
+        eventhub_after = ("cyc-a",)
+"""
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     src = tmp_path_factory.mktemp("dists")
@@ -77,6 +91,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
             {"failing": "failing_plugin:Failing"},
             {"failing_plugin.py": FAILING},
         ),
+        write_dist(
+            src,
+            "eventhub-cycle",
+            {"cyc-a": "cycle_plugin:A", "cyc-b": "cycle_plugin:B"},
+            {"cycle_plugin.py": CYCLE},
+        ),
         first_party("hello"),
     ]
     env = PluginVenv(tmp_path_factory.mktemp("venv"))
@@ -99,18 +119,27 @@ def test_broken_plugins_are_reported_and_the_rest_run(installed: PluginVenv) -> 
     assert result.returncode == 1, err
 
 
+def test_plugins_in_an_order_cycle_fail_to_load_and_the_rest_run(installed: PluginVenv) -> None:
+    result = installed.eventhub("run", "--only", "good,cyc-a,cyc-b")
+    assert "good ran" in result.stdout and "cycle ran" not in result.stdout
+    assert "plugin 'cyc-a' (eventhub-cycle 1.0) failed to load: plugin order constraints form a cycle" in (
+        result.stderr
+    )
+    assert result.returncode == 0
+    rows = {row["name"]: row for row in json.loads(installed.eventhub("plugins", "--json").stdout)}
+    assert rows["cyc-b"]["status"] == "failed" and "cyc-b -> cyc-a -> cyc-b" in rows["cyc-b"]["reason"]
+
+
 def test_chain_order_respects_declared_constraints(installed: PluginVenv) -> None:
     result = installed.eventhub("run", "--only", "good,failing,hello")
     out = result.stdout
     assert out.index("good ran") < out.index("failing starts") < out.index("执行了"), out
     assert (
-        "plugin 'failing' failed on event 'run': RuntimeError: failing handler broke"
+        "plugin 'failing' failed in eventhub_execute on event 'run': RuntimeError: failing handler broke"
         in result.stderr
     )
     assert result.returncode == 1
-    stopped = installed.eventhub(
-        "run", "--only", "good,failing,hello", "--set", "eventhub.on_error=stop"
-    )
+    stopped = installed.eventhub("run", "--only", "good,failing,hello", "--set", "eventhub.on_error=stop")
     assert "good ran" in stopped.stdout and "failing starts" in stopped.stdout
     assert "执行了" not in stopped.stdout
     assert stopped.returncode == 1
@@ -202,9 +231,7 @@ def test_wrong_config_value_and_unknown_key(installed: PluginVenv, tmp_path: Pat
     (tmp_path / "eventhub.toml").write_text("[eventhub]\ncolour = 1\n")
     result = installed.eventhub("run", "--only", "good", cwd=tmp_path)
     assert result.returncode == 0
-    assert (
-        "unknown key 'colour' in [eventhub]" in result.stderr and "eventhub.toml" in result.stderr
-    )
+    assert "unknown key 'colour' in [eventhub]" in result.stderr and "eventhub.toml" in result.stderr
 
 
 def test_pyproject_tool_table(installed: PluginVenv, tmp_path: Path) -> None:
@@ -234,8 +261,7 @@ def test_two_distributions_claiming_one_name(plugin_venv: PluginVenv, tmp_path: 
     result = plugin_venv.eventhub("run")
     assert "a ran" not in result.stdout and "b ran" not in result.stdout
     assert (
-        "entry point 'dup' is declared by eventhub-dup-a 1.0 (dup_a) and eventhub-dup-b 1.0"
-        in result.stderr
+        "entry point 'dup' is declared by eventhub-dup-a 1.0 (dup_a) and eventhub-dup-b 1.0" in result.stderr
     )
     strict = plugin_venv.eventhub("run", "--strict")
     assert strict.returncode == 1
