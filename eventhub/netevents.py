@@ -206,8 +206,6 @@ class ObservedFactory(Factory):
 class ObservedProtocol(Protocol):
     """Forwards every callback to ``wrapped``, calling the network hooks around it."""
 
-    __slots__ = ("hooks", "peer", "wrapped")
-
     def __init__(self, wrapped: Protocol, hooks: NetworkHooks, peer: Address) -> None:
         self.wrapped = wrapped
         self.hooks = hooks
