@@ -9,12 +9,15 @@
 
 The loop is in ``_loop.py`` (read its opening comment first), the backends in
 ``pollers.py``, timers in ``timers.py``, the thread pool in ``threads.py`` and
-TCP (listeners, connections, connectors) in ``tcp.py``.
+TCP (listeners, connections, connectors) in ``tcp.py``. Code handed a reactor
+should annotate it as ``ReactorAPI`` (``api.py``), which ``MemoryReactor`` of
+``eventhub.testing`` satisfies too.
 """
 
 from __future__ import annotations
 
 from eventhub.reactor._loop import Reactor
+from eventhub.reactor.api import ListenerAPI, ReactorAPI
 from eventhub.reactor.pollers import DescriptorLimitError, Poller, available_backends, make_poller
 from eventhub.reactor.tcp import Connection, Connector, Listener
 from eventhub.reactor.threads import ThreadResult
@@ -25,8 +28,10 @@ __all__ = [
     "Connector",
     "DescriptorLimitError",
     "Listener",
+    "ListenerAPI",
     "Poller",
     "Reactor",
+    "ReactorAPI",
     "ThreadResult",
     "TimerHandle",
     "available_backends",

@@ -1,0 +1,118 @@
+"""``ReactorAPI``: what services may ask of a reactor, as a ``typing.Protocol``.
+
+Code that is handed a reactor (a plugin's service, a factory that keeps
+timers, the Twisted compatibility layer) should annotate it as ``ReactorAPI``
+rather than ``Reactor``: the built-in ``eventhub.reactor.Reactor`` and the test
+double ``eventhub.testing.MemoryReactor`` both satisfy it, so the same code
+runs on real sockets and in fake time. A service that needs less (only
+``call_later``, say) may still declare a narrower Protocol of its own; anything
+it lists must match the signatures here.
+
+    from eventhub.reactor import ReactorAPI
+
+    def start(reactor: ReactorAPI) -> None:
+        reactor.call_later(1.0, tick)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from eventhub.protocol import Address, ClientFactory, Connector, Factory
+    from eventhub.reactor.threads import ThreadResult
+    from eventhub.reactor.timers import TimerHandle
+
+__all__ = ["ListenerAPI", "ReactorAPI"]
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ListenerAPI(Protocol):
+    """What ``ReactorAPI.listen_tcp`` returns: the bound address, and a way to stop."""
+
+    def get_host(self) -> Address:
+        """The address listened on (``.host``, ``.port``: the real port when 0 was asked)."""
+        ...
+
+    def stop_listening(self) -> None:
+        """Close the listening socket; connections already accepted stay up."""
+        ...
+
+
+@runtime_checkable
+class ReactorAPI(Protocol):
+    """The reactor as services see it (``Reactor`` and ``MemoryReactor`` both are one).
+
+    Every method is to be called from the reactor's thread, except
+    ``call_from_thread``; see ``eventhub.reactor.Reactor`` for each one's
+    semantics.
+    """
+
+    @property
+    def running(self) -> bool:
+        """True while ``run()`` is serving."""
+        ...
+
+    def seconds(self) -> float:
+        """The reactor's clock (monotonic seconds; what timers' ``time`` is on)."""
+        ...
+
+    def call_soon(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the next pass of the loop."""
+        ...
+
+    def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerHandle:
+        """Run ``fn(*args, **kw)`` in ``delay`` seconds; the handle cancels or resets it."""
+        ...
+
+    def call_from_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the reactor's thread soon; safe from any thread."""
+        ...
+
+    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the reactor's thread pool."""
+        ...
+
+    def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
+        """Run ``fn`` on the thread pool; its outcome comes back on the reactor's thread."""
+        ...
+
+    def listen_tcp(
+        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+    ) -> ListenerAPI:
+        """Listen on ``interface:port`` (port 0: any free one, read it from ``get_host()``)."""
+        ...
+
+    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
+        """Connect to ``host:port``; the outcome reaches ``factory``."""
+        ...
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Serve until ``stop()``, then shut down gracefully."""
+        ...
+
+    def stop(self) -> None:
+        """Stop serving after the current pass."""
+        ...
+
+    def add_system_event_trigger(
+        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
+    ) -> int:
+        """Call ``fn(*args)`` in ``phase`` (before|during|after) of ``event`` (startup|shutdown)."""
+        ...
+
+    def remove_system_event_trigger(self, trigger_id: int) -> None:
+        """Forget a trigger by the id ``add_system_event_trigger`` returned."""
+        ...
+
+
+if TYPE_CHECKING:
+    # Checked by mypy, never run: both reactors must keep satisfying the Protocol.
+    from eventhub.reactor._loop import Reactor
+    from eventhub.testing import MemoryReactor
+
+    def _conforms(real: Reactor, fake: MemoryReactor) -> tuple[ReactorAPI, ReactorAPI]:
+        return real, fake
