@@ -178,7 +178,22 @@ class LineReceiver(_FramedReceiver):
         return framer
 
 
-class NetstringReceiver(_FramedReceiver):
+class _StringReceiver(_FramedReceiver):
+    """Whole messages (strings) in and out; subclasses choose the framing in ``_make_framer``."""
+
+    def _deliver(self, message: bytes) -> None:
+        self.string_received(message)
+
+    def string_received(self, string: bytes) -> None:
+        """One message's payload arrived. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must override string_received")
+
+    def send_string(self, string: bytes) -> None:
+        """Write ``string`` framed; raises MessageTooLong over ``max_length``."""
+        self._send(string)
+
+
+class NetstringReceiver(_StringReceiver):
     """Netstrings (``b"5:hello,"``); ``string_received(s)`` gets each payload."""
 
     max_length: int = DEFAULT_MAX_NETSTRING
@@ -186,19 +201,8 @@ class NetstringReceiver(_FramedReceiver):
     def _make_framer(self) -> Framer:
         return NetstringFramer(self.max_length)
 
-    def _deliver(self, message: bytes) -> None:
-        self.string_received(message)
 
-    def string_received(self, string: bytes) -> None:
-        """One netstring's payload arrived. Override this."""
-        raise NotImplementedError(f"{type(self).__name__} must override string_received")
-
-    def send_string(self, string: bytes) -> None:
-        """Write ``string`` as a netstring; raises MessageTooLong over ``max_length``."""
-        self._send(string)
-
-
-class Int32StringReceiver(_FramedReceiver):
+class Int32StringReceiver(_StringReceiver):
     """Messages with a big-endian length prefix (``prefix_size`` bytes, 4 by default)."""
 
     max_length: int = DEFAULT_MAX_PREFIXED
@@ -206,14 +210,3 @@ class Int32StringReceiver(_FramedReceiver):
 
     def _make_framer(self) -> Framer:
         return LengthPrefixFramer(self.max_length, self.prefix_size)
-
-    def _deliver(self, message: bytes) -> None:
-        self.string_received(message)
-
-    def string_received(self, string: bytes) -> None:
-        """One message arrived. Override this."""
-        raise NotImplementedError(f"{type(self).__name__} must override string_received")
-
-    def send_string(self, string: bytes) -> None:
-        """Write the prefix and ``string``; raises MessageTooLong over ``max_length``."""
-        self._send(string)

@@ -165,6 +165,18 @@ def test_unimplemented_callback_names_the_class() -> None:
         proto.data_received(b"x\r\n")
 
 
+@pytest.mark.parametrize(
+    ("base", "wire"), [(NetstringReceiver, b"1:x,"), (Int32StringReceiver, b"\x00\x00\x00\x01x")]
+)
+def test_string_receivers_name_the_class_that_forgot_string_received(
+    base: type[NetstringReceiver | Int32StringReceiver], wire: bytes
+) -> None:
+    proto = type("Forgetful", (base,), {})()
+    connect(proto)
+    with pytest.raises(NotImplementedError, match="Forgetful must override string_received"):
+        proto.data_received(wire)
+
+
 @given(data=st.data())
 def test_netstring_receiver_any_chunking(data: st.DataObject) -> None:
     wire = b"5:hello,0:,3:abc,"
