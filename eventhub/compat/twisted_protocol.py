@@ -282,7 +282,12 @@ class TwistedConnector:
 
 
 class _FactoryBridge:
-    """What both bridges share: building the bridged protocol, start/stop counting."""
+    """What both bridges share: building the bridged protocol, forwarding start/stop.
+
+    The Twisted-style factory keeps the one count of its users (``numPorts``,
+    Twisted's public name): the bridge forwards every ``do_start`` / ``do_stop``
+    instead of counting them itself, as ``eventhub.protocol.Factory`` would.
+    """
 
     wrapped: Factory
 
@@ -290,10 +295,10 @@ class _FactoryBridge:
         proto = self.wrapped.buildProtocol(addr)
         return None if proto is None else ProtocolBridge(proto)
 
-    def start_factory(self) -> None:
+    def do_start(self) -> None:
         self.wrapped.doStart()
 
-    def stop_factory(self) -> None:
+    def do_stop(self) -> None:
         self.wrapped.doStop()
 
 

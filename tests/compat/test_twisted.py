@@ -16,6 +16,7 @@ import pytest
 from eventhub.compat import twisted
 from eventhub.compat.twisted import DelayedCall, TwistedReactor, protocol
 from eventhub.compat.twisted_protocol import (
+    ClientFactoryBridge,
     ConnectionDone,
     Failure,
     ProtocolBridge,
@@ -405,6 +406,28 @@ def test_factory_bridge_builds_bridged_protocols_or_refuses() -> None:
     assert ServerFactoryBridge(Refusing()).build_protocol(Address("127.0.0.1", 1)) is None
     with pytest.raises(TypeError, match=r"Factory\.protocol is not set"):
         protocol.Factory().buildProtocol(Address("127.0.0.1", 1))
+
+
+def test_the_bridge_forwards_every_start_and_stop_to_the_one_counter() -> None:
+    events: list[str] = []
+
+    class Counting(protocol.ClientFactory):
+        def startFactory(self) -> None:
+            events.append("start")
+
+        def stopFactory(self) -> None:
+            events.append("stop")
+
+    factory = Counting()
+    bridge = ClientFactoryBridge(factory)
+    bridge.do_start()
+    bridge.do_start()  # a second user through the same bridge (a reconnect, say)
+    assert (factory.numPorts, events) == (2, ["start"])
+    bridge.do_stop()
+    assert (factory.numPorts, events) == (1, ["start"])
+    bridge.do_stop()
+    bridge.do_stop()  # one too many: ignored, as Twisted does
+    assert (factory.numPorts, events) == (0, ["start", "stop"])
 
 
 def test_failure_surface() -> None:
