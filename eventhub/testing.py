@@ -5,6 +5,8 @@
 - ``Clock``: fake time for ``call_later``; ``advance(seconds)`` runs what is due.
 - ``MemoryReactor``: records ``listen_tcp`` / ``connect_tcp`` calls, runs
   ``call_soon`` callbacks and timers on a ``Clock``; nothing touches the network.
+- ``run_until_stopped(reactor, timeout)``: run any reactor (real or in memory)
+  until the code under test stops it, failing the test if nothing does in time.
 
 Typical use::
 
@@ -26,11 +28,13 @@ from typing import Any, TypeVar
 
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.reactor.api import ReactorAPI
 from eventhub.reactor.tcp import HIGH_WATER
 from eventhub.reactor.threads import ThreadResult
 from eventhub.reactor.timers import TimerHandle, TimerQueue
 
 __all__ = [
+    "HANG_TIMEOUT",
     "Clock",
     "ConnectTCPCall",
     "ListenTCPCall",
@@ -38,6 +42,7 @@ __all__ = [
     "MemoryListener",
     "MemoryReactor",
     "StringTransport",
+    "run_until_stopped",
 ]
 
 T = TypeVar("T")
@@ -537,3 +542,33 @@ class MemoryReactor:
         if not self._running:
             raise UsageError("the reactor is not running")
         self._stopping = True
+
+
+#: How long ``run_until_stopped`` waits by default: a hang guard, far above what
+#: a correct test needs, never a performance threshold.
+HANG_TIMEOUT = 20.0
+
+
+def run_until_stopped(reactor: ReactorAPI, timeout: float = HANG_TIMEOUT) -> None:
+    """Run ``reactor`` until the code under test stops it; fail if nothing does within ``timeout``.
+
+    A hang guard for tests: if ``timeout`` seconds (of the reactor's clock: fake
+    time on a ``MemoryReactor``) pass first, the guard stops the reactor, so it
+    still shuts down and closes what it holds, and then ``AssertionError`` says
+    so. Signal handlers are left alone (``install_signal_handlers=False``); the
+    guard's timer is cancelled before returning, so no timer is left behind.
+    """
+    hung = False
+
+    def guard() -> None:
+        nonlocal hung
+        hung = True
+        reactor.stop()
+
+    handle = reactor.call_later(timeout, guard)
+    try:
+        reactor.run(install_signal_handlers=False)
+    finally:
+        handle.cancel()
+    if hung:
+        raise AssertionError(f"the reactor was still running after {timeout}s: nothing stopped it")

@@ -15,7 +15,7 @@ from support import PluginVenv, Served, first_party, load_source_package
 import eventhub
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor
-from eventhub.testing import StringTransport
+from eventhub.testing import HANG_TIMEOUT, StringTransport, run_until_stopped
 
 eventhub_chat: Any = load_source_package("chat", "eventhub_chat")
 ChatRoom = eventhub_chat.ChatRoom
@@ -229,8 +229,9 @@ def test_chat_on_a_real_reactor(reactor: Reactor) -> None:
 
     thread = threading.Thread(target=talk)
     thread.start()
-    reactor.run(install_signal_handlers=False)
-    thread.join()
+    run_until_stopped(reactor)
+    thread.join(HANG_TIMEOUT)
+    assert not thread.is_alive()
     assert heard == [
         "* welcome, you are guest1; commands: /nick NAME, /who, /quit",
         "* guest2 joined",

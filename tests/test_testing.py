@@ -12,8 +12,8 @@ from eventhub.protocol import (
     ServerFactory,
     Transport,
 )
-from eventhub.reactor import TimerHandle
-from eventhub.testing import Clock, MemoryReactor, StringTransport
+from eventhub.reactor import Reactor, TimerHandle
+from eventhub.testing import Clock, MemoryReactor, StringTransport, run_until_stopped
 
 
 class _Producer:
@@ -396,3 +396,37 @@ def test_bad_trigger_names() -> None:
         reactor.add_system_event_trigger("whenever", "startup", print)
     with pytest.raises(UsageError, match="system event 'lunch'"):
         reactor.add_system_event_trigger("before", "lunch", print)
+
+
+# -- run_until_stopped --------------------------------------------------------
+
+
+def test_run_until_stopped_returns_when_the_code_stops_the_reactor() -> None:
+    reactor = MemoryReactor()
+    reactor.call_later(5, reactor.stop)
+    run_until_stopped(reactor, timeout=10)
+    assert reactor.seconds() == 5 and not reactor.running
+    assert reactor.clock.pending() == []  # the guard is cancelled, not left behind
+
+
+def test_run_until_stopped_fails_when_nothing_stops_the_reactor() -> None:
+    reactor = MemoryReactor()
+    shutdown: list[float] = []
+    reactor.add_system_event_trigger("after", "shutdown", lambda: shutdown.append(reactor.seconds()))
+    reactor.call_later(60, reactor.stop)  # too late
+    with pytest.raises(AssertionError, match=r"still running after 10s"):
+        run_until_stopped(reactor, timeout=10)
+    assert shutdown == [10]  # stopped by the guard: it still shut down
+    assert not reactor.running
+
+
+def test_run_until_stopped_on_a_real_reactor(reactor: Reactor) -> None:
+    reactor.call_soon(reactor.stop)
+    run_until_stopped(reactor)  # the reactor fixture fails the test if the guard's timer stayed
+    assert not reactor.running
+
+
+def test_run_until_stopped_fails_on_a_real_reactor_nobody_stops(reactor: Reactor) -> None:
+    with pytest.raises(AssertionError, match="nothing stopped it"):
+        run_until_stopped(reactor, timeout=0.01)
+    assert not reactor.running

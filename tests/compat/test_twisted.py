@@ -26,10 +26,9 @@ from eventhub.compat.twisted_protocol import (
 from eventhub.errors import UsageError
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor, available_backends
-from eventhub.testing import MemoryReactor, StringTransport
+from eventhub.testing import HANG_TIMEOUT, MemoryReactor, StringTransport, run_until_stopped
 
 SEED = Path(__file__).parent / "seed"
-HANG = 20.0  # a hang guard, not a performance threshold
 BACKENDS = [b for b in ("select", "poll", "epoll") if b in available_backends()]
 
 # Turn the INFO logs on, then run the seed program exactly as ``python echo_server.py`` would.
@@ -80,7 +79,7 @@ def test_seed_echo_server_and_client_run_through_the_compat_import(
         input="hello\n世界 and more\n",
         capture_output=True,
         text=True,
-        timeout=HANG,
+        timeout=HANG_TIMEOUT,
     )
     assert client.returncode == 0, client.stderr
     assert client.stdout.splitlines() == [
@@ -89,7 +88,7 @@ def test_seed_echo_server_and_client_run_through_the_compat_import(
         "please input:",
     ]
     server.send_signal(signal.SIGINT)  # Ctrl-C: the reactor stops gracefully
-    _, stderr = server.communicate(timeout=HANG)
+    _, stderr = server.communicate(timeout=HANG_TIMEOUT)
     assert server.returncode == 0, stderr
     assert "Traceback" not in stderr
 
@@ -195,27 +194,15 @@ class RecordingClientFactory(protocol.ClientFactory):
         self.compat.stop()
 
 
-def _run(compat: TwistedReactor) -> None:
-    hung: list[bool] = []
-
-    def guard() -> None:
-        hung.append(True)
-        compat.stop()
-
-    compat.callLater(HANG, guard)
-    compat.run(installSignalHandlers=False)
-    assert not hung, f"the reactor was still running after {HANG}s"
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_connect_tcp_client_talks_to_listen_tcp_server(backend: str) -> None:
     compat = TwistedReactor(lambda: Reactor(backend))
     port = compat.listenTCP(0, protocol.ServerFactory.forProtocol(Echo), interface="127.0.0.1")
     number = port.getHost().port
     factory = RecordingClientFactory(compat)
-    connector = compat.connectTCP("127.0.0.1", number, factory, timeout=HANG)
+    connector = compat.connectTCP("127.0.0.1", number, factory, timeout=HANG_TIMEOUT)
     assert connector.getDestination() == Address("127.0.0.1", number)
-    _run(compat)
+    run_until_stopped(compat.eventhub_reactor)
     assert factory.events == [
         ("startFactory",),
         ("connecting", number),
@@ -234,7 +221,7 @@ def test_connect_tcp_refused_reaches_client_connection_failed(backend: str) -> N
         compat = TwistedReactor(lambda: Reactor(backend))
         factory = RecordingClientFactory(compat)
         compat.connectTCP("127.0.0.1", closed_door.getsockname()[1], factory)
-        _run(compat)
+        run_until_stopped(compat.eventhub_reactor)
     assert ("failed", ConnectionRefusedError) in factory.events
     assert factory.events[-1] == ("stopFactory",)
 
@@ -257,7 +244,7 @@ def test_call_from_thread_and_call_in_thread() -> None:
         compat.callInThread(in_thread)
 
     compat.callWhenRunning(start)
-    _run(compat)
+    run_until_stopped(compat.eventhub_reactor)
     assert seen == [("in thread", True), ("back", True)]
     with pytest.raises(UsageError, match="runs once"):
         compat.run()

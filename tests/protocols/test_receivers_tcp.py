@@ -10,9 +10,9 @@ import pytest
 from eventhub.protocol import ServerFactory
 from eventhub.protocols import LineReceiver, LineTooLong
 from eventhub.reactor import Reactor, available_backends
+from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 
 BACKENDS = [b for b in ("select", "poll", "epoll") if b in available_backends()]
-HANG = 20.0  # a hang guard, not a performance threshold
 
 
 class Shout(LineReceiver):
@@ -35,7 +35,7 @@ class ShoutFactory(ServerFactory):
 
 
 def _client(port: int, wire: bytes, replies: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=HANG) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_TIMEOUT) as sock:
         sock.sendall(wire)
         while chunk := sock.recv(65536):  # until the server closes
             replies.append(chunk)
@@ -50,16 +50,8 @@ def test_over_long_line_flushes_replies_then_closes(backend: str) -> None:
     wire = b"one\r\ntwo\r\n" + b"x" * 1000
     client = threading.Thread(target=_client, args=(port, wire, replies), daemon=True)
     client.start()
-    hung: list[bool] = []
-
-    def guard() -> None:
-        hung.append(True)
-        reactor.stop()
-
-    reactor.call_later(HANG, guard)
-    reactor.run(install_signal_handlers=False)
-    client.join(HANG)
-    assert not hung, "stopped by the hang guard"
+    run_until_stopped(reactor)
+    client.join(HANG_TIMEOUT)
     assert not client.is_alive()
     assert b"".join(replies) == b"ONE\r\nTWO\r\n"
     [(error, reason)] = factory.lost
