@@ -241,7 +241,9 @@ class Connection:
             return
         del buf[:n]  # type: ignore[union-attr]  # only watched while it is a bytearray
         if self._protocol_paused and len(buf) <= self._low:
-            self._resume_protocol()  # may write more
+            # May write more, or close: with nothing buffered, lose_connection
+            # lingers at once, and _drained below then finds it lingering.
+            self._resume_protocol()
         if self._buffer or self._state == _CLOSED:
             return
         self._buffer = b""  # release the drained bytearray
@@ -370,7 +372,9 @@ class Connection:
     # closes; a peer that never closes gets ``Reactor.linger_timeout`` seconds.
 
     def _linger(self) -> None:
-        """Everything is flushed: half-close, wait for the peer's EOF, then close."""
+        """Everything is flushed: half-close, wait for the peer's EOF, then close. Idempotent."""
+        if self._lingering is not None:
+            return  # already lingering: one shutdown, one timer
         if self._peer_eof or self._state == _CLOSED:
             self._force_close(None)
             return

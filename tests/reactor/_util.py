@@ -15,7 +15,7 @@ from eventhub.reactor import Reactor
 HANG = 20.0
 
 
-def run(reactor: Reactor, timeout: float = HANG) -> None:
+def run(reactor: Reactor, timeout: float = HANG, *, install_signal_handlers: bool = False) -> None:
     """Run ``reactor`` until something stops it; fail if nothing does within ``timeout``."""
     hung: list[bool] = []
 
@@ -23,8 +23,9 @@ def run(reactor: Reactor, timeout: float = HANG) -> None:
         hung.append(True)
         reactor.stop()
 
-    reactor.call_later(timeout, guard)
-    reactor.run(install_signal_handlers=False)
+    timer = reactor.call_later(timeout, guard)
+    reactor.run(install_signal_handlers=install_signal_handlers)
+    timer.cancel()  # the reactor fixture fails a test that leaves a timer pending
     assert not hung, f"the reactor was still running after {timeout}s"
 
 
@@ -121,3 +122,8 @@ class Recorder(Protocol):
 
     def connection_lost(self, reason: BaseException | None) -> None:
         self.events.append(("lost", reason))
+
+
+def pending_timers(reactor: Reactor) -> list[Any]:
+    """The timers still due to run (read as the shipped ``reactor`` fixture reads them)."""
+    return [entry[2] for entry in reactor._timers.heap if entry[2].active()]

@@ -15,7 +15,17 @@ from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor
 
-from ._util import Background, Echo, Recorder, connect, factory_for, pattern, recv_all, run
+from ._util import (
+    Background,
+    Echo,
+    Recorder,
+    connect,
+    factory_for,
+    pattern,
+    pending_timers,
+    recv_all,
+    run,
+)
 
 
 def echo_once(port: int, payload: bytes, host: str = "127.0.0.1") -> bytes:
@@ -84,9 +94,11 @@ def test_port_zero_is_read_back_and_addresses_are_right(reactor: Reactor) -> Non
 
 
 def test_port_in_use_is_a_one_line_service_error(reactor: Reactor) -> None:
-    taken = reactor.listen_tcp(0, factory_for(Echo)).get_host().port
+    first = reactor.listen_tcp(0, factory_for(Echo))
+    taken = first.get_host().port
     with pytest.raises(ServiceError) as info:
         reactor.listen_tcp(taken, factory_for(Echo))
+    first.stop_listening()
     message = str(info.value)
     assert f"127.0.0.1:{taken}" in message and "in use" in message
     assert "\n" not in message
@@ -343,9 +355,10 @@ def test_peer_reset_mid_stream(reactor: Reactor) -> None:
             assert self.transport is not None
             if not self.transport.is_closing():
                 self.transport.write(b"z" * 65536)
-                reactor.call_later(0.001, self.tick)
+                self.next_tick = reactor.call_later(0.001, self.tick)
 
         def connection_lost(self, reason: BaseException | None) -> None:
+            self.next_tick.cancel()
             lost.append(reason)
 
     port = reactor.listen_tcp(0, factory_for(Streamer)).get_host().port
@@ -662,6 +675,35 @@ def test_pause_and_resume_writing_follow_the_water_marks(reactor: Reactor) -> No
     assert all(size <= 8 * 1024 for k, size in calls if k == "resume")
 
 
+def test_close_from_resume_writing_when_drained_closes_once(reactor: Reactor) -> None:
+    """resume_writing may call lose_connection as the buffer empties: one graceful close, one timer."""
+    payload = pattern(16 << 20)
+    lost: list[BaseException | None] = []
+
+    class WriteThenClose(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.set_write_buffer_limits(high=1, low=0)  # resume only once fully drained
+            transport.write(payload)
+
+        def resume_writing(self) -> None:
+            assert self.transport is not None
+            self.transport.lose_connection()
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+
+    port = reactor.listen_tcp(0, factory_for(WriteThenClose)).get_host().port
+
+    def client() -> bytes:
+        with connect(port) as s:
+            threading.Event().wait(0.05)  # let the server's buffer fill first
+            return recv_all(s)
+
+    assert serve_then(reactor, client) == payload
+    assert lost == [None]
+    assert pending_timers(reactor) == []
+
+
 def test_bad_water_marks_are_a_clear_error(reactor: Reactor) -> None:
     errors: list[str] = []
 
@@ -829,8 +871,7 @@ def _slow_start(port: int) -> socket.socket:
     return s
 
 
-def test_shutdown_timeout_aborts_what_cannot_flush(backend: str) -> None:
-    reactor = Reactor(backend)
+def test_shutdown_timeout_aborts_what_cannot_flush(reactor: Reactor) -> None:
     reactor.shutdown_timeout = 0.2
     lost: list[BaseException | None] = []
 
@@ -992,8 +1033,7 @@ def test_graceful_close_with_unread_input_still_delivers_everything(reactor: Rea
     assert len(got) == len(reply) and got == reply
 
 
-def test_graceful_close_gives_up_on_a_peer_that_never_closes(backend: str) -> None:
-    reactor = Reactor(backend)
+def test_graceful_close_gives_up_on_a_peer_that_never_closes(reactor: Reactor) -> None:
     reactor.linger_timeout = 0.1
     lost: list[BaseException | None] = []
 
