@@ -7,15 +7,11 @@ from eventhub.reactor import ListenerAPI, Reactor, ReactorAPI
 from eventhub.testing import MemoryReactor
 
 
-def test_the_real_reactor_and_its_listener_are_reactor_api() -> None:
-    reactor = Reactor("select")
-    try:
-        assert isinstance(reactor, ReactorAPI)
-        listener = reactor.listen_tcp(0, _factory())
-        assert isinstance(listener, ListenerAPI)
-        listener.stop_listening()
-    finally:
-        reactor.close()
+def test_the_real_reactor_and_its_listener_are_reactor_api(reactor: Reactor) -> None:
+    assert isinstance(reactor, ReactorAPI)
+    listener = reactor.listen_tcp(0, _factory())
+    assert isinstance(listener, ListenerAPI)
+    listener.stop_listening()
 
 
 def test_memory_reactor_is_reactor_api() -> None:

@@ -275,8 +275,7 @@ def test_sigterm_stops_gracefully_and_handlers_are_restored(reactor: Reactor) ->
     got: list[str] = []
     reactor.add_system_event_trigger("after", "shutdown", got.append, "shutdown")
     reactor.call_later(0.01, os.kill, os.getpid(), signal.SIGTERM)
-    reactor.call_later(10, reactor.stop)  # hang guard
-    reactor.run()  # installs the handlers: this is the main thread
+    run(reactor, install_signal_handlers=True)  # installs them: this is the main thread
     assert reactor.stopped_by_signal == signal.SIGTERM
     assert got == ["shutdown"]
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
@@ -289,8 +288,7 @@ def test_stopped_by_signal_is_none_after_a_plain_stop(reactor: Reactor) -> None:
     assert reactor.stopped_by_signal is None
 
 
-def test_no_signal_handlers_off_the_main_thread(backend: str) -> None:
-    reactor = Reactor(backend)
+def test_no_signal_handlers_off_the_main_thread(reactor: Reactor) -> None:
     before = signal.getsignal(signal.SIGTERM)
     seen: list[object] = []
 
@@ -311,9 +309,8 @@ def _read_after(s: socket.socket, delay: float) -> bytes:
         return recv_all(s)
 
 
-def test_second_stop_while_flushing_is_harmless(backend: str) -> None:
+def test_second_stop_while_flushing_is_harmless(reactor: Reactor) -> None:
     """Code that calls stop() from connection_lost must not abort the others' flush."""
-    reactor = Reactor(backend)
     payload = b"p" * (16 << 20)  # more than the kernel buffers: both flush during shutdown
     lost: list[BaseException | None] = []
 
@@ -356,8 +353,7 @@ def test_second_signal_aborts_what_is_still_flushing(reactor: Reactor) -> None:
     port = reactor.listen_tcp(0, factory).get_host().port
     client = connect(port)
     try:
-        reactor.call_later(10, reactor.stop)  # hang guard (shutdown_timeout is 5 s)
-        reactor.run()
+        run(reactor, install_signal_handlers=True)
     finally:
         client.close()
     assert reactor.stopped_by_signal == signal.SIGTERM
@@ -373,8 +369,7 @@ def test_a_signal_before_run_is_not_lost_once_handlers_are_installed(reactor: Re
     assert reactor.install_signal_handlers()
     os.kill(os.getpid(), signal.SIGTERM)  # handled: we are still alive, the stop is queued
     reactor.add_system_event_trigger("after", "shutdown", got.append, "shut down")
-    reactor.call_later(10, reactor.stop)  # hang guard
-    reactor.run()
+    run(reactor, install_signal_handlers=True)
     assert reactor.stopped_by_signal == signal.SIGTERM
     assert got == ["shut down"]
     assert signal.getsignal(signal.SIGTERM) == before
@@ -388,9 +383,8 @@ def test_install_signal_handlers_off_the_main_thread_does_nothing(reactor: React
     assert result == [False]
 
 
-def test_close_restores_handlers_of_a_reactor_that_never_ran(backend: str) -> None:
+def test_close_restores_handlers_of_a_reactor_that_never_ran(reactor: Reactor) -> None:
     before = signal.getsignal(signal.SIGINT)
-    reactor = Reactor(backend)
     reactor.install_signal_handlers()
     assert signal.getsignal(signal.SIGINT) != before
     reactor.close()
