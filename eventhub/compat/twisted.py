@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from eventhub.compat import twisted_protocol as protocol
 from eventhub.compat.twisted_protocol import (
@@ -42,9 +42,8 @@ from eventhub.compat.twisted_protocol import (
     ServerFactoryBridge,
     TwistedConnector,
 )
-from eventhub.protocol import Address, Connector
-from eventhub.protocol import ClientFactory as _ClientFactory
-from eventhub.protocol import Factory as _Factory
+from eventhub.protocol import Address
+from eventhub.reactor.api import ListenerAPI, ReactorAPI
 from eventhub.reactor.timers import TimerHandle
 
 __all__ = ["DelayedCall", "ListeningPort", "TwistedReactor", "protocol", "reactor"]
@@ -52,47 +51,6 @@ __all__ = ["DelayedCall", "ListeningPort", "TwistedReactor", "protocol", "reacto
 log = logging.getLogger("eventhub.compat.twisted")
 
 INTERFACE_ENV = "EVENTHUB_TWISTED_INTERFACE"
-_ALL_INTERFACES = ("", "0.0.0.0", "::")
-
-
-class _Listening(Protocol):
-    def get_host(self) -> Address: ...
-
-    def stop_listening(self) -> None: ...
-
-
-class ReactorAPI(Protocol):
-    """What ``TwistedReactor`` needs underneath: ``eventhub.reactor.Reactor`` or
-    ``eventhub.testing.MemoryReactor``."""
-
-    @property
-    def running(self) -> bool: ...
-
-    def seconds(self) -> float: ...
-
-    def call_soon(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None: ...
-
-    def call_later(
-        self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any
-    ) -> TimerHandle: ...
-
-    def call_from_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None: ...
-
-    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None: ...
-
-    def listen_tcp(self, port: int, factory: _Factory, backlog: int, interface: str) -> _Listening: ...
-
-    def connect_tcp(self, host: str, port: int, factory: _ClientFactory, timeout: float) -> Connector: ...
-
-    def run(self, install_signal_handlers: bool = True) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def add_system_event_trigger(
-        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
-    ) -> int: ...
-
-    def remove_system_event_trigger(self, trigger_id: int) -> None: ...
 
 
 def _default_reactor() -> ReactorAPI:
@@ -106,7 +64,7 @@ class ListeningPort:
 
     __slots__ = ("eventhub_listener", "factory")
 
-    def __init__(self, listener: _Listening, factory: Factory) -> None:
+    def __init__(self, listener: ListenerAPI, factory: Factory) -> None:
         self.eventhub_listener = listener
         self.factory = factory
 
@@ -152,7 +110,11 @@ class DelayedCall:
 
 
 class TwistedReactor:
-    """Twisted's reactor API over an eventhub reactor made by ``make_reactor`` on first use."""
+    """Twisted's reactor API over an eventhub reactor made by ``make_reactor`` on first use.
+
+    ``make_reactor`` returns any ``eventhub.reactor.ReactorAPI``: a ``Reactor``
+    (the default) or, in tests, an ``eventhub.testing.MemoryReactor``.
+    """
 
     def __init__(self, make_reactor: Callable[[], ReactorAPI] = _default_reactor) -> None:
         self._make_reactor = make_reactor
