@@ -9,21 +9,28 @@ per-event translation; ``select`` builds the same pairs.
 
 Third-party backends: a distribution declares an entry point in the group
 ``eventhub.reactors`` whose value is a callable (a class, usually) returning an
-object with this interface; ``Reactor(backend=NAME)`` then finds it.
+object with this interface; ``Reactor(backend=NAME)`` then finds it. They are
+found by ``eventhub.discovery`` (the cached scan the plugins use too); a name
+two distributions both declare is refused, naming both. ``make_poller`` is the
+one place a backend is chosen.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import select
 import sys
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from eventhub.errors import UsageError
+
+if TYPE_CHECKING:
+    from eventhub.discovery import Conflict, PluginEntry
 
 __all__ = [
     "ERROR",
@@ -38,6 +45,8 @@ __all__ = [
     "available_backends",
     "make_poller",
 ]
+
+log = logging.getLogger("eventhub.reactor")
 
 ENTRY_POINT_GROUP = "eventhub.reactors"
 
@@ -207,45 +216,64 @@ def _builtin_backends() -> dict[str, Callable[[], Poller]]:
     return backends
 
 
-def _plugin_backends() -> dict[str, Callable[[], Poller]]:
-    from importlib.metadata import entry_points
+def _plugin_backends() -> tuple[dict[str, PluginEntry], dict[str, Conflict]]:
+    """Third-party backends by name, and the names two distributions both claim.
 
-    found: dict[str, Callable[[], Poller]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = _lazy(ep.name, ep.value)
-    return found
+    Through ``eventhub.discovery``'s cached scan (one ``stat`` per path entry
+    when nothing was installed), not ``importlib.metadata.entry_points``, which
+    reads every installed distribution's metadata on each call. Nothing is
+    imported until a backend is chosen.
+    """
+    from eventhub.discovery import discover
+
+    entries, conflicts = discover(group=ENTRY_POINT_GROUP)
+    return {e.name: e for e in entries}, {c.name: c for c in conflicts}
 
 
-def _lazy(name: str, value: str) -> Callable[[], Poller]:
-    def load() -> Poller:
-        from importlib.metadata import entry_points
-
-        (ep,) = (e for e in entry_points(group=ENTRY_POINT_GROUP) if e.name == name)
-        try:
-            factory = ep.load()
-            poller: Poller = factory()
-        except Exception as exc:
-            raise UsageError(f"reactor backend {name!r} ({value}) failed to load: {exc}") from exc
-        return poller
-
-    return load
+def _load(entry: PluginEntry) -> Poller:
+    try:
+        factory = entry.load()
+        if not callable(factory):
+            raise TypeError(f"{factory!r} is not callable")
+        poller: Poller = factory()
+    except Exception as exc:
+        raise UsageError(
+            f"reactor backend {entry.name!r} ({entry.value}, from {entry.dist} {entry.version}) "
+            f"failed to load: {exc}"
+        ) from exc
+    return poller
 
 
 def available_backends() -> list[str]:
-    """Names ``Reactor(backend=...)`` accepts here, best first, then third-party ones."""
+    """Names ``Reactor(backend=...)`` accepts here, best first, then third-party ones.
+
+    A name that two installed distributions both declare is left out, with a
+    warning naming them (``make_poller`` refuses it with the same words).
+    """
     names = list(_builtin_backends())
-    names += sorted(n for n in _plugin_backends() if n not in names)
+    plugins, conflicts = _plugin_backends()
+    names += sorted(n for n in plugins if n not in names)
+    for conflict in conflicts.values():
+        log.warning("reactor backend %r is unusable: %s", conflict.name, conflict.describe())
     return ["auto", *names]
 
 
 def make_poller(name: str = "auto") -> Poller:
-    """The one place a backend is chosen: ``auto`` is epoll, else poll, else select."""
+    """The one place a backend is chosen: ``auto`` is epoll, else poll, else select.
+
+    Built-in names win over third-party ones; a third-party name is looked up
+    (and its module imported) only when asked for.
+    """
     builtin = _builtin_backends()
     if name == "auto":
         name = next(iter(builtin))
     factory = builtin.get(name)
-    if factory is None:
-        factory = _plugin_backends().get(name)
-    if factory is None:
+    if factory is not None:
+        return factory()
+    plugins, conflicts = _plugin_backends()
+    if name in conflicts:
+        raise UsageError(f"reactor backend {name!r} is ambiguous: {conflicts[name].describe()}")
+    entry = plugins.get(name)
+    if entry is None:
         raise UsageError(f"unknown reactor backend {name!r}; available: {', '.join(available_backends())}")
-    return factory()
+    return _load(entry)

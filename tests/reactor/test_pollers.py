@@ -86,25 +86,35 @@ def test_unknown_backend_is_a_usage_error_listing_choices() -> None:
         make_poller("nope")
 
 
-def write_backend_distribution(root: Path, name: str, target: str) -> None:
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder on ``sys.path`` for fake installed distributions; the discovery cache beside it."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.setenv("EVENTHUB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "fakepoller_mod", raising=False)
+    return folder
+
+
+def write_backend_distribution(root: Path, name: str, target: str, dist: str = "fakepoller") -> None:
     """A real (installed-looking) distribution declaring an ``eventhub.reactors`` entry point."""
-    dist = root / "fakepoller-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakepoller\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(f"[eventhub.reactors]\n{name} = {target}\n")
+    info = root / f"{dist}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[eventhub.reactors]\n{name} = {target}\n")
     (root / "fakepoller_mod.py").write_text(
         "from eventhub.reactor.pollers import SelectPoller\n"
         "class Custom(SelectPoller):\n"
         "    name = 'custom'\n"
         "def broken():\n"
         "    raise RuntimeError('no kernel support')\n"
+        "not_callable = 42\n"
     )
 
 
-def test_third_party_backend_through_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_backend_distribution(tmp_path, "custom", "fakepoller_mod:Custom")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "fakepoller_mod", raising=False)
+def test_third_party_backend_through_entry_point(site: Path) -> None:
+    write_backend_distribution(site, "custom", "fakepoller_mod:Custom")
     assert "custom" in available_backends()
     r = Reactor("custom")
     try:
@@ -115,11 +125,44 @@ def test_third_party_backend_through_entry_point(tmp_path: Path, monkeypatch: py
         r.close()
 
 
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [("fakepoller_mod:broken", "no kernel support"), ("fakepoller_mod:not_callable", "42")],
+)
 def test_third_party_backend_that_fails_to_load_is_a_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    site: Path, target: str, problem: str
 ) -> None:
-    write_backend_distribution(tmp_path, "broken", "fakepoller_mod:broken")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "fakepoller_mod", raising=False)
-    with pytest.raises(UsageError, match=r"'broken'.*no kernel support"):
+    write_backend_distribution(site, "broken", target)
+    with pytest.raises(UsageError, match=rf"'broken'.*fakepoller 1\.0.*{problem}"):
         Reactor("broken")
+
+
+def test_backends_are_found_through_the_cached_discovery_scan(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """importlib.metadata.entry_points reads every installed distribution on each call: not used."""
+    import importlib.metadata
+
+    def uncached(**kw: object) -> None:
+        raise AssertionError("importlib.metadata.entry_points called: the uncached scan")
+
+    write_backend_distribution(site, "custom", "fakepoller_mod:Custom")
+    monkeypatch.setattr(importlib.metadata, "entry_points", uncached)
+    assert "custom" in available_backends()
+    poller = make_poller("custom")
+    assert poller.name == "custom"
+    poller.close()
+
+
+def test_a_backend_name_two_distributions_declare_is_refused_naming_both(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_backend_distribution(site, "twin", "fakepoller_mod:Custom", dist="first_poller")
+    write_backend_distribution(site, "twin", "fakepoller_mod:Custom", dist="second_poller")
+    with pytest.raises(UsageError) as info:
+        make_poller("twin")
+    message = str(info.value)
+    assert "'twin'" in message and "first_poller 1.0" in message and "second_poller 1.0" in message
+    with caplog.at_level("WARNING", logger="eventhub.reactor"):
+        assert "twin" not in available_backends()
+    assert any("'twin'" in r.getMessage() and "second_poller" in r.getMessage() for r in caplog.records)
