@@ -39,7 +39,7 @@ def test_the_defaults_are_the_seeds_port_on_loopback() -> None:
     settings = echo.EchoSettings.from_table({})
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.idle_timeout == 0 and settings.max_connections == 0
-    assert (settings.write_buffer_high, settings.low_water) == (65536, 16384)
+    assert (settings.write_buffer_high, settings.write_buffer_low) == (65536, None)
 
 
 def test_settings_are_read_and_converted() -> None:
@@ -47,8 +47,7 @@ def test_settings_are_read_and_converted() -> None:
         {"port": 0, "idle_timeout": 2, "write_buffer_high": 1000, "write_buffer_low": 10}
     )
     assert settings.idle_timeout == 2.0 and isinstance(settings.idle_timeout, float)
-    assert (settings.write_buffer_high, settings.low_water) == (1000, 10)
-    assert echo.EchoSettings(write_buffer_high=100).low_water == 25
+    assert (settings.write_buffer_high, settings.write_buffer_low) == (1000, 10)
 
 
 @pytest.mark.parametrize(
@@ -95,6 +94,12 @@ def test_echo_writes_back_what_it_receives_and_sets_the_water_marks() -> None:
     assert factory.connections == {protocol}
     protocol.connection_lost(None)
     assert factory.connections == set()
+
+
+def test_without_write_buffer_low_the_transport_picks_the_low_water_mark() -> None:
+    _, listener, _ = serve(echo.EchoSettings(write_buffer_high=1000))
+    _, transport = listener.accept(peer(1))
+    assert transport.write_buffer_limits == (1000, 250)
 
 
 def test_a_full_write_buffer_stops_reading_until_it_drains() -> None:

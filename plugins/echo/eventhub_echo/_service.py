@@ -9,8 +9,8 @@ high-water mark (the peer is not reading), the reactor calls ``pause_writing``
 and the protocol stops *reading* from that peer; the kernel's buffers fill up
 and TCP flow control then stops the peer from sending. Below the low-water mark
 ``resume_writing`` resumes reading. Server memory per connection is thus bounded
-by the high-water mark plus one read (the reactor's ``RECV_SIZE``), whatever
-the peer sends.
+by the high-water mark plus one read (the reactor's ``RECV_BUFFER_SIZE``,
+256 KiB), whatever the peer sends.
 
 Idle timeout without a per-message cost: instead of resetting a timer (or
 reading the clock) on every message, ``data_received`` stores 0 in the
@@ -27,31 +27,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from typing import Protocol as _Interface
 
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
-    from eventhub.reactor import TimerHandle
+    from eventhub.reactor import ReactorAPI, TimerHandle
 
 log = logging.getLogger("eventhub.echo")
 
 IDLE_TICKS = 4
 
 
-class Scheduler(_Interface):
-    """What the factory needs of a reactor (``eventhub.testing.MemoryReactor`` has it too)."""
-
-    def call_later(
-        self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any
-    ) -> TimerHandle: ...
-
-
 class EchoProtocol(Protocol):
     """Writes back whatever it receives, and stops reading while the peer is not reading."""
-
-    __slots__ = ("_write", "idle")
 
     factory: EchoFactory
 
@@ -79,8 +68,6 @@ class EchoProtocol(Protocol):
 class IdleEchoProtocol(EchoProtocol):
     """``EchoProtocol`` that marks itself active for the idle sweep (see the module docstring)."""
 
-    __slots__ = ()
-
     def data_received(self, data: bytes) -> None:
         self.idle = 0
         self._write(data)
@@ -93,7 +80,7 @@ class IdleEchoProtocol(EchoProtocol):
 class EchoFactory(ServerFactory):
     """Builds the echo protocols of one listener and keeps track of them."""
 
-    def __init__(self, settings: EchoSettings, reactor: Scheduler) -> None:
+    def __init__(self, settings: EchoSettings, reactor: ReactorAPI) -> None:
         self.settings = settings
         self.reactor = reactor
         self.protocol = IdleEchoProtocol if settings.idle_timeout > 0 else EchoProtocol
@@ -122,7 +109,8 @@ class EchoFactory(ServerFactory):
 
     def connection_made(self, protocol: EchoProtocol, transport: Transport) -> None:
         settings = self.settings
-        transport.set_write_buffer_limits(settings.write_buffer_high, settings.low_water)
+        # low=None: the transport picks its own default (high // 4).
+        transport.set_write_buffer_limits(settings.write_buffer_high, settings.write_buffer_low)
         self.connections.add(protocol)
 
     def connection_lost(self, protocol: EchoProtocol) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 from eventhub.config import read_settings
 from eventhub.errors import ConfigError
+from eventhub.reactor.tcp import HIGH_WATER
 
 SECTION = "echo"
-DEFAULT_HIGH_WATER = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class EchoSettings:
     backlog: int = 1024
     idle_timeout: float = 0.0  # seconds; 0: never close an idle connection
     max_connections: int = 0  # 0: unlimited
-    write_buffer_high: int = DEFAULT_HIGH_WATER
-    write_buffer_low: int | None = None  # None: write_buffer_high // 4
+    write_buffer_high: int = HIGH_WATER  # the reactor's default
+    write_buffer_low: int | None = None  # None: the transport's default (write_buffer_high // 4)
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], source: str = "") -> EchoSettings:
@@ -53,13 +53,6 @@ class EchoSettings:
                     f"must not exceed write_buffer_high ({self.write_buffer_high}), "
                     f"not {self.write_buffer_low}",
                 )
-
-    @property
-    def low_water(self) -> int:
-        """The effective low-water mark."""
-        if self.write_buffer_low is None:
-            return self.write_buffer_high // 4
-        return self.write_buffer_low
 
 
 def _check_range(key: str, value: int, low: int, high: int | None) -> None:
