@@ -86,6 +86,15 @@ def test_a_line_goes_to_every_other_member(trio: tuple[Member, Member, Member]) 
     assert b.heard() == c.heard() == ["<guest1> hello", "<guest1> split line"]
 
 
+def test_the_longest_line_a_member_may_send_reaches_the_others_whole(
+    trio: tuple[Member, Member, Member],
+) -> None:
+    a, b, _ = trio
+    a.say(b"z" * 32 + b"\n")  # max_line_length: the server's line with "<guest1> " is longer
+    assert b.heard() == ["<guest1> " + "z" * 32]
+    assert not a.transport.closed
+
+
 def test_nick_who_and_quit(trio: tuple[Member, Member, Member]) -> None:
     a, b, c = trio
     a.say(b"/nick alice\n")
@@ -154,9 +163,10 @@ def test_shutdown_says_goodbye_and_closes_everyone(
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("port", 70000, "plugins.chat.port: must be 0-65535, not 70000"),
-        ("max_line_length", 0, "plugins.chat.max_line_length: must be at least 1, not 0"),
-        ("port", "8001", "plugins.chat.port: must be an integer, not a string '8001'"),
+        ("port", 70000, "chat.port: must be between 0 and 65535, not 70000"),
+        ("port", -1, "chat.port: must be between 0 and 65535, not -1"),
+        ("max_line_length", 0, "chat.max_line_length: must be >= 1, not 0"),
+        ("port", "8001", "chat.port: must be an integer, not a string '8001'"),
     ],
 )
 def test_wrong_settings_name_the_key(hub: eventhub.Hub, key: str, value: object, message: str) -> None:
@@ -308,4 +318,6 @@ def test_several_clients_at_once_through_eventhub_run(server: tuple[Served, int]
 def test_a_wrong_setting_stops_eventhub_run_with_status_2(chat_venv: PluginVenv) -> None:
     result = chat_venv.eventhub("run", "--set", "chat.port=70000")
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("plugins.chat.port: must be 0-65535, not 70000")
+    # The error names the key as --set spelled it.
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "eventhub: error: chat.port: must be between 0 and 65535, not 70000", result.stderr

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("eventhub.chat")
 
 SERVICE = "chat"
-SECTION = "plugins.chat"
+SECTION = "chat"  # what --set takes (chat.port=0), so errors name chat.KEY too
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,17 @@ class ChatSettings:
     max_backlog: int = 256 * 1024  # bytes queued to one member before it is dropped
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise eventhub.ConfigError(f"{SECTION}.port", f"must be 0-65535, not {self.port}")
+        # Checked here, at configure time, so a bad port is one line naming the key
+        # (exit status 2) before the reactor ever sees it.
+        _check_range("port", self.port, 0, 65535)
         for key in ("max_line_length", "max_clients", "max_backlog"):
-            if getattr(self, key) < 1:
-                raise eventhub.ConfigError(
-                    f"{SECTION}.{key}", f"must be at least 1, not {getattr(self, key)}"
-                )
+            _check_range(key, getattr(self, key), 1, None)
+
+
+def _check_range(key: str, value: int, low: int, high: int | None) -> None:
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise eventhub.ConfigError(f"{SECTION}.{key}", f"must be {bounds}, not {value}")
 
 
 class ChatPlugin:

@@ -75,7 +75,7 @@ class ChatRoom(ServerFactory):
 
     def broadcast(self, text: str, *, sender: ChatProtocol | None = None) -> None:
         """Send ``text`` to every member but ``sender``; drop those who do not keep up."""
-        data = text.encode("utf-8") + b"\n"
+        data = ChatProtocol.encode(text)  # once for all members
         for member in list(self.members.values()):
             if member is not sender:
                 member.send_raw(data)
@@ -154,8 +154,18 @@ class ChatProtocol(LineReceiver):
             log.debug("%s left (%s)", self.nick, reason or "closed")
             self.room.broadcast(f"* {self.nick} left")
 
+    @classmethod
+    def encode(cls, text: str) -> bytes:
+        """``text`` as one line on the wire: UTF-8, then the framer's ``delimiter``.
+
+        Not ``send_line``: its framer refuses lines over ``max_length``, which
+        limits what members send, not what the server says (``<nick> `` before
+        a member's longest line, or ``/who`` in a full room, are longer).
+        """
+        return text.encode("utf-8") + cls.delimiter
+
     def send(self, text: str) -> None:
-        self.send_raw(text.encode("utf-8") + b"\n")
+        self.send_raw(self.encode(text))
 
     def send_raw(self, data: bytes) -> None:
         """Write ``data``, unless this member is too far behind: then disconnect it."""
