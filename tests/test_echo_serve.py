@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,31 +83,14 @@ def test_an_unknown_backend_is_a_usage_error(venv: PluginVenv) -> None:
     assert "Traceback" not in result.stderr
 
 
-SEED_CLIENT = """\
-    import socket
-    import sys
-
-    ip_port = ('127.0.0.1', int(sys.argv[1]))
-    sk = socket.socket()
-    sk.connect(ip_port)
-    sk.settimeout(5)
-    while True:
-        try:
-            inp = input("please input:")
-        except EOFError:
-            break
-        sk.sendall(inp.encode())
-        print(sk.recv(1024).decode())
-    sk.close()
-"""
+# The seed's client, ported to Python 3: the same file the Twisted compatibility tests run.
+SEED_CLIENT = Path(__file__).parent / "compat" / "seed" / "echo_client.py"
 
 
-def test_the_seeds_client_ported_to_python3(server: EchoServer, tmp_path: Path) -> None:
-    client = tmp_path / "client.py"
-    client.write_text(textwrap.dedent(SEED_CLIENT))
+def test_the_seeds_client_ported_to_python3(server: EchoServer) -> None:
     lines = "hello\n执行了自定义execute方法\nbye\n"
     result = subprocess.run(
-        [sys.executable, str(client), str(server.port)],
+        [sys.executable, str(SEED_CLIENT), str(server.port)],
         input=lines,
         capture_output=True,
         text=True,
