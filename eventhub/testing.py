@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import ReactorAPI
 from eventhub.reactor.tcp import HIGH_WATER
 from eventhub.reactor.threads import ThreadResult
@@ -361,8 +362,6 @@ class MemoryConnector:
             raise UsageError(f"{self!r} is {self.state}, not {state}")
 
 
-_PHASES = ("before", "during", "after")
-_EVENTS = ("startup", "shutdown")
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 
 
@@ -383,7 +382,10 @@ class MemoryReactor:
       cancelled, "during" triggers, "after" triggers. Connections handed out by
       ``accept`` / ``succeed`` are the test's to end.
 
-    Unlike the real reactor, an exception from a callback propagates to the test.
+    It satisfies ``eventhub.reactor.ReactorAPI``, as the real reactor does, and
+    shares its system event triggers (``eventhub.reactor._triggers``). Unlike the
+    real reactor, an exception from a callback or a trigger propagates to the
+    test (the other triggers of that phase still run first).
     """
 
     max_passes = 10_000
@@ -394,9 +396,7 @@ class MemoryReactor:
         self.tcp_clients: list[ConnectTCPCall] = []
         self._listeners: list[MemoryListener] = []
         self._ready: deque[_Call] = deque()
-        self._triggers: dict[tuple[str, str], list[tuple[int, Callable[..., object], tuple[Any, ...]]]]
-        self._triggers = {}
-        self._trigger_ids = itertools.count(1)
+        self._triggers = SystemTriggers()
         self._free_ports = itertools.count(40000)
         self._running = False
         self._stopping = False
@@ -482,21 +482,16 @@ class MemoryReactor:
     def add_system_event_trigger(
         self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
     ) -> int:
-        if phase not in _PHASES:
-            raise UsageError(f"unknown trigger phase {phase!r}; use one of {', '.join(_PHASES)}")
-        if event not in _EVENTS:
-            raise UsageError(f"unknown system event {event!r}; use one of {', '.join(_EVENTS)}")
-        trigger_id = next(self._trigger_ids)
-        self._triggers.setdefault((phase, event), []).append((trigger_id, fn, args))
-        return trigger_id
+        return self._triggers.add(phase, event, fn, *args)
 
     def remove_system_event_trigger(self, trigger_id: int) -> None:
-        for triggers in self._triggers.values():
-            triggers[:] = [t for t in triggers if t[0] != trigger_id]
+        self._triggers.remove(trigger_id)
 
     def _fire(self, phase: str, event: str) -> None:
-        for _, fn, args in self._triggers.pop((phase, event), []):
-            fn(*args)
+        """Run every trigger of the phase, then raise the first exception (the test should see it)."""
+        failures = self._triggers.fire(phase, event)
+        if failures:
+            raise failures[0][1]
 
     # -- running -------------------------------------------------------------
 
@@ -513,7 +508,7 @@ class MemoryReactor:
         self._running = True
         self.thread_id = threading.get_ident()
         try:
-            for phase in _PHASES:
+            for phase in PHASES:
                 self._fire(phase, "startup")
             while not self._stopping:
                 if self._ready:

@@ -13,6 +13,7 @@ from eventhub.protocol import (
     Transport,
 )
 from eventhub.reactor import Reactor, TimerHandle
+from eventhub.reactor._triggers import SystemTriggers
 from eventhub.testing import Clock, MemoryReactor, StringTransport, run_until_stopped
 
 
@@ -396,6 +397,43 @@ def test_bad_trigger_names() -> None:
         reactor.add_system_event_trigger("whenever", "startup", print)
     with pytest.raises(UsageError, match="system event 'lunch'"):
         reactor.add_system_event_trigger("before", "lunch", print)
+
+
+def test_a_failing_trigger_reaches_the_test_after_the_others_of_its_phase() -> None:
+    reactor = MemoryReactor()
+    order: list[str] = []
+
+    def boom() -> None:
+        raise KeyError("trigger")
+
+    reactor.add_system_event_trigger("during", "startup", boom)
+    reactor.add_system_event_trigger("during", "startup", order.append, "same phase")
+    reactor.add_system_event_trigger("after", "startup", order.append, "next phase")
+    with pytest.raises(KeyError, match="trigger"):
+        reactor.run()
+    assert order == ["same phase"]
+    assert not reactor.running
+
+
+def test_system_triggers_fire_once_in_order_and_return_failures() -> None:
+    triggers = SystemTriggers()
+    order: list[str] = []
+    error = ValueError("no")
+
+    def boom() -> None:
+        raise error
+
+    first = triggers.add("before", "shutdown", order.append, "first")
+    triggers.add("before", "shutdown", boom)
+    triggers.add("before", "shutdown", order.append, "third")
+    gone = triggers.add("before", "shutdown", order.append, "removed")
+    assert gone == first + 3  # ids are never reused
+    triggers.remove(gone)
+    triggers.remove(12345)  # unknown: nothing happens
+    assert triggers.fire("before", "shutdown") == [(boom, error)]
+    assert order == ["first", "third"]
+    assert triggers.fire("before", "shutdown") == []  # once only
+    assert order == ["first", "third"]
 
 
 # -- run_until_stopped --------------------------------------------------------
