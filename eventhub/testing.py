@@ -544,14 +544,17 @@ class MemoryReactor:
 HANG_TIMEOUT = 20.0
 
 
-def run_until_stopped(reactor: ReactorAPI, timeout: float = HANG_TIMEOUT) -> None:
+def run_until_stopped(
+    reactor: ReactorAPI, timeout: float = HANG_TIMEOUT, *, install_signal_handlers: bool = False
+) -> None:
     """Run ``reactor`` until the code under test stops it; fail if nothing does within ``timeout``.
 
     A hang guard for tests: if ``timeout`` seconds (of the reactor's clock: fake
     time on a ``MemoryReactor``) pass first, the guard stops the reactor, so it
     still shuts down and closes what it holds, and then ``AssertionError`` says
-    so. Signal handlers are left alone (``install_signal_handlers=False``); the
-    guard's timer is cancelled before returning, so no timer is left behind.
+    so. Signal handlers are left alone unless ``install_signal_handlers`` (a test
+    of SIGINT/SIGTERM handling). The guard's timer is cancelled before
+    returning, so no timer is left behind.
     """
     hung = False
 
@@ -562,7 +565,7 @@ def run_until_stopped(reactor: ReactorAPI, timeout: float = HANG_TIMEOUT) -> Non
 
     handle = reactor.call_later(timeout, guard)
     try:
-        reactor.run(install_signal_handlers=False)
+        reactor.run(install_signal_handlers=install_signal_handlers)
     finally:
         handle.cancel()
     if hung:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from eventhub.errors import ServiceError, UsageError
@@ -468,3 +471,9 @@ def test_run_until_stopped_fails_on_a_real_reactor_nobody_stops(reactor: Reactor
     with pytest.raises(AssertionError, match="nothing stopped it"):
         run_until_stopped(reactor, timeout=0.01)
     assert not reactor.running
+
+
+def test_run_until_stopped_can_install_the_signal_handlers(reactor: Reactor) -> None:
+    reactor.call_soon(os.kill, os.getpid(), signal.SIGINT)  # a KeyboardInterrupt without the handlers
+    run_until_stopped(reactor, install_signal_handlers=True)
+    assert reactor.stopped_by_signal == signal.SIGINT
