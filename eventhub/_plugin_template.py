@@ -90,7 +90,7 @@ class $cls(eventhub.Handler):
         key is a warning naming the config file.
         """
         self.settings = read_settings(
-            ${cls}Settings, settings, "plugins.$entry", source=hub.config.source
+            ${cls}Settings, settings, "$entry"
         )
 
     def execute(self, event: eventhub.Event) -> None:
@@ -134,7 +134,7 @@ def test_settings_are_checked(hub: eventhub.Hub) -> None:
     plugin = $cls()
     plugin.eventhub_configure({"greeting": "Hi"}, hub)
     assert plugin.settings.greeting == "Hi"
-    with pytest.raises(eventhub.ConfigError, match=r"plugins\\.$entry\\.name"):
+    with pytest.raises(eventhub.ConfigError, match=r"$entry\\.name: must be a string"):
         plugin.eventhub_configure({"name": 42}, hub)
 
 

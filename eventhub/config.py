@@ -29,7 +29,7 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -61,6 +61,46 @@ class CoreSettings:
     backend: str = "auto"
 
 
+class Settings(Mapping[str, Any]):
+    """One table (a plugin's ``[plugins.NAME]``, or ``[eventhub]``) as the hub hands it over.
+
+    Read-only, and it remembers where each key came from: the config file, or
+    ``--set`` with its raw text. ``read_settings`` uses that to name the origin
+    of an unknown key, and to take ``--set greeter.name=42`` as the string
+    ``"42"`` for a string field (TOML alone would read the integer 42).
+    """
+
+    __slots__ = ("_raw", "_source", "_values", "name")
+
+    def __init__(
+        self, name: str, values: Mapping[str, Any], source: str = "", raw: Mapping[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self._values = dict(values)
+        self._source = source
+        self._raw = dict(raw or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.name!r}, {self._values!r})"
+
+    def origin(self, key: str) -> str:
+        """``--set`` or the config file a key came from."""
+        return "--set" if key in self._raw else self._source
+
+    def raw(self, key: str) -> str | None:
+        """The text given to ``--set`` for ``key``, if it came from there."""
+        return self._raw.get(key)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration: the core table and one table per plugin."""
@@ -68,24 +108,29 @@ class Config:
     core: CoreSettings = field(default_factory=CoreSettings)
     plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "defaults"
+    # table name (``eventhub`` or a plugin's) -> key -> the raw text given to --set
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
-    def plugin_settings(self, name: str) -> Mapping[str, Any]:
-        return self.plugins.get(name, {})
+    def plugin_settings(self, name: str) -> Settings:
+        """Plugin ``name``'s own table (empty when it has none)."""
+        return Settings(name, self.plugins.get(name, {}), self.source, self.overrides.get(name))
 
 
 def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
     """Read the config file (``path``, else ``eventhub.toml`` or ``pyproject.toml`` in ``cwd``)."""
     document, source = _read_document(Path(path) if path else None, cwd or Path.cwd())
+    raw: dict[str, dict[str, str]] = {}
     for override in overrides:
-        _apply_override(document, override)
+        _apply_override(document, override, raw)
     for key in document:
         if key not in _TOP_LEVEL:
             log.warning("%s: unknown table or key %r (expected [eventhub] or [plugins.NAME])", source, key)
     core_table = _table(document.get(CORE_SECTION, {}), CORE_SECTION)
     plugins_table = _table(document.get("plugins", {}), "plugins")
     plugins = {name: _table(table, f"plugins.{name}") for name, table in plugins_table.items()}
-    core = read_settings(CoreSettings, core_table, CORE_SECTION, source=source)
-    return Config(core=core, plugins=plugins, source=source)
+    core_settings = Settings(CORE_SECTION, core_table, source, raw.get(CORE_SECTION))
+    core = read_settings(CoreSettings, core_settings, CORE_SECTION)
+    return Config(core=core, plugins=plugins, source=source, overrides=raw)
 
 
 def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
@@ -126,18 +171,20 @@ def _table(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _apply_override(document: dict[str, Any], override: str) -> None:
-    target, sep, raw = override.partition("=")
+def _apply_override(document: dict[str, Any], override: str, raw: dict[str, dict[str, str]]) -> None:
+    target, sep, raw_value = override.partition("=")
     section, dot, key = target.strip().rpartition(".")
     if not sep or not dot or not section or not key:
         raise UsageError(f"--set {override!r}: expected NAME.key=value")
-    value = parse_value(raw.strip())
+    raw_text = raw_value.strip()
+    value = parse_value(raw_text)
     if section == CORE_SECTION:
         table = _table(document.setdefault(CORE_SECTION, {}), CORE_SECTION)
     else:
         plugins = _table(document.setdefault("plugins", {}), "plugins")
         table = _table(plugins.setdefault(section, {}), f"plugins.{section}")
     table[key] = value
+    raw.setdefault(section, {})[key] = raw_text
 
 
 def env_flag(variable: str) -> bool:
@@ -166,10 +213,12 @@ def parse_value(raw: str) -> Any:
 def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, source: str = "") -> T:
     """Build dataclass ``cls`` from ``table``, checking each value against its annotation.
 
-    Unknown keys get a warning naming the file and key; a value of the wrong
-    type is a ``ConfigError`` naming ``section.key``. Supported annotations:
-    ``str``, ``int``, ``float``, ``bool``, ``tuple[X, ...]``, ``Literal[...]``
-    and ``X | None``.
+    ``section`` is what ``--set`` calls the table (``echo``, or ``eventhub`` for
+    the core): a value of the wrong type is a ``ConfigError`` naming
+    ``section.key``; an unknown key gets a warning naming where it came from (the
+    file or ``--set``, known when ``table`` is the ``Settings`` the hub passed).
+    Supported annotations: ``str``, ``int``, ``float``, ``bool``,
+    ``tuple[X, ...]``, ``Literal[...]`` and ``X | None``.
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -177,12 +226,28 @@ def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, sourc
     known = {f.name for f in dataclasses.fields(cls) if f.init}
     values: dict[str, Any] = {}
     for key, value in table.items():
+        origin = table.origin(key) if isinstance(table, Settings) else source
         if key not in known:
-            where = f"{source}: " if source else ""
-            log.warning("%sunknown key %r in [%s]", where, key, section)
+            where = f"{origin}: " if origin else ""
+            log.warning("%sunknown key %r in [%s]", where, key, _file_table(section))
             continue
+        raw = table.raw(key) if isinstance(table, Settings) else None
+        if raw is not None and not isinstance(value, str) and _takes_text(hints[key]):
+            value = raw  # --set name=42 for a string field means the text "42"
         values[key] = _check(value, hints[key], f"{section}.{key}")
     return cls(**values)
+
+
+def _file_table(section: str) -> str:
+    """The table's name in the config file: ``eventhub``, or ``plugins.NAME``."""
+    return section if section == CORE_SECTION or section.startswith("plugins.") else f"plugins.{section}"
+
+
+def _takes_text(annotation: Any) -> bool:
+    return annotation is str or (
+        typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        and str in typing.get_args(annotation)
+    )
 
 
 def _check(value: Any, annotation: Any, key: str) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from eventhub import plugins as _plugins
@@ -196,8 +195,7 @@ class Hub:
             if name not in self.records:
                 log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
-            settings = MappingProxyType(dict(self.config.plugin_settings(plugin_name)))
-            kwargs = {"settings": settings, "hub": self}
+            kwargs = {"settings": self.config.plugin_settings(plugin_name), "hub": self}
             _call_with(function, argnames, kwargs)
 
     def run(self) -> None:

@@ -368,3 +368,27 @@ def test_set_into_a_non_table_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "eventhub.toml").write_text("[plugins]\necho = 5\n")
     with pytest.raises(ConfigError, match=r"plugins\.echo: must be a table"):
         config.load(cwd=tmp_path, overrides=["echo.port=1"])
+
+
+def test_settings_remember_where_each_key_came_from(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Greeter:
+        name: str = "world"
+        times: int = 1
+
+    (tmp_path / "eventhub.toml").write_text("[plugins.greeter]\ntypo = 1\n")
+    loaded = config.load(cwd=tmp_path, overrides=["greeter.name=42", "greeter.bogus=1", "greeter.times=3"])
+    settings = loaded.plugin_settings("greeter")
+    assert dict(settings) == {"typo": 1, "name": 42, "bogus": 1, "times": 3}
+    with caplog.at_level(logging.WARNING, "eventhub.config"):
+        # --set greeter.name=42 means the text "42" for a string field; an int field keeps the int.
+        assert config.read_settings(Greeter, settings, "greeter") == Greeter(name="42", times=3)
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"{tmp_path / 'eventhub.toml'}: unknown key 'typo' in [plugins.greeter]" in messages
+    assert "--set: unknown key 'bogus' in [plugins.greeter]" in messages
+    with pytest.raises(ConfigError, match=r"^greeter\.times: must be an integer"):
+        config.read_settings(
+            Greeter, config.load(overrides=["greeter.times=many"]).plugin_settings("greeter"), "greeter"
+        )

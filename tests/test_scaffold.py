@@ -134,6 +134,7 @@ def test_a_new_plugin_installs_tests_lists_and_runs(plugin_venv: PluginVenv, tmp
     configured = plugin_venv.eventhub("run", "--set", "greeter.name=you", cwd=tmp_path)
     assert (configured.returncode, configured.stdout) == (0, "Hi, you! (from greeter)\n")
 
-    wrong = plugin_venv.eventhub("run", "--set", "greeter.name=[1]", cwd=tmp_path)
+    (tmp_path / "eventhub.toml").write_text("[plugins.greeter]\nname = 1\n")
+    wrong = plugin_venv.eventhub("run", cwd=tmp_path)
     assert wrong.returncode == 2
-    assert "plugins.greeter.name: must be a string" in wrong.stderr
+    assert "greeter.name: must be a string, not an integer 1" in wrong.stderr
