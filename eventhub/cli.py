@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from eventhub import __version__, config
 from eventhub.errors import EventhubError
-from eventhub.hub import Hub
+from eventhub.hub import NO_AUTOLOAD_ENV, Hub
 
 log = logging.getLogger("eventhub.cli")
 
@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         parents=[common, loading],
         help="run the chain once, then serve until SIGINT/SIGTERM if a plugin started a service",
+        description="Load the installed plugins (entry-point group eventhub.plugins), run the execution "
+        "chain once for the event 'run', then serve the network services plugins started until SIGINT "
+        "or SIGTERM. Exit status: 0 ok, 1 a plugin or service failed, 2 a usage or config error.",
     )
     run.add_argument("--strict", action="store_true", help="exit 1 if any plugin fails to load")
     run.add_argument(
@@ -98,11 +101,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
-    plugins = commands.add_parser("plugins", parents=[common, loading], help="list the installed plugins")
+    plugins = commands.add_parser(
+        "plugins",
+        parents=[common, loading],
+        help="list the installed plugins",
+        description="List the plugins of the entry-point group eventhub.plugins: name, distribution, "
+        "version, hooks implemented, and status (loaded, disabled, or failed with the reason).",
+    )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plugins.set_defaults(handler=_plugins)
 
-    new = commands.add_parser("new-plugin", parents=[common], help="write a new plugin distribution")
+    new = commands.add_parser(
+        "new-plugin",
+        parents=[common],
+        help="write a new plugin distribution",
+        description="Write a ready plugin distribution (pyproject.toml with the entry point, a Handler, "
+        "a hook implementation, tests, README) in a new folder NAME.",
+    )
     new.add_argument("name", help="the distribution name, e.g. eventhub-greeter")
     new.add_argument("--dir", metavar="PATH", default=".", help="where to create its folder (default: .)")
     new.set_defaults(handler=_new_plugin)
@@ -148,6 +163,11 @@ def _run(args: argparse.Namespace) -> int:
         from eventhub.tracing import install
 
         install(hub)
+    if not hub.records and not config.env_flag(NO_AUTOLOAD_ENV):
+        log.info(
+            "no plugin is installed (entry-point group eventhub.plugins): nothing to run; "
+            "write one with 'eventhub new-plugin NAME'"
+        )
     _raise_open_files_limit()
     hub.run()
     return 1 if hub.failures else 0

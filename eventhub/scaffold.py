@@ -16,9 +16,11 @@ plugin (entry-point) name drops an ``eventhub-`` prefix, and the module is
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from string import Template
 
@@ -59,12 +61,31 @@ def plugin_names(dist: str) -> PluginNames:
     return PluginNames(dist=dist, entry=entry, module=f"eventhub_{entry}", cls=cls)
 
 
+def _refuse_taken(names: PluginNames) -> None:
+    """Installing a plugin whose names are taken would replace or shadow what is there."""
+    try:
+        taken = metadata.distribution(names.dist)
+    except metadata.PackageNotFoundError:
+        pass
+    else:
+        raise UsageError(
+            f"a distribution named {names.dist!r} is installed already ({taken.metadata['Name']} "
+            f"{taken.version}); installing the new plugin would replace it: choose another name"
+        )
+    if importlib.util.find_spec(names.module) is not None:
+        raise UsageError(
+            f"a module named {names.module!r} is importable already; the new plugin's package would "
+            "clash with it: choose another name"
+        )
+
+
 def create(name: str, directory: str | Path = ".") -> Path:
     """Write the distribution ``name`` in a new folder ``directory/name``; return that folder.
 
     ``UsageError`` (exit status 2) for an invalid name or a folder that exists.
     """
     names = plugin_names(name)
+    _refuse_taken(names)
     folder = Path(directory) / name
     try:
         folder.mkdir(parents=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -138,3 +139,18 @@ def test_a_new_plugin_installs_tests_lists_and_runs(plugin_venv: PluginVenv, tmp
     wrong = plugin_venv.eventhub("run", cwd=tmp_path)
     assert wrong.returncode == 2
     assert "greeter.name: must be a string, not an integer 1" in wrong.stderr
+
+
+def test_names_that_are_taken_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "eventhub_clash.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "elsewhere"))
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, message in [
+        ("pluggy", "a distribution named 'pluggy' is installed already (pluggy "),
+        ("eventhub-clash", "a module named 'eventhub_clash' is importable already"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            create(name, out)
+    assert list(out.iterdir()) == []
