@@ -143,7 +143,7 @@ def test_half_close_gets_the_whole_echo_then_eof(server: EchoServer) -> None:
         ("echo.max_connections=-5", ">= 0"),
         ("echo.backlog=0", "between 1 and 65535"),
         ("echo.write_buffer_low=100000", "must not exceed write_buffer_high"),
-        ("echo.host=5", "must be a string"),
+        ("echo.backlog=lots", "must be an integer"),
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_key(venv: PluginVenv, setting: str, words: str) -> None:
@@ -165,7 +165,7 @@ def test_a_bad_value_in_the_config_file_names_the_key(venv: PluginVenv, tmp_path
 
 def test_an_unknown_key_is_a_warning_not_an_error(venv: PluginVenv) -> None:
     with EchoServer(venv, "--set", "echo.prot=9000") as server:
-        server.wait_for(r"unknown key 'prot' in \[echo\]")
+        server.wait_for(r"--set: unknown key 'prot' in \[plugins\.echo\]")
         assert_clean_exit(*server.finish())
 
 
