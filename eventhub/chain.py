@@ -11,15 +11,14 @@ exception. The chain instead compiles each implementation to the plain callable
 it would end up calling (a ``Handler``'s bound ``execute``), so dispatching is a
 ``for`` loop over a tuple: the same cost as the loop a user would write by hand.
 The ``try`` around that loop is free in CPython 3.11+ until something raises;
-the loop's iterator is shared with the recovery path, which resumes right after
-the handler that failed.
+the recovery path then finds the failed call's position (the compiled calls
+are distinct objects) and resumes right after it.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -117,34 +116,39 @@ class Chain:
             call = link.call
             for monitor in self._monitors:
                 call = monitor(link.plugin, call)
+            if call in calls:
+                call = _distinct(call)  # recovery finds a failed call by its position: keep them apart
             calls.append(call)
         self._compiled = (tuple(calls), self._links)
 
     def dispatch(self, event: Event) -> tuple[Failure, ...]:
         """Run every handler on ``event``, in order; return the failures (usually none)."""
         calls, links = self._compiled
-        remaining = iter(calls)
         try:
-            for call in remaining:
+            for call in calls:
                 call(event)
         except Exception as error:
             failed = error
         else:
             return NO_FAILURES
         # Outside the except block, so later failures' tracebacks do not chain onto this one.
-        return self._recover(remaining, links, event, failed)
+        return self._recover(calls, links, call, event, failed)
 
     def _recover(
-        self, remaining: Iterator[Call], links: tuple[Link, ...], event: Event, error: Exception
+        self,
+        calls: tuple[Call, ...],
+        links: tuple[Link, ...],
+        failed_call: Call,
+        event: Event,
+        error: Exception,
     ) -> tuple[Failure, ...]:
         """The error policy: log the failure, then go on with the rest or stop."""
-        # The failed call is the one before what is left.
-        failed = len(links) - operator.length_hint(remaining) - 1
+        failed = calls.index(failed_call)  # the calls are distinct (see _compile)
         failures = [self._record(links[failed].plugin, event, error)]
         if not self._stop_on_error:
-            for index, call in enumerate(remaining, start=failed + 1):
+            for index in range(failed + 1, len(calls)):
                 try:
-                    call(event)
+                    calls[index](event)
                 except Exception as later_error:
                     failures.append(self._record(links[index].plugin, event, later_error))
         return tuple(failures)
@@ -153,3 +157,12 @@ class Chain:
         failure = report_failure(plugin, EXECUTE, error, event)
         self.failures.append(failure)
         return failure
+
+
+def _distinct(call: Call) -> Call:
+    """A new callable doing what ``call`` does (for a function two plugins share)."""
+
+    def same(event: Event) -> object:
+        return call(event)
+
+    return same
