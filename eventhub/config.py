@@ -238,6 +238,17 @@ def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, sourc
     return cls(**values)
 
 
+def check_range(key: str, value: float, low: float, high: float | None = None) -> None:
+    """``ConfigError`` naming ``key`` unless ``low <= value <= high`` (no upper bound when ``high`` is None).
+
+    For the range checks a settings dataclass makes in ``__post_init__``, after
+    ``read_settings`` has checked the types.
+    """
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(key, f"must be {bounds}, not {value}")
+
+
 def _file_table(section: str) -> str:
     """The table's name in the config file: ``eventhub``, or ``plugins.NAME``."""
     return section if section == CORE_SECTION or section.startswith("plugins.") else f"plugins.{section}"

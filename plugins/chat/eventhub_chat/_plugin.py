@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import eventhub
-from eventhub.config import read_settings
+from eventhub.config import check_range, read_settings
 from eventhub_chat._room import ChatRoom
 
 if TYPE_CHECKING:
@@ -33,15 +33,9 @@ class ChatSettings:
     def __post_init__(self) -> None:
         # Checked here, at configure time, so a bad port is one line naming the key
         # (exit status 2) before the reactor ever sees it.
-        _check_range("port", self.port, 0, 65535)
+        check_range(f"{SECTION}.port", self.port, 0, 65535)
         for key in ("max_line_length", "max_clients", "max_backlog"):
-            _check_range(key, getattr(self, key), 1, None)
-
-
-def _check_range(key: str, value: int, low: int, high: int | None) -> None:
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise eventhub.ConfigError(f"{SECTION}.{key}", f"must be {bounds}, not {value}")
+            check_range(f"{SECTION}.{key}", getattr(self, key), 1)
 
 
 class ChatPlugin:

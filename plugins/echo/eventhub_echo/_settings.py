@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eventhub.config import read_settings
+from eventhub.config import check_range, read_settings
 from eventhub.errors import ConfigError
 from eventhub.reactor.tcp import HIGH_WATER
 
@@ -36,17 +38,18 @@ class EchoSettings:
         return read_settings(cls, table, SECTION, source=source)
 
     def __post_init__(self) -> None:
-        _check_range("port", self.port, 0, 65535)
-        _check_range("backlog", self.backlog, 1, 65535)
-        _check_range("max_connections", self.max_connections, 0, None)
-        _check_range("write_buffer_high", self.write_buffer_high, 0, None)
+        _check_host(self.host)
+        check_range(f"{SECTION}.port", self.port, 0, 65535)
+        check_range(f"{SECTION}.backlog", self.backlog, 1, 65535)
+        check_range(f"{SECTION}.max_connections", self.max_connections, 0)
+        check_range(f"{SECTION}.write_buffer_high", self.write_buffer_high, 0)
         if not math.isfinite(self.idle_timeout) or self.idle_timeout < 0:
             raise ConfigError(
                 f"{SECTION}.idle_timeout",
                 f"must be a number of seconds >= 0 (0 turns it off), not {self.idle_timeout:g}",
             )
         if self.write_buffer_low is not None:
-            _check_range("write_buffer_low", self.write_buffer_low, 0, None)
+            check_range(f"{SECTION}.write_buffer_low", self.write_buffer_low, 0)
             if self.write_buffer_low > self.write_buffer_high:
                 raise ConfigError(
                     f"{SECTION}.write_buffer_low",
@@ -55,7 +58,16 @@ class EchoSettings:
                 )
 
 
-def _check_range(key: str, value: int, low: int, high: int | None) -> None:
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{SECTION}.{key}", f"must be {bounds}, not {value}")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def _check_host(host: str) -> None:
+    """An IP address, or something shaped like a host name (resolved only when listening)."""
+    if host == "" or _HOST_NAME.fullmatch(host):
+        return
+    try:
+        socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ConfigError(f"{SECTION}.host", f"must be an IP address or a host name, not {host!r}") from None
