@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventhub.errors import UsageError
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
 from eventhub.reactor.threads import ThreadPool, ThreadResult
-from eventhub.reactor.timers import TimerHandle, TimerQueue
+from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -168,7 +168,7 @@ class Reactor:
 
     def call_soon(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
         """Run ``fn(*args, **kw)`` on the next pass of the loop (reactor thread only)."""
-        self._ready.append((fn, args, kw))
+        self._ready.append((fn, args, kw or NO_KWARGS))  # the empty one is not kept per call
 
     def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerHandle:
         """Run ``fn(*args, **kw)`` in ``delay`` seconds; returns a handle to cancel/reset it."""
@@ -176,7 +176,7 @@ class Reactor:
 
     def call_from_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
         """Run ``fn(*args, **kw)`` on the reactor's thread soon; safe from any thread."""
-        self._ready.append((fn, args, kw))  # deque.append is atomic
+        self._ready.append((fn, args, kw or NO_KWARGS))  # deque.append is atomic
         self._waker.wake()
 
     def _thread_pool(self) -> ThreadPool:
@@ -188,7 +188,7 @@ class Reactor:
 
     def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
         """Run ``fn(*args, **kw)`` on the reactor's thread pool; an exception is logged."""
-        self._thread_pool().submit(fn, args, kw)
+        self._thread_pool().submit(fn, args, kw or NO_KWARGS)
 
     def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
         """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread.
@@ -205,7 +205,7 @@ class Reactor:
             else:
                 self.call_from_thread(result._deliver, value, None)
 
-        self._thread_pool().submit(job, (), {})
+        self._thread_pool().submit(job, (), NO_KWARGS)
         return result
 
     # -- descriptors ----------------------------------------------------------
@@ -368,7 +368,7 @@ class Reactor:
             now = time.monotonic()
             if heap[0][0] <= now:
                 for timer in self._timers.pop_due(now):
-                    ready.append((timer._fire, (), {}))
+                    ready.append((timer._fire, (), NO_KWARGS))
         if ready:
             self._run_ready()
 
@@ -417,7 +417,7 @@ class Reactor:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Runs between two bytecodes of the main thread: only queue the stop.
-        self._ready.append((self._stop_by_signal, (signum,), {}))
+        self._ready.append((self._stop_by_signal, (signum,), NO_KWARGS))
 
     def _stop_by_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name

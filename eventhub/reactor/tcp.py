@@ -204,6 +204,8 @@ class Connection:
         """Send ``data`` now if the kernel takes it, else buffer the rest in order."""
         if self._wclosed:
             return  # after close or write_eof: dropped quietly
+        if type(data) is not bytes and type(data) is not bytearray:
+            data = _byte_view(data)  # so that len() below counts bytes, not items
         if self._buffer:
             self._buffer += data  # a bytearray whenever non-empty
             if len(self._buffer) > self._high:
@@ -224,8 +226,8 @@ class Connection:
         self.write(b"".join(data))
 
     def _buffer_rest(self, data: bytes | bytearray | memoryview, sent: int) -> None:
-        with memoryview(data) as view:
-            self._buffer = bytearray(view.cast("B")[sent:])
+        with memoryview(data) as view:  # data is bytes-like, or a view of format "B"
+            self._buffer = bytearray(view[sent:])
         self._reactor.add_writer(self._fd, self._on_writable)
         if len(self._buffer) > self._high:
             self._pause_protocol()
@@ -469,6 +471,21 @@ class Connection:
 
     def fileno(self) -> int:
         return self._fd
+
+
+def _byte_view(data: object) -> bytes | memoryview:
+    """``data`` (any buffer) as one whose ``len()`` is its size in bytes.
+
+    ``len()`` of a memoryview counts items: 1,000 ``int32`` are 4,000 bytes,
+    and comparing what ``send`` took with the item count would drop the rest.
+    """
+    try:
+        view = memoryview(data)  # type: ignore[arg-type]  # not a buffer: the TypeError below
+    except TypeError:
+        raise TypeError(f"write() takes bytes, bytearray or memoryview, not {type(data).__name__}") from None
+    if view.c_contiguous:
+        return view.cast("B")
+    return view.tobytes()  # a strided view: send() needs contiguous bytes
 
 
 def check_port(port: object, *, listening: bool) -> int:

@@ -13,11 +13,16 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from eventhub.errors import UsageError
 
-__all__ = ["TimerHandle", "TimerQueue"]
+__all__ = ["NO_KWARGS", "TimerHandle", "TimerQueue"]
+
+# The keyword arguments of every call queued without any: one shared dict
+# instead of a fresh ``{}`` per call. Never mutated: ``fn(**NO_KWARGS)`` hands
+# the callee a copy, and nothing else touches it.
+NO_KWARGS: Final[dict[str, Any]] = {}
 
 # Rebuild the heap when it holds more than this many dead entries and they are
 # more than half of it.
@@ -64,7 +69,7 @@ class TimerHandle:
                 self._queue._entry_died()
             self._fn = _nothing  # drop references to the callback's world early
             self._args = ()
-            self._kw = {}
+            self._kw = NO_KWARGS
 
     def reset(self, delay: float) -> None:
         """Make it due ``delay`` seconds from now instead."""
@@ -77,7 +82,7 @@ class TimerHandle:
         if self._state == _PENDING and not self._seq:
             self._state = _CALLED
             fn, args, kw = self._fn, self._args, self._kw
-            self._fn, self._args, self._kw = _nothing, (), {}
+            self._fn, self._args, self._kw = _nothing, (), NO_KWARGS
             fn(*args, **kw)
 
     def __repr__(self) -> str:
@@ -114,7 +119,7 @@ class TimerQueue:
         self, delay: float, fn: Callable[..., object], args: tuple[Any, ...], kw: dict[str, Any]
     ) -> TimerHandle:
         when = self._clock() + _check_delay(delay)
-        handle = TimerHandle(self, when, fn, args, kw)
+        handle = TimerHandle(self, when, fn, args, kw or NO_KWARGS)
         self._push(handle, when)
         return handle
 

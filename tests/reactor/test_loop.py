@@ -14,6 +14,7 @@ import pytest
 from eventhub.errors import UsageError
 from eventhub.protocol import Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor, available_backends
+from eventhub.reactor.timers import NO_KWARGS
 
 from ._util import Background, connect, recv_all, run
 
@@ -49,6 +50,23 @@ def test_call_soon_runs_in_order_with_args_and_kwargs(reactor: Reactor) -> None:
     reactor.call_soon(reactor.stop)
     run(reactor)
     assert got == [1, ((2,), {"x": 3})]
+
+
+def test_calls_without_kwargs_share_one_empty_dict_that_nothing_changes(reactor: Reactor) -> None:
+    """The loop queues NO_KWARGS for every call without keywords; a callee cannot alter it."""
+    seen: list[dict[str, object]] = []
+
+    def meddle(**kw: object) -> None:
+        kw["x"] = 1  # its own copy
+        seen.append(kw)
+
+    reactor.call_soon(meddle)
+    reactor.call_later(0, meddle)
+    reactor.call_soon(reactor.call_soon, meddle)
+    reactor.call_later(0.01, reactor.stop)
+    run(reactor)
+    assert seen == [{"x": 1}] * 3
+    assert NO_KWARGS == {}
 
 
 def test_only_callbacks_ready_at_the_start_of_a_pass_run(reactor: Reactor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import logging
 import re
 import socket
@@ -13,7 +14,7 @@ import pytest
 
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Protocol, ServerFactory, Transport
-from eventhub.reactor import Reactor
+from eventhub.reactor import Connection, Reactor
 
 from ._util import (
     Background,
@@ -504,6 +505,69 @@ def test_write_accepts_bytearray_and_memoryview(reactor: Reactor) -> None:
             return recv_all(s)
 
     assert serve_then(reactor, client) == b"abcdefghi"
+
+
+class Trickle(socket.socket):
+    """A socket whose ``send`` takes at most ``limit`` bytes a call, as a busy kernel may."""
+
+    limit = 1000
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        with memoryview(data) as view, view.cast("B") as octets:
+            return super().send(octets[: self.limit], flags)
+
+
+def test_a_partial_send_of_a_memoryview_of_wide_items_keeps_the_rest(reactor: Reactor) -> None:
+    """len() of a memoryview counts items: 1,000 int32 are 4,000 bytes, and 1,000 sent is not all."""
+    wide = array.array("i", range(1000))
+    lost: list[BaseException | None] = []
+
+    class WideWriter(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.write(memoryview(wide))
+            transport.write(memoryview(b"a-b-c-")[::2])  # strided: not contiguous
+            transport.lose_connection()
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+            reactor.stop()
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, addr = server.accept()
+    sock = Trickle(fileno=accepted.detach())
+    sock.setblocking(False)
+    Connection(reactor, sock, WideWriter(), Address.from_sockaddr(addr))._start()
+    reader = Background(_read_and_close, client)
+    run(reactor)
+    assert reader.result() == wide.tobytes() + b"abc"
+    assert lost == [None]
+
+
+def _read_and_close(s: socket.socket) -> bytes:
+    with s:
+        return recv_all(s)
+
+
+def test_writing_what_is_not_bytes_closes_with_an_error_naming_the_type(reactor: Reactor) -> None:
+    lost: list[BaseException | None] = []
+
+    class Wrong(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.write("text")  # type: ignore[arg-type]
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+
+    port = reactor.listen_tcp(0, factory_for(Wrong)).get_host().port
+
+    def client() -> bytes:
+        with connect(port) as s:
+            return recv_all(s)
+
+    assert serve_then(reactor, client) == b""
+    assert len(lost) == 1 and isinstance(lost[0], TypeError)
+    assert "bytes, bytearray or memoryview" in str(lost[0]) and "str" in str(lost[0])
 
 
 def test_abort_connection_resets_and_discards(reactor: Reactor) -> None:
