@@ -22,6 +22,7 @@ import contextlib
 import errno
 import logging
 import os
+import select
 import socket
 import struct
 import time
@@ -729,6 +730,16 @@ def _addr(addr: Any) -> str:
         return repr(addr)
 
 
+def _writable_now(sock: socket.socket) -> bool:
+    """Ask the kernel, for this one socket, whether it is writable (or in error) right now."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        return bool(poller.poll(0))
+    _, writable, failed = select.select([], [sock], [sock], 0)  # Windows: a failed connect is in "failed"
+    return bool(writable or failed)
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower() if exc.errno == errno.EADDRINUSE else exc.strerror
@@ -795,6 +806,8 @@ class Connector:
             self._reactor.defer_to_thread(
                 socket.getaddrinfo, self.host, self.port, 0, socket.SOCK_STREAM
             ).add_callbacks(self._resolved, self._fail)
+        except OSError as exc:  # EMFILE importing the idna codec, say: fail, do not raise
+            self._fail(exc)
         else:
             self._resolved(infos)
 
@@ -802,7 +815,11 @@ class Connector:
         if self._state != _CONNECTING:
             return  # cancelled or timed out meanwhile
         family, type_, proto, _, sockaddr = infos[0]
-        sock = socket.socket(family, type_, proto)
+        try:
+            sock = socket.socket(family, type_, proto)
+        except OSError as exc:  # EMFILE, say: the attempt fails, it does not hang
+            self._fail(exc)
+            return
         try:
             sock.setblocking(False)
             err = sock.connect_ex(sockaddr)
@@ -824,8 +841,16 @@ class Connector:
             return
         try:
             peer = sock.getpeername()
-        except OSError:
-            return  # a stale event for a recycled descriptor: still connecting
+        except OSError as exc:
+            if not _writable_now(sock):
+                # A stale event, meant for this descriptor's previous owner
+                # (closed and reused within one pass): still connecting.
+                return
+            # Writable yet not connected: the attempt failed, its error already
+            # consumed. Returning would leave the writer registered, and a
+            # level-triggered poller would report it writable on every pass.
+            self._fail(exc)
+            return
         self._reactor.remove_writer(sock.fileno())
         self._cleanup(close=False)
         self._connected(sock, Address.from_sockaddr(peer, sock.family))

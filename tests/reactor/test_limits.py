@@ -78,6 +78,50 @@ EMFILE_SERVER = textwrap.dedent(
 )
 
 
+EMFILE_CLIENT = textwrap.dedent(
+    """
+    import errno, os, resource, socket, sys
+    from eventhub.protocol import ClientFactory
+    from eventhub.reactor import Reactor
+
+    reactor = Reactor()
+    server = socket.create_server(("127.0.0.1", 0))
+    hog = []
+    if sys.argv[1] == "warm":  # getaddrinfo imports the idna codec on first use: not then
+        socket.getaddrinfo("127.0.0.1", 1)
+
+    class Report(ClientFactory):
+        def client_connection_failed(self, connector, reason):
+            for fd in hog:
+                os.close(fd)
+            print("failed", type(reason).__name__, errno.errorcode.get(reason.errno), flush=True)
+            reactor.stop()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    while True:  # use up every descriptor the limit allows
+        try:
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+    # No timeout: only the failure itself can end this attempt.
+    reactor.connect_tcp("127.0.0.1", server.getsockname()[1], Report(), timeout=None)
+    reactor.run(install_signal_handlers=False)
+    print("clean exit", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["warm", "cold"])
+def test_emfile_starting_a_connection_attempt_fails_the_attempt(where: str) -> None:
+    """socket() (warm) or getaddrinfo's first use (cold) can fail: the factory must hear it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", EMFILE_CLIENT, where], capture_output=True, text=True, timeout=HANG
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["failed OSError EMFILE", "clean exit"], proc.stderr
+
+
 def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", EMFILE_SERVER, backend, "spare"],

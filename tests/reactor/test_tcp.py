@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import array
+import errno
 import logging
+import os
 import re
 import socket
 import struct
@@ -1022,6 +1024,26 @@ def test_connect_tcp_refused(reactor: Reactor) -> None:
     finally:
         bound.close()
     assert len(factory.failed) == 1 and isinstance(factory.failed[0], ConnectionRefusedError)
+
+
+class NotConnected(socket.socket):
+    """A socket whose ``getpeername`` says it is not connected (the attempt failed, its error read)."""
+
+    def getpeername(self) -> Any:
+        raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+
+
+def test_connect_tcp_writable_but_not_connected_fails_instead_of_spinning(
+    reactor: Reactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Level-triggered: a writer left registered would be called again on every pass, forever."""
+    with socket.create_server(("127.0.0.1", 0)) as server:  # its backlog completes the handshake
+        monkeypatch.setattr(socket, "socket", NotConnected)
+        factory = Collect(reactor)
+        reactor.connect_tcp("127.0.0.1", server.getsockname()[1], factory, timeout=None)
+        run(reactor)
+    assert len(factory.failed) == 1 and isinstance(factory.failed[0], OSError)
+    assert factory.failed[0].errno == errno.ENOTCONN
 
 
 def test_connect_tcp_timeout(reactor: Reactor) -> None:
