@@ -124,10 +124,6 @@ class Connection:
         state = ("open", "closing", "closed")[self._state]
         return f"<Connection fd={self._fd} {state} peer={self._peer}>"
 
-    @property
-    def protocol(self) -> Protocol:
-        return self._protocol
-
     def _start(self) -> None:
         """Watch for reads and call ``connection_made`` (the fd may already be watched)."""
         self._reactor._connections.add(self)
@@ -300,9 +296,6 @@ class Connection:
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._high, self._low
-
     # -- producers ------------------------------------------------------------
 
     def register_producer(self, producer: Producer, streaming: bool) -> None:
@@ -469,9 +462,6 @@ class Connection:
         if self._host is None:
             self._host = Address.from_sockaddr(self._sock.getsockname(), self._peer.family)
         return self._host
-
-    def fileno(self) -> int:
-        return self._fd
 
 
 def _byte_view(data: object) -> bytes | memoryview:

@@ -34,7 +34,7 @@ _PENDING, _CANCELLED, _CALLED = 0, 1, 2
 class TimerHandle:
     """A call scheduled by ``Reactor.call_later``: ``cancel()``, ``reset(delay)``, ``active()``."""
 
-    __slots__ = ("_args", "_fn", "_kw", "_queue", "_seq", "_state", "when")
+    __slots__ = ("_args", "_fn", "_kw", "_queue", "_seq", "_state", "_when")
 
     def __init__(
         self,
@@ -45,7 +45,7 @@ class TimerHandle:
         kw: dict[str, Any],
     ) -> None:
         self._queue = queue
-        self.when = when
+        self._when = when
         self._fn = fn
         self._args = args
         self._kw = kw
@@ -55,7 +55,7 @@ class TimerHandle:
     @property
     def time(self) -> float:
         """When it is due, on the reactor's ``seconds()`` clock."""
-        return self.when
+        return self._when
 
     def active(self) -> bool:
         """True until it has been called or cancelled."""
@@ -87,7 +87,7 @@ class TimerHandle:
 
     def __repr__(self) -> str:
         state = ("pending", "cancelled", "called")[self._state]
-        return f"<TimerHandle {state} when={self.when:.6f} {self._fn!r}>"
+        return f"<TimerHandle {state} when={self._when:.6f} {self._fn!r}>"
 
 
 def _nothing() -> None:
@@ -111,10 +111,6 @@ class TimerQueue:
         self._dead = 0
         self._counter = itertools.count(1)
 
-    def __len__(self) -> int:
-        """Live timers (pending ones)."""
-        return len(self.heap) - self._dead
-
     def schedule(
         self, delay: float, fn: Callable[..., object], args: tuple[Any, ...], kw: dict[str, Any]
     ) -> TimerHandle:
@@ -127,7 +123,7 @@ class TimerQueue:
         # seq breaks ties in scheduling order and identifies the live entry.
         seq = next(self._counter)
         handle._seq = seq
-        handle.when = when
+        handle._when = when
         heapq.heappush(self.heap, (when, seq, handle))
 
     def _reschedule(self, handle: TimerHandle, delay: float) -> None:
