@@ -54,6 +54,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import UsageError
+from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
 from eventhub.reactor.threads import ThreadPool, ThreadResult
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
@@ -74,8 +75,6 @@ _READ_EVENTS = READ | ERROR
 _WRITE_EVENTS = WRITE | ERROR
 # Every connection of a reactor reads into this one buffer (see tcp.Connection).
 RECV_BUFFER_SIZE = 256 * 1024
-_PHASES = ("before", "during", "after")
-_EVENTS = ("startup", "shutdown")
 
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 
@@ -141,9 +140,7 @@ class Reactor:
         self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
-        self._triggers: dict[tuple[str, str], list[tuple[int, Callable[..., object], tuple[Any, ...]]]]
-        self._triggers = {}
-        self._trigger_ids = 0
+        self._triggers = SystemTriggers()
         self._listeners: set[Listener] = set()
         self._connections: set[Connection] = set()
         self._connectors: set[Connector] = set()
@@ -278,24 +275,14 @@ class Reactor:
         close and the connections flush, "after" ones once every connection is
         gone. Returns an id for ``remove_system_event_trigger``.
         """
-        if phase not in _PHASES:
-            raise UsageError(f"unknown trigger phase {phase!r}; use one of {', '.join(_PHASES)}")
-        if event not in _EVENTS:
-            raise UsageError(f"unknown system event {event!r}; use one of {', '.join(_EVENTS)}")
-        self._trigger_ids += 1
-        self._triggers.setdefault((phase, event), []).append((self._trigger_ids, fn, args))
-        return self._trigger_ids
+        return self._triggers.add(phase, event, fn, *args)
 
     def remove_system_event_trigger(self, trigger_id: int) -> None:
-        for triggers in self._triggers.values():
-            triggers[:] = [t for t in triggers if t[0] != trigger_id]
+        self._triggers.remove(trigger_id)
 
     def _fire(self, phase: str, event: str) -> None:
-        for _, fn, args in self._triggers.pop((phase, event), []):
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("%s-%s trigger %r raised", phase, event, fn)
+        for fn, exc in self._triggers.fire(phase, event):
+            log.error("%s-%s trigger %r raised", phase, event, fn, exc_info=exc)
 
     # -- running --------------------------------------------------------------
 
@@ -319,7 +306,7 @@ class Reactor:
         if install_signal_handlers:
             self.install_signal_handlers()
         try:
-            for phase in _PHASES:
+            for phase in PHASES:
                 self._fire(phase, "startup")
             while not self._stopping:
                 self._run_once()
