@@ -6,7 +6,8 @@ Why it is shaped this way
 One iteration (``_run_once``) does four things, in order:
 
 1. Pick the poll timeout: 0 if callbacks are already waiting in the ready
-   queue, else the time until the earliest timer, else forever.
+   queue, else the time until the earliest timer (at most ``MAX_POLL_TIMEOUT``),
+   else forever.
 2. Ask the poller which descriptors are ready and call each one's handler
    (a bound method of a Listener, Connection, Connector or the waker) straight
    from a dict ``fd -> handler``. This is the hot path of a server: no handle
@@ -75,6 +76,12 @@ _READ_EVENTS = READ | ERROR
 _WRITE_EVENTS = WRITE | ERROR
 # Every connection of a reactor reads into this one buffer (see tcp.Connection).
 RECV_BUFFER_SIZE = 256 * 1024
+
+# The longest single wait in the poller. epoll and poll take a C int of
+# milliseconds (24.8 days) and select a time_t: a timer due later than that
+# raised OverflowError out of run(). Waking once an hour to recompute the
+# timeout costs nothing, and the loop does recompute it on every pass.
+MAX_POLL_TIMEOUT = 3600.0
 
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 
@@ -334,7 +341,10 @@ class Reactor:
             timeout: float | None = 0.0
         elif heap:
             deadline = self._timers.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if deadline is None:
+                timeout = None
+            else:
+                timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
         else:
             timeout = None
         events = self._poller.poll(timeout)

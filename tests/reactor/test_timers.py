@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from eventhub.errors import UsageError
@@ -161,3 +163,26 @@ def test_many_cancelled_timers_in_a_running_reactor(reactor: Reactor) -> None:
     reactor.call_later(0.1, reactor.stop)
     run(reactor)
     assert sorted(fired) == list(range(1, 2000, 2))
+
+
+@pytest.mark.parametrize("delay", [3e6, 1e12], ids=["25-days", "31709-years"])
+def test_a_timer_beyond_what_the_poller_takes_does_not_crash_the_loop(reactor: Reactor, delay: float) -> None:
+    """epoll/poll take at most 2**31-1 ms (24.8 days), select a time_t: the timeout is clamped.
+
+    The long timer is the only one while the loop polls (no hang guard: a byte
+    is already waiting, so the first poll returns at once, or raised before).
+    """
+    far = reactor.call_later(delay, pytest.fail, "a far timer fired")
+    a, b = socket.socketpair()
+
+    def readable() -> None:
+        reactor.remove_reader(a.fileno())
+        reactor.stop()
+
+    with a, b:
+        b.send(b"x")
+        reactor.add_reader(a.fileno(), readable)
+        try:
+            reactor.run(install_signal_handlers=False)
+        finally:
+            far.cancel()
