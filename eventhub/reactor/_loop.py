@@ -263,7 +263,11 @@ class Reactor:
         return listener
 
     def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
-        """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``."""
+        """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``.
+
+        A name is resolved off the loop; its addresses are tried in turn, each
+        within the one ``timeout``, and the attempt fails with the last one's error.
+        """
         from eventhub.reactor.tcp import Connector
 
         connector = Connector(self, host, port, factory, timeout)

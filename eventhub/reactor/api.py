@@ -87,7 +87,7 @@ class ReactorAPI(Protocol):
         ...
 
     def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
-        """Connect to ``host:port``; the outcome reaches ``factory``."""
+        """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``."""
         ...
 
     def run(self, install_signal_handlers: bool = True) -> None:

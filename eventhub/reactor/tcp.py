@@ -748,7 +748,18 @@ class Connector:
     ``connect()`` again from either starts a new attempt (reconnecting).
     """
 
-    __slots__ = ("_reactor", "_sock", "_state", "_timer", "factory", "host", "port", "timeout", "transport")
+    __slots__ = (
+        "_addresses",
+        "_reactor",
+        "_sock",
+        "_state",
+        "_timer",
+        "factory",
+        "host",
+        "port",
+        "timeout",
+        "transport",
+    )
 
     def __init__(
         self, reactor: Reactor, host: str, port: int, factory: ClientFactory, timeout: float | None
@@ -760,6 +771,8 @@ class Connector:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._timer: TimerHandle | None = None
+        # The resolved addresses not tried yet, the next one last (popped).
+        self._addresses: list[tuple[int, int, int, Any]] = []
         self._state = _DISCONNECTED
         self.transport: Connection | None = None
 
@@ -801,33 +814,53 @@ class Connector:
         else:
             self._resolved(infos)
 
+    # A name may resolve to several addresses ("localhost": ::1, then
+    # 127.0.0.1), and a server may listen on only one of them. Each is tried in
+    # the resolver's order, one at a time, until one connects; the attempt
+    # fails with the last one's error. The timeout covers them all.
+
     def _resolved(self, infos: list[Any]) -> None:
         if self._state != _CONNECTING:
             return  # cancelled or timed out meanwhile
-        family, type_, proto, _, sockaddr = infos[0]
-        try:
-            sock = socket.socket(family, type_, proto)
-        except OSError as exc:  # EMFILE, say: the attempt fails, it does not hang
-            self._fail(exc)
+        self._addresses = [(family, type_, proto, sockaddr) for family, type_, proto, _, sockaddr in infos]
+        self._addresses.reverse()
+        self._try_next(OSError(f"{self.host!r} resolved to no address"))
+
+    def _try_next(self, error: BaseException) -> None:
+        """Start connecting to the next address; with none left, fail with ``error`` (the last)."""
+        while self._addresses:
+            family, type_, proto, sockaddr = self._addresses.pop()
+            try:
+                sock = socket.socket(family, type_, proto)
+            except OSError as exc:  # EMFILE, or a family this host lacks
+                error = exc
+                continue
+            try:
+                sock.setblocking(False)
+                err = sock.connect_ex(sockaddr)
+                if err not in _CONNECT_PENDING:
+                    raise OSError(err, os.strerror(err))  # ConnectionRefusedError, say
+                self._reactor.add_writer(sock.fileno(), self._on_writable)
+            except (OSError, DescriptorLimitError) as exc:
+                sock.close()
+                error = exc
+                continue
+            self._sock = sock
             return
-        try:
-            sock.setblocking(False)
-            err = sock.connect_ex(sockaddr)
-            if err not in _CONNECT_PENDING:
-                raise OSError(err, os.strerror(err))  # ConnectionRefusedError, say
-            self._reactor.add_writer(sock.fileno(), self._on_writable)
-        except (OSError, DescriptorLimitError) as exc:
-            sock.close()
-            self._fail(exc)
-            return
-        self._sock = sock
+        self._fail(error)
+
+    def _address_failed(self, sock: socket.socket, error: BaseException) -> None:
+        self._sock = None
+        self._reactor.remove_writer(sock.fileno())
+        sock.close()
+        self._try_next(error)
 
     def _on_writable(self) -> None:
         sock = self._sock
         assert sock is not None
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self._fail(OSError(err, os.strerror(err)))
+            self._address_failed(sock, OSError(err, os.strerror(err)))
             return
         try:
             peer = sock.getpeername()
@@ -839,7 +872,7 @@ class Connector:
             # Writable yet not connected: the attempt failed, its error already
             # consumed. Returning would leave the writer registered, and a
             # level-triggered poller would report it writable on every pass.
-            self._fail(exc)
+            self._address_failed(sock, exc)
             return
         self._reactor.remove_writer(sock.fileno())
         self._cleanup(close=False)
@@ -875,6 +908,7 @@ class Connector:
         self._reactor.call_soon(self._report_failed, reason)
 
     def _cleanup(self, close: bool) -> None:
+        self._addresses = []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -1010,8 +1010,75 @@ def test_connect_tcp_by_name_resolves_off_the_loop(reactor: Reactor) -> None:
     factory = Collect(reactor, Quit)
     reactor.connect_tcp("localhost", port, factory)
     run(reactor)
-    # "localhost" may resolve to ::1 first, where nothing listens: refused is fine too.
-    assert factory.lost == [None] or isinstance(factory.failed[0], ConnectionRefusedError)
+    addresses = {info[4][0] for info in socket.getaddrinfo("localhost", port, 0, socket.SOCK_STREAM)}
+    if "127.0.0.1" in addresses:  # whatever comes first (::1, say), each address is tried
+        assert factory.lost == [None] and factory.failed == []
+    else:
+        assert isinstance(factory.failed[0], ConnectionRefusedError)
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, name: str, sockaddrs: list[tuple[Any, ...]]) -> None:
+    """Make ``name`` resolve to ``sockaddrs``, in that order (as /etc/hosts might), on loopback only."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(
+        host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> Any:
+        if host != name:
+            return real(host, port, family, type, proto, flags)
+        if flags & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            (socket.AF_INET6 if len(a) == 4 else socket.AF_INET, socket.SOCK_STREAM, 6, "", a)
+            for a in sockaddrs
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def bound_not_listening(host: str) -> socket.socket:
+    """A port where connecting is refused, held so that nothing else can take it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.bind((host, 0))
+    return sock
+
+
+def test_connect_tcp_tries_each_resolved_address_in_turn(
+    reactor: Reactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "localhost" may give ::1 first while the server listens on 127.0.0.1 only."""
+    port = reactor.listen_tcp(0, factory_for(Echo)).get_host().port
+    try:
+        refusing = bound_not_listening("::1")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with refusing:
+        fake_resolver(monkeypatch, "dual.test", [(*refusing.getsockname()[:2], 0, 0), ("127.0.0.1", port)])
+        peers: list[Address] = []
+
+        class Quit(Protocol):
+            def connection_made(self, transport: Transport) -> None:
+                peers.append(transport.get_peer())
+                transport.lose_connection()
+
+        factory = Collect(reactor, Quit)
+        reactor.connect_tcp("dual.test", port, factory)
+        run(reactor)
+    assert factory.failed == [] and factory.lost == [None]
+    assert peers == [Address("127.0.0.1", port)]
+
+
+def test_connect_tcp_fails_with_the_last_error_when_every_address_refuses(
+    reactor: Reactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = bound_not_listening("127.0.0.1"), bound_not_listening("127.0.0.1")
+    with first, second:
+        fake_resolver(monkeypatch, "nobody.test", [first.getsockname(), second.getsockname()])
+        factory = Collect(reactor)
+        reactor.connect_tcp("nobody.test", first.getsockname()[1], factory)
+        run(reactor)
+    assert len(factory.failed) == 1 and isinstance(factory.failed[0], ConnectionRefusedError)
+    assert factory.lost == []
 
 
 def test_connect_tcp_refused(reactor: Reactor) -> None:
