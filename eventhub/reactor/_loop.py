@@ -253,8 +253,10 @@ class Reactor:
     ) -> Listener:
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``).
 
-        ``interface`` is loopback by default; ``""``, ``"0.0.0.0"`` or ``"::"``
-        listen on all interfaces. A port in use raises ``ServiceError``.
+        ``interface`` is loopback by default; ``""`` or ``"0.0.0.0"`` listen on
+        all IPv4 interfaces, ``"::"`` on all interfaces, IPv6 and IPv4 alike
+        (IPV6_V6ONLY is turned off whatever the system's default, where the
+        system allows). A port in use raises ``ServiceError``.
         """
         from eventhub.reactor.tcp import Listener
 

@@ -494,6 +494,20 @@ def _resolve_passive(interface: str, port: int) -> tuple[socket.AddressFamily, A
     return family, sockaddr
 
 
+def _take_ipv4_too(sock: socket.socket) -> None:
+    """Make a socket bound to "::" (every interface) accept IPv4 connections as well.
+
+    Whether it does by default is the system's choice (IPV6_V6ONLY is 1 on
+    Windows and under Linux's net.ipv6.bindv6only=1), and "all interfaces"
+    should not depend on it. A system without dual-stack sockets (OpenBSD)
+    refuses the option: there, "::" means IPv6 only, and "0.0.0.0" is IPv4.
+    """
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    except (AttributeError, OSError) as exc:
+        log.debug("no dual-stack sockets here (%s): listening on :: takes IPv6 only", exc)
+
+
 def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -584,6 +598,8 @@ class Listener:
         try:
             if os.name == "posix":  # rebind at once after a restart (TIME_WAIT)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and sockaddr[0] == "::":
+                _take_ipv4_too(sock)
             sock.bind(sockaddr)
             sock.listen(self._backlog)
             sock.setblocking(False)

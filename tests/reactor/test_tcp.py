@@ -155,6 +155,41 @@ def test_ipv6_loopback(reactor: Reactor) -> None:
     assert serve_then(reactor, echo_once, host.port, b"six" * 1000, "::1") == b"six" * 1000
 
 
+class V6OnlyByDefault(socket.socket):
+    """IPv6 sockets as Windows makes them, or Linux with net.ipv6.bindv6only=1: IPv6 only unless told."""
+
+    def __init__(self, family: Any = -1, type: Any = -1, proto: int = -1, fileno: int | None = None) -> None:
+        super().__init__(family, type, proto, fileno)
+        if fileno is None and self.family == socket.AF_INET6:
+            self.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+
+
+def test_listening_on_all_ipv6_interfaces_takes_ipv4_too(
+    reactor: Reactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "::" is every interface, IPv4 included, whatever the system's default for IPv6 sockets.
+
+    It listens on port 0 and only as long as two loopback clients take; they
+    connect to 127.0.0.1 and ::1, nowhere else.
+    """
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 support in this Python")
+    monkeypatch.setattr(socket, "socket", V6OnlyByDefault)
+    try:
+        listener = reactor.listen_tcp(0, factory_for(Echo), interface="::")
+    except ServiceError as exc:
+        pytest.skip(f"cannot listen on :: here: {exc}")
+    port = listener.get_host().port
+
+    def clients() -> list[bytes]:
+        try:
+            return [echo_once(port, b"four", "127.0.0.1"), echo_once(port, b"six", "::1")]
+        finally:
+            reactor.call_from_thread(listener.stop_listening)
+
+    assert serve_then(reactor, clients) == [b"four", b"six"]
+
+
 def test_factory_start_and_stop_hooks(reactor: Reactor) -> None:
     calls: list[str] = []
 
