@@ -52,6 +52,16 @@ class Background:
         return self._value
 
 
+def wait_for(event: threading.Event, what: str) -> None:
+    """On a client thread: block until the reactor's thread sets ``event``; fail, not hang, if never.
+
+    Tests wait for conditions, not for time: a client that must not read before
+    the server has buffered (a single nonblocking send takes 16 MiB whole when
+    the peer reads at the same time) waits for the server to say so.
+    """
+    assert event.wait(HANG), f"the reactor never got to: {what}"
+
+
 def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
     sock = socket.create_connection((host, port), timeout=HANG)
     return sock

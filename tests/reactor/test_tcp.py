@@ -19,6 +19,7 @@ from eventhub.protocol import Address, ClientFactory, Protocol, ServerFactory, T
 from eventhub.reactor import Connection, Reactor
 
 from ._util import (
+    HANG,
     Background,
     Echo,
     Recorder,
@@ -28,6 +29,7 @@ from ._util import (
     pending_timers,
     recv_all,
     run,
+    wait_for,
 )
 
 
@@ -123,13 +125,18 @@ def test_unusable_interface_is_a_service_error(reactor: Reactor) -> None:
 def test_stop_listening_refuses_new_connections_keeps_old_ones(reactor: Reactor) -> None:
     listener = reactor.listen_tcp(0, factory_for(Echo))
     port = listener.get_host().port
+    stopped = threading.Event()
+
+    def stop_listening() -> None:
+        listener.stop_listening()
+        stopped.set()
 
     def client() -> tuple[bytes, type[BaseException] | None]:
         with connect(port) as s:
             s.sendall(b"one")
             first = s.recv(10)
-            reactor.call_from_thread(listener.stop_listening)
-            threading.Event().wait(0.05)
+            reactor.call_from_thread(stop_listening)
+            wait_for(stopped, "stop_listening")
             s.sendall(b"two")
             second = s.recv(10)
         try:
@@ -167,7 +174,7 @@ class V6OnlyByDefault(socket.socket):
 def test_listening_on_all_ipv6_interfaces_takes_ipv4_too(
     reactor: Reactor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ "::" is every interface, IPv4 included, whatever the system's default for IPv6 sockets.
+    """Listening on "::" is every interface, IPv4 included, whatever the system's default for IPv6.
 
     It listens on port 0 and only as long as two loopback clients take; they
     connect to 127.0.0.1 and ::1, nowhere else.
@@ -242,6 +249,7 @@ class Faulty(Echo):
 
     fail_in = ""
     lost: list[BaseException | None]
+    filled: threading.Event  # set once data_received has buffered (pause/resume_writing)
 
     def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
@@ -254,10 +262,23 @@ class Faulty(Echo):
         if self.fail_in == "data_received":
             raise RuntimeError("fault in data_received")
         if self.fail_in in ("pause_writing", "resume_writing"):
-            assert self.transport is not None
-            self.transport.write(b"x" * (32 << 20))  # more than the kernel buffers: pauses
+            self.fill()
             return
         super().data_received(data)
+
+    def fill(self) -> None:
+        """Write until some of it is buffered (over the 1 KiB high-water mark: pauses).
+
+        Not one big write: while the client reads, the kernel may take all of
+        it, and without a pause the test hung. The client reads only after this.
+        """
+        transport = self.transport
+        assert transport is not None
+        for _ in range(64):  # bounded: an unread socket takes a few MiB at most
+            if transport.is_closing() or transport.get_write_buffer_size():
+                break
+            transport.write(b"x" * (1 << 20))
+        self.filled.set()
 
     def eof_received(self) -> bool | None:
         if self.fail_in == "eof_received":
@@ -289,6 +310,7 @@ def test_exception_in_a_callback_closes_only_that_connection(
         fail_in = callback
 
     Bad.lost = lost
+    Bad.filled = threading.Event()
     bad_port = reactor.listen_tcp(0, factory_for(Bad)).get_host().port
     good_port = reactor.listen_tcp(0, factory_for(Echo)).get_host().port
 
@@ -300,8 +322,8 @@ def test_exception_in_a_callback_closes_only_that_connection(
                 s.sendall(b"trigger")
                 if callback == "eof_received":
                     s.shutdown(socket.SHUT_WR)
-                if callback == "resume_writing":
-                    threading.Event().wait(0.1)  # let the buffer fill, then drain it
+                if callback in ("pause_writing", "resume_writing"):
+                    wait_for(Bad.filled, "buffering the reply")  # then drain it
                 recv_all(s)  # ends with EOF or a reset: the server closed it
             bystander.sendall(b"after")  # the other connection never noticed
             return bystander.recv(100)
@@ -383,6 +405,7 @@ def reset(s: socket.socket) -> None:
 
 def test_peer_reset_mid_stream(reactor: Reactor) -> None:
     lost: list[BaseException | None] = []
+    noticed = threading.Event()
 
     class Streamer(Protocol):
         def connection_made(self, transport: Transport) -> None:
@@ -398,6 +421,7 @@ def test_peer_reset_mid_stream(reactor: Reactor) -> None:
         def connection_lost(self, reason: BaseException | None) -> None:
             self.next_tick.cancel()
             lost.append(reason)
+            noticed.set()
 
     port = reactor.listen_tcp(0, factory_for(Streamer)).get_host().port
     echo_port = reactor.listen_tcp(0, factory_for(Echo)).get_host().port
@@ -406,10 +430,7 @@ def test_peer_reset_mid_stream(reactor: Reactor) -> None:
         s = connect(port)
         s.recv(1000)
         reset(s)
-        for _ in range(200):  # until the server noticed
-            if lost:
-                break
-            threading.Event().wait(0.01)
+        wait_for(noticed, "connection_lost after the reset")
         return echo_once(echo_port, b"still here")
 
     assert serve_then(reactor, clients) == b"still here"
@@ -448,7 +469,7 @@ def test_writes_after_close_are_dropped_quietly(reactor: Reactor) -> None:
 
 def test_epipe_closes_the_connection_not_the_process(reactor: Reactor) -> None:
     lost: list[BaseException | None] = []
-    ready = threading.Event()
+    ready, noticed = threading.Event(), threading.Event()
     transports: list[Transport] = []
 
     class Writer(Protocol):
@@ -458,6 +479,7 @@ def test_epipe_closes_the_connection_not_the_process(reactor: Reactor) -> None:
 
         def connection_lost(self, reason: BaseException | None) -> None:
             lost.append(reason)
+            noticed.set()
 
     port = reactor.listen_tcp(0, factory_for(Writer)).get_host().port
 
@@ -467,14 +489,10 @@ def test_epipe_closes_the_connection_not_the_process(reactor: Reactor) -> None:
 
     def client() -> None:
         s = connect(port)
-        ready.wait(5)
-        reset(s)
-        threading.Event().wait(0.05)
-        reactor.call_from_thread(write_a_lot)  # send() now meets EPIPE/ECONNRESET
-        for _ in range(200):
-            if lost:
-                break
-            threading.Event().wait(0.01)
+        wait_for(ready, "connection_made")
+        reset(s)  # on loopback the server's socket is reset when this returns
+        reactor.call_from_thread(write_a_lot)  # send() meets EPIPE/ECONNRESET (or a read did first)
+        wait_for(noticed, "connection_lost after the reset")
 
     serve_then(reactor, client)
     assert len(lost) == 1
@@ -485,6 +503,7 @@ def test_partial_writes_keep_every_byte_in_order(reactor: Reactor) -> None:
     """The client does not read until the server had to buffer; then everything arrives."""
     payload = pattern(8 << 20)
     buffered: list[int] = []
+    written = threading.Event()
 
     class Blaster(Protocol):
         def connection_made(self, transport: Transport) -> None:
@@ -493,12 +512,13 @@ def test_partial_writes_keep_every_byte_in_order(reactor: Reactor) -> None:
                 transport.write(payload[i : i + 100_003])
             buffered.append(transport.get_write_buffer_size())
             transport.lose_connection()
+            written.set()
 
     port = reactor.listen_tcp(0, factory_for(Blaster)).get_host().port
 
     def client() -> bytes:
         with connect(port) as s:
-            threading.Event().wait(0.05)
+            wait_for(written, "the writes")  # a reader meanwhile would let the kernel take it all
             return recv_all(s)
 
     got = serve_then(reactor, client)
@@ -670,6 +690,7 @@ def test_half_close_eof_received_true_keeps_writing_side_open(reactor: Reactor) 
 
 def test_write_eof_then_peer_keeps_sending(reactor: Reactor) -> None:
     events: list[Any] = []
+    closed = threading.Event()
 
     class Half(Recorder):
         def connection_made(self, transport: Any) -> None:
@@ -677,6 +698,10 @@ def test_write_eof_then_peer_keeps_sending(reactor: Reactor) -> None:
             transport.write(b"bye")
             transport.write_eof()
             transport.write(b"dropped after write_eof")
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            super().connection_lost(reason)
+            closed.set()
 
     Half.events = events
     port = reactor.listen_tcp(0, factory_for(Half)).get_host().port
@@ -686,10 +711,7 @@ def test_write_eof_then_peer_keeps_sending(reactor: Reactor) -> None:
             got = recv_all(s)  # EOF from the server's write_eof
             s.sendall(b"still talking")
             s.shutdown(socket.SHUT_WR)
-            for _ in range(2000):  # until the server closed (stopping earlier would drop it)
-                if events and events[-1] == ("lost", None):
-                    break
-                threading.Event().wait(0.005)
+            wait_for(closed, "connection_lost")  # stopping earlier would drop what is in flight
             return got
 
     assert serve_then(reactor, client) == b"bye"
@@ -732,6 +754,7 @@ def test_pause_and_resume_reading(reactor: Reactor) -> None:
 def test_pause_and_resume_writing_follow_the_water_marks(reactor: Reactor) -> None:
     calls: list[tuple[str, int]] = []
     payload = pattern(16 << 20)  # more than the kernel's socket buffers on both ends
+    pushed = threading.Event()
 
     class Flow(Protocol):
         def connection_made(self, transport: Transport) -> None:
@@ -741,6 +764,7 @@ def test_pause_and_resume_writing_follow_the_water_marks(reactor: Reactor) -> No
             self.sent = 0
             self.paused = False
             self.push()
+            pushed.set()
 
         def push(self) -> None:
             assert self.transport is not None
@@ -765,7 +789,7 @@ def test_pause_and_resume_writing_follow_the_water_marks(reactor: Reactor) -> No
 
     def client() -> bytes:
         with connect(port) as s:
-            threading.Event().wait(0.05)
+            wait_for(pushed, "the first writes")  # while nobody reads: they must pause
             return recv_all(s)
 
     assert serve_then(reactor, client) == payload
@@ -780,11 +804,13 @@ def test_close_from_resume_writing_when_drained_closes_once(reactor: Reactor) ->
     """resume_writing may call lose_connection as the buffer empties: one graceful close, one timer."""
     payload = pattern(16 << 20)
     lost: list[BaseException | None] = []
+    written = threading.Event()
 
     class WriteThenClose(Protocol):
         def connection_made(self, transport: Transport) -> None:
             transport.set_write_buffer_limits(high=1, low=0)  # resume only once fully drained
             transport.write(payload)
+            written.set()
 
         def resume_writing(self) -> None:
             assert self.transport is not None
@@ -797,7 +823,7 @@ def test_close_from_resume_writing_when_drained_closes_once(reactor: Reactor) ->
 
     def client() -> bytes:
         with connect(port) as s:
-            threading.Event().wait(0.05)  # let the server's buffer fill first
+            wait_for(written, "the write")  # a reader meanwhile would let the kernel take it all
             return recv_all(s)
 
     assert serve_then(reactor, client) == payload
@@ -877,6 +903,7 @@ class PullProducer:
 def test_producer_registration(reactor: Reactor, streaming: bool) -> None:
     payload = pattern(16 << 20)  # more than the kernel buffers: the producer must pause
     producers: list[Any] = []
+    started = threading.Event()
 
     class Produce(Protocol):
         def connection_made(self, transport: Transport) -> None:
@@ -890,12 +917,13 @@ def test_producer_registration(reactor: Reactor, streaming: bool) -> None:
                 p = PullProducer(transport, payload)
                 transport.register_producer(p, streaming=False)
             producers.append(p)
+            started.set()
 
     port = reactor.listen_tcp(0, factory_for(Produce)).get_host().port
 
     def client() -> bytes:
         with connect(port) as s:
-            threading.Event().wait(0.05)
+            wait_for(started, "the first writes")  # while nobody reads: a push producer pauses
             return recv_all(s)
 
     assert serve_then(reactor, client) == payload
@@ -943,12 +971,14 @@ def test_graceful_stop_flushes_buffered_data_then_connection_lost(reactor: React
     lost: list[BaseException | None] = []
     buffered: list[int] = []
     listener_closed: list[bool] = []
+    written = threading.Event()
 
     class Stuffer(Protocol):
         def connection_made(self, transport: Transport) -> None:
             transport.write(payload)
             buffered.append(transport.get_write_buffer_size())
             reactor.call_soon(reactor.stop)
+            written.set()
 
         def connection_lost(self, reason: BaseException | None) -> None:
             lost.append(reason)
@@ -956,7 +986,7 @@ def test_graceful_stop_flushes_buffered_data_then_connection_lost(reactor: React
     listener = reactor.listen_tcp(0, factory_for(Stuffer))
     port = listener.get_host().port
     reactor.add_system_event_trigger("after", "shutdown", lambda: listener_closed.append(True))
-    client = Background(lambda: recv_all(_slow_start(port)))
+    client = Background(lambda: recv_all(_read_once_set(connect(port), written)))
     run(reactor)
     assert buffered[0] > 0
     assert lost == [None]
@@ -966,9 +996,8 @@ def test_graceful_stop_flushes_buffered_data_then_connection_lost(reactor: React
         connect(port)
 
 
-def _slow_start(port: int) -> socket.socket:
-    s = connect(port)
-    threading.Event().wait(0.1)  # the reactor is already shutting down by now
+def _read_once_set(s: socket.socket, written: threading.Event) -> socket.socket:
+    wait_for(written, "the write")  # a reader meanwhile would let the kernel take it all
     return s
 
 
@@ -1156,12 +1185,12 @@ def test_connect_tcp_timeout(reactor: Reactor) -> None:
     fillers = []
     try:
         addr = full.getsockname()
-        for _ in range(4):
+        fillers.append(socket.create_connection(addr, timeout=HANG))  # fills the accept queue
+        for _ in range(3):
             f = socket.socket()
             f.setblocking(False)
             f.connect_ex(addr)
             fillers.append(f)
-        threading.Event().wait(0.05)
         factory = Collect(reactor)
         reactor.connect_tcp("127.0.0.1", addr[1], factory, timeout=0.2)
         run(reactor)
@@ -1194,19 +1223,21 @@ def test_stop_connecting_reports_cancelled(reactor: Reactor) -> None:
 def test_graceful_close_with_unread_input_still_delivers_everything(reactor: Reactor) -> None:
     """The peer keeps sending what we never read: close() alone would RST away our tail."""
     reply = pattern(16 << 20)
+    answered = threading.Event()
 
     class Answer(Protocol):
         def data_received(self, data: bytes) -> None:
             assert self.transport is not None
             self.transport.write(reply)
             self.transport.lose_connection()
+            answered.set()
 
     port = reactor.listen_tcp(0, factory_for(Answer)).get_host().port
 
     def client() -> tuple[bytes, str]:
         with connect(port) as s:
             s.sendall(b"request")
-            threading.Event().wait(0.05)
+            wait_for(answered, "the answer")  # it stopped reading: what follows stays unread
             s.sendall(b"u" * (256 << 10))  # unread by the server, in its receive queue
             chunks, end = [], "eof"
             try:
