@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from eventhub.errors import UsageError
-from eventhub.reactor import Reactor
+from eventhub.reactor import Reactor, TimerHandle
 from eventhub.reactor.timers import COMPACT_MIN_DEAD, TimerQueue
 
 from ._util import run
@@ -128,14 +128,16 @@ def test_resets_also_compact() -> None:
 
 
 def test_reactor_timers_fire_in_order_cancelled_never(reactor: Reactor) -> None:
+    # Each due time is counted from when it is scheduled: in this order, the
+    # expected one holds however long the thread is preempted between lines.
     fired: list[str] = []
-    reactor.call_later(0.03, fired.append, "third")
     reactor.call_later(0.01, fired.append, "first")
     reactor.call_later(0.02, fired.append, "second")
     doomed = reactor.call_later(0.015, fired.append, "cancelled")
     moved = reactor.call_later(0.001, fired.append, "moved")
     moved.reset(0.025)
     doomed.cancel()
+    reactor.call_later(0.03, fired.append, "third")
     reactor.call_later(0.04, reactor.stop)
     run(reactor)
     assert fired == ["first", "second", "moved", "third"]
@@ -144,8 +146,11 @@ def test_reactor_timers_fire_in_order_cancelled_never(reactor: Reactor) -> None:
 
 def test_timer_can_cancel_a_later_one_due_in_the_same_pass(reactor: Reactor) -> None:
     fired: list[str] = []
-    second = reactor.call_later(0.01, fired.append, "second")
-    reactor.call_later(0.005, second.cancel)
+    # Both due before run() starts, so both come out in its first pass, in this
+    # order (equal delays keep scheduling order): the first cancels the second.
+    handles: list[TimerHandle] = []
+    reactor.call_later(0, lambda: handles[0].cancel())
+    handles.append(reactor.call_later(0, fired.append, "second"))
 
     def stop_later() -> None:
         reactor.call_later(0.02, reactor.stop)
