@@ -10,10 +10,12 @@ One iteration (``_run_once``) does four things, in order:
    else forever.
 2. Ask the poller which descriptors are ready and call each one's handler
    (a bound method of a Listener, Connection, Connector or the waker) straight
-   from a dict ``fd -> handler``. This is the hot path of a server: no handle
-   objects, no queueing, no per-event allocation beyond what the kernel
-   interface itself returns. The handlers call protocol code and own its error
-   policy (an exception closes that connection only).
+   from a dict ``fd -> handler`` (the readable ones first, then the writable
+   ones, with a backend that returns the two lists; see pollers.py). This is
+   the hot path of a server: no handle objects, no queueing, no per-event
+   allocation beyond what the kernel interface itself returns. The handlers
+   call protocol code and own its error policy (an exception closes that
+   connection only).
 3. Move the timers that are due (if any: the heap is not touched otherwise)
    into the ready queue.
 4. Run the callbacks that were in the ready queue when this step began, and no
@@ -86,6 +88,17 @@ MAX_POLL_TIMEOUT = 3600.0
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 
 
+def _call_handlers(fds: list[int], handlers: dict[int, Callable[[], None]]) -> None:
+    """Call the handler of each descriptor in ``fds`` that still has one (``poll_lists`` backends)."""
+    for fd in fds:
+        handler = handlers.get(fd)
+        if handler is not None:
+            try:
+                handler()
+            except Exception:  # handlers own their errors; this is a bug in one
+                log.exception("I/O handler for descriptor %d raised", fd)
+
+
 class _Waker:
     """A socket pair: writing a byte to one end makes the other readable, waking ``poll``."""
 
@@ -139,6 +152,10 @@ class Reactor:
     def __init__(self, backend: str = "auto", *, max_threads: int = 10) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
+        # select's shape: readable and writable lists, no (fd, events) pair built per descriptor.
+        self._poll_lists: Callable[[float | None], tuple[list[int], list[int]]] | None = getattr(
+            self._poller, "poll_lists", None
+        )
         self._readers: dict[int, Callable[[], None]] = {}
         self._writers: dict[int, Callable[[], None]] = {}
         self._ready: deque[_Call] = deque()
@@ -353,20 +370,25 @@ class Reactor:
                 timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
         else:
             timeout = None
-        events = self._poller.poll(timeout)
-        readers, writers = self._readers, self._writers
-        for fd, ev in events:
-            try:
-                if ev & _READ_EVENTS:
-                    handler = readers.get(fd)
-                    if handler is not None:
-                        handler()
-                if ev & _WRITE_EVENTS:
-                    handler = writers.get(fd)
-                    if handler is not None:
-                        handler()
-            except Exception:  # handlers own their errors; this is a bug in one
-                log.exception("I/O handler for descriptor %d raised", fd)
+        poll_lists = self._poll_lists
+        if poll_lists is None:
+            readers, writers = self._readers, self._writers
+            for fd, ev in self._poller.poll(timeout):
+                try:
+                    if ev & _READ_EVENTS:
+                        handler = readers.get(fd)
+                        if handler is not None:
+                            handler()
+                    if ev & _WRITE_EVENTS:
+                        handler = writers.get(fd)
+                        if handler is not None:
+                            handler()
+                except Exception:  # handlers own their errors; this is a bug in one
+                    log.exception("I/O handler for descriptor %d raised", fd)
+        else:
+            readable, writable = poll_lists(timeout)
+            _call_handlers(readable, self._readers)
+            _call_handlers(writable, self._writers)
         if heap:
             now = time.monotonic()
             if heap[0][0] <= now:

@@ -5,7 +5,13 @@ The loop never knows which backend it has: it calls ``register``/``modify``/
 pairs back from ``poll``. The event bits are poll(2)'s (``POLLIN`` = 1,
 ``POLLOUT`` = 4, ``POLLERR``/``POLLHUP``/``POLLNVAL``) so that ``poll`` and
 ``epoll`` results go to the loop as the kernel produced them, without a
-per-event translation; ``select`` builds the same pairs.
+per-event translation.
+
+select(2) hands back the opposite shape, a list of readable and a list of
+writable descriptors, and building pairs from them cost the select backend a
+tuple per ready descriptor. So a backend may also offer ``poll_lists(timeout)
+-> (readable, writable)``; when it does, the loop calls that instead of
+``poll`` (``SelectPoller`` does; pollers of the other shape need not).
 
 Third-party backends: a distribution declares an entry point in the group
 ``eventhub.reactors`` whose value is a callable (a class, usually) returning an
@@ -86,15 +92,28 @@ class Poller(Protocol):
         """Release the backend's own resources."""
 
 
-class SelectPoller:
-    """select(2): portable, limited to descriptors below ``FD_SETSIZE``."""
+_NO_FDS: list[int] = []  # select()'s "exceptional" list on POSIX: never written to
+_WINDOWS = sys.platform == "win32"
 
-    __slots__ = ("_readers", "_writers")
+
+class SelectPoller:
+    """select(2): portable, limited to descriptors below ``FD_SETSIZE``.
+
+    select() takes its descriptors as sequences and converts them on every
+    call; a list goes in as it is, a set is copied into a new list first. So
+    the descriptors live in sets (O(1) changes) and in lists rebuilt only after
+    a change, on the next poll: a server whose connections only read and write
+    (no change of interest) hands select() the same two lists pass after pass.
+    """
+
+    __slots__ = ("_readers", "_rlist", "_wlist", "_writers")
     name = "select"
 
     def __init__(self) -> None:
         self._readers: set[int] = set()
         self._writers: set[int] = set()
+        self._rlist: list[int] | None = []  # None: stale, rebuilt from the set at the next poll
+        self._wlist: list[int] | None = []
 
     def register(self, fd: int, events: int) -> None:
         if fd >= FD_SETSIZE and sys.platform != "win32":
@@ -105,37 +124,41 @@ class SelectPoller:
         self.modify(fd, events)
 
     def modify(self, fd: int, events: int) -> None:
-        if events & READ:
-            self._readers.add(fd)
-        else:
-            self._readers.discard(fd)
-        if events & WRITE:
-            self._writers.add(fd)
-        else:
-            self._writers.discard(fd)
+        if _set_member(self._readers, fd, bool(events & READ)):
+            self._rlist = None
+        if _set_member(self._writers, fd, bool(events & WRITE)):
+            self._wlist = None
 
     def unregister(self, fd: int) -> None:
-        self._readers.discard(fd)
-        self._writers.discard(fd)
+        self.modify(fd, 0)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        if sys.platform == "win32" and not self._readers and not self._writers:
-            time.sleep(timeout or 0.0)  # Windows' select() refuses three empty lists
-            return []
+        readable, writable = self.poll_lists(timeout)
+        return [(fd, READ) for fd in readable] + [(fd, WRITE) for fd in writable]
+
+    def poll_lists(self, timeout: float | None) -> tuple[list[int], list[int]]:
+        """Wait up to ``timeout`` seconds; return the readable and the writable descriptors.
+
+        A descriptor in error is in both lists, so that its reader and its
+        writer both find out (as with poll's ``ERROR`` bits).
+        """
+        rlist, wlist = self._rlist, self._wlist
+        if rlist is None:
+            rlist = self._rlist = list(self._readers)
+        if wlist is None:
+            wlist = self._wlist = list(self._writers)
         try:
-            r, w, x = select.select(self._readers, self._writers, self._writers, timeout)
+            if _WINDOWS:
+                return _select_windows(rlist, wlist, timeout)
+            readable, writable, _ = select.select(rlist, wlist, _NO_FDS, timeout)
         except OSError as exc:
             if exc.errno != errno.EBADF:
                 raise
-            return self._closed_descriptors()
-        events = [(fd, READ) for fd in r]
-        if w:
-            events += [(fd, WRITE) for fd in w]
-        if x:  # Windows reports a failed connect() here
-            events += [(fd, ERROR) for fd in x]
-        return events
+            bad = self._closed_descriptors()
+            return bad, bad
+        return readable, writable
 
-    def _closed_descriptors(self) -> list[tuple[int, int]]:
+    def _closed_descriptors(self) -> list[int]:
         # A descriptor was closed while registered (a bug in its owner): one bad
         # fd fails the whole select(). Report it as in error, the way poll and
         # epoll would, so its handler finds out and unregisters it.
@@ -144,12 +167,34 @@ class SelectPoller:
             try:
                 os.fstat(fd)
             except OSError:
-                bad.append((fd, ERROR))
+                bad.append(fd)
         return bad
 
     def close(self) -> None:
         self._readers.clear()
         self._writers.clear()
+        self._rlist, self._wlist = [], []
+
+
+def _set_member(fds: set[int], fd: int, member: bool) -> bool:
+    """Make ``fd in fds`` be ``member``; True if that changed the set."""
+    if member == (fd in fds):
+        return False
+    if member:
+        fds.add(fd)
+    else:
+        fds.discard(fd)
+    return True
+
+
+def _select_windows(rlist: list[int], wlist: list[int], timeout: float | None) -> tuple[list[int], list[int]]:
+    if not rlist and not wlist:
+        time.sleep(timeout or 0.0)  # Windows' select() refuses three empty lists
+        return [], []
+    readable, writable, failed = select.select(rlist, wlist, wlist, timeout)
+    if failed:  # Windows reports a failed connect() here, not as writable
+        readable, writable = readable + failed, writable + failed
+    return readable, writable
 
 
 class PollPoller:

@@ -11,7 +11,15 @@ import pytest
 
 from eventhub.errors import UsageError
 from eventhub.reactor import Reactor, available_backends, make_poller
-from eventhub.reactor.pollers import ERROR, FD_SETSIZE, READ, WRITE, DescriptorLimitError, Poller
+from eventhub.reactor.pollers import (
+    ERROR,
+    FD_SETSIZE,
+    READ,
+    WRITE,
+    DescriptorLimitError,
+    Poller,
+    SelectPoller,
+)
 
 
 @pytest.fixture
@@ -72,6 +80,40 @@ def test_select_refuses_descriptors_beyond_fd_setsize() -> None:
         p.register(FD_SETSIZE, READ)  # refused before the descriptor is even looked at
     p.register(3, READ)  # below: fine (never polled here)
     p.unregister(3)
+
+
+def test_select_hands_back_readable_and_writable_lists_and_follows_changes() -> None:
+    """The loop's select path: two lists (no pair per descriptor), kept in step with every change."""
+    p = SelectPoller()
+    a, b = socket.socketpair()
+    with a, b:
+        p.register(a.fileno(), READ)
+        p.register(b.fileno(), WRITE)
+        b.send(b"x")
+        assert p.poll_lists(1) == ([a.fileno()], [b.fileno()])
+        p.modify(a.fileno(), WRITE)
+        readable, writable = p.poll_lists(1)
+        assert readable == [] and sorted(writable) == sorted([a.fileno(), b.fileno()])
+        p.modify(a.fileno(), READ | WRITE)
+        p.unregister(b.fileno())
+        assert p.poll_lists(1) == ([a.fileno()], [a.fileno()])
+        p.unregister(a.fileno())
+        assert p.poll_lists(0) == ([], [])
+    p.close()
+
+
+def test_select_reports_a_descriptor_closed_while_watched_to_its_reader_and_writer() -> None:
+    p = SelectPoller()
+    a, b = socket.socketpair()
+    with b:
+        fd = a.fileno()
+        p.register(fd, READ | WRITE)
+        a.close()  # its owner's bug: one bad descriptor fails the whole select()
+        assert p.poll_lists(0) == ([fd], [fd])
+        assert by_fd(p.poll(0)) == {fd: READ | WRITE}
+        p.unregister(fd)
+        assert p.poll_lists(0) == ([], [])
+    p.close()
 
 
 def test_auto_picks_the_first_available_backend() -> None:
