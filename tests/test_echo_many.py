@@ -10,20 +10,18 @@ from pathlib import Path
 
 import pytest
 from echo_support import EchoServer, assert_clean_exit, echo_many, raise_nofile
-from support import PluginVenv, first_party
+from support import PluginVenv
 
 # The client's descriptors plus slack; the server raises its own limit (see eventhub_echo).
 CLIENT_FDS = 5000 + 200
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginVenv]:
+def venv(echo_venv: PluginVenv) -> PluginVenv:
     limit = raise_nofile(CLIENT_FDS)
     if limit < CLIENT_FDS:
         pytest.skip(f"RLIMIT_NOFILE hard limit is {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}")
-    env = PluginVenv(tmp_path_factory.mktemp("echo-many") / "venv")
-    env.install(first_party("echo"))
-    yield env
+    return echo_venv
 
 
 @contextlib.contextmanager

@@ -25,14 +25,12 @@ from echo_support import (
     is_closed_by_peer,
     read_until_closed,
 )
-from support import PluginVenv, first_party
+from support import PluginVenv
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
-    env = PluginVenv(tmp_path_factory.mktemp("echo") / "venv")
-    env.install(first_party("echo"))
-    return env
+def venv(echo_venv: PluginVenv) -> PluginVenv:
+    return echo_venv
 
 
 @pytest.fixture

@@ -122,14 +122,19 @@ def test_emfile_starting_a_connection_attempt_fails_the_attempt(where: str) -> N
     assert proc.stdout.split("\n")[:2] == ["failed OSError EMFILE", "clean exit"], proc.stderr
 
 
-def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", EMFILE_SERVER, backend, "spare"],
+def _start_emfile_server(backend: str, mode: str) -> subprocess.Popen[str]:
+    """EMFILE_SERVER in a subprocess: ``spare`` keeps a spare descriptor, ``nospare`` does not."""
+    return subprocess.Popen(
+        [sys.executable, "-c", EMFILE_SERVER, backend, mode],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str) -> None:
+    proc = _start_emfile_server(backend, "spare")
     assert proc.stdin and proc.stdout and proc.stderr
     try:
         port = int(proc.stdout.readline())
@@ -159,13 +164,7 @@ def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str)
 def test_emfile_without_a_spare_pauses_accepting_then_serves_the_waiting_client(
     backend: str,
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", EMFILE_SERVER, backend, "nospare"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_emfile_server(backend, "nospare")
     assert proc.stdin and proc.stdout and proc.stderr
     try:
         port = int(proc.stdout.readline())
