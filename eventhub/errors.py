@@ -37,3 +37,30 @@ class OrderingError(UsageError):
 
 class ServiceError(EventhubError):
     """A service could not start (a port in use, say): exit status 1, one line."""
+
+
+class PatternError(UsageError, ValueError):
+    """An event name or subscription pattern is malformed; the message says which and why."""
+
+
+class Cancelled(BaseException):
+    """Raised inside a task at the ``await`` where it was cancelled (``Task.cancel``, shutdown).
+
+    A ``BaseException``, as ``asyncio.CancelledError`` is since 3.8, so that an
+    ``except Exception`` in the task does not swallow it; ``finally`` blocks run.
+    """
+
+
+class IncompleteReadError(EOFError):
+    """``Stream.readexactly(n)`` met EOF first; ``partial`` holds the bytes read before it."""
+
+    def __init__(self, partial: bytes, expected: int) -> None:
+        super().__init__(f"{len(partial)} bytes read of {expected} expected before EOF")
+        self.partial = partial
+        self.expected = expected
+
+
+# What a plugin's code may raise that the hub catches, reports and survives:
+# SystemExit and KeyboardInterrupt included, since a plugin may not end the
+# process (only the user's signals stop a hub).
+PLUGIN_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)

@@ -18,13 +18,12 @@ import pluggy
 
 from eventhub import hookspecs
 from eventhub._markers import PROJECT_NAME
-from eventhub.chain import Call, Link
+from eventhub.chain import EXECUTE, Call
 from eventhub.errors import PluginError
-from eventhub.event import Event, Handler
+from eventhub.event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
 from eventhub.ordering import Placement
 
 HOOK_PREFIX = "eventhub_"
-EXECUTE = "eventhub_execute"
 
 
 # One hook implementation as the hub calls it: (plugin name, function, its argument names).
@@ -47,6 +46,7 @@ class PluginRecord:
     status: Status = Status.LOADED
     reason: str = ""
     hooks: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +56,7 @@ class PluginRecord:
             "status": self.status.value,
             "reason": self.reason,
             "hooks": list(self.hooks),
+            "events": list(self.events),
         }
 
 
@@ -184,23 +185,50 @@ def _names(value: object) -> tuple[str, ...]:
     return ()
 
 
-def execute_links(pm: PluginManager, names_in_order: Sequence[str]) -> list[Link]:
-    """The chain's links: for each plugin with ``eventhub_execute``, the plain call to make."""
-    impls = {impl.plugin_name: impl for impl in pm.hook.eventhub_execute.get_hookimpls()}
-    links = []
-    for name in names_in_order:
-        impl = impls.get(name)
-        if impl is None:
-            continue
-        links.append(Link(name, _plain_call(impl)))
-    return links
+# One handler a plugin declares: (what it is called in reports, the function, its options).
+HandlerDecl = tuple[str, Callable[..., Any], HandlerOptions]
+
+
+def handlers_of(pm: PluginManager, name: str) -> list[HandlerDecl]:
+    """The event handlers plugin ``name`` declares, in declaration order.
+
+    A ``Handler``'s ``execute`` with the class's ``events`` and options; an
+    ``eventhub_execute`` hook implementation (every event); and each function
+    marked with ``@eventhub.on``. The bus checks them when they are added.
+    """
+    plugin = pm.get_plugin(name)
+    handlers: list[HandlerDecl] = []
+    if isinstance(plugin, Handler):
+        handlers.append((EXECUTE, plugin.execute, plugin.handler_options()))
+    else:
+        for impl in pm.hook.eventhub_execute.get_hookimpls():
+            if impl.plugin_name == name:
+                handlers.append((EXECUTE, _plain_call(impl), HandlerOptions((ALL_EVENTS,))))
+    for what, function in _marked_functions(plugin):
+        for options in getattr(function, ON_ATTRIBUTE):
+            handlers.append((what, function, options))
+    return handlers
+
+
+def _marked_functions(plugin: object) -> list[tuple[str, Callable[..., Any]]]:
+    """The ``@eventhub.on`` functions of a module (defined there) or methods of an object's class."""
+    found: list[tuple[str, Callable[..., Any]]] = []
+    if inspect.ismodule(plugin):
+        for attr, value in vars(plugin).items():
+            # Defined in this module: a marked function imported from another one is that one's.
+            if hasattr(value, ON_ATTRIBUTE) and getattr(value, "__module__", None) == plugin.__name__:
+                found.append((attr, value))
+        return found
+    seen: set[str] = set()
+    for klass in type(plugin).__mro__:
+        for attr, value in vars(klass).items():
+            if attr not in seen and hasattr(value, ON_ATTRIBUTE):
+                seen.add(attr)
+                found.append((attr, getattr(plugin, attr)))
+    return found
 
 
 def _plain_call(impl: pluggy.HookImpl) -> Call:
-    if isinstance(impl.plugin, Handler):
-        # Skip Handler.eventhub_execute's trampoline: call the user's method.
-        execute: Call = impl.plugin.execute
-        return execute
     function = impl.function
     if impl.argnames == ("event",):
         return function
