@@ -241,6 +241,12 @@ def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, sourc
         if raw is not None and not isinstance(value, str) and _takes_text(hints[key]):
             value = raw  # --set name=42 for a string field means the text "42"
         values[key] = _check(value, hints[key], f"{section}.{key}")
+    for required in dataclasses.fields(cls):
+        no_default = (
+            required.default is dataclasses.MISSING and required.default_factory is dataclasses.MISSING
+        )
+        if required.init and no_default and required.name not in values:
+            raise ConfigError(f"{section}.{required.name}", "is required")
     return cls(**values)
 
 

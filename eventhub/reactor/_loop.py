@@ -552,6 +552,7 @@ class Reactor(CoroutineMethods):
         self._abort_all(ConnectionAbortedError("the reactor was closed"))
         self._runner.cancel_all()
         self._run_ready()  # connection_lost for those just aborted, and the cancelled tasks' last step
+        self._runner.abandon_all()
         self._ready.clear()
         if self._pool is not None:
             self._pool.stop()

@@ -279,6 +279,19 @@ class Task(Future[T]):
         self._runner.tasks.discard(self)
         self._complete(state, value)
 
+    def _abandon(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.remove_done_callback(self._wakeup)
+            if not isinstance(waiting, Task):
+                waiting.cancel()
+        try:
+            self._coro.close()
+        except RuntimeError:  # it awaited again inside finally: nothing more can be done
+            log.warning("%s ignored being closed", self._describe())
+        if self._state is _PENDING:
+            self._finish(_CANCELLED, Cancelled("abandoned: the reactor closed"))
+
 
 def _not_awaitable_here(yielded: object, backend: str) -> BaseException:
     if getattr(yielded, "_asyncio_future_blocking", None) is not None:
@@ -337,6 +350,16 @@ class Runner:
         for task in tasks:
             task.cancel()
         return tasks
+
+    def abandon_all(self) -> None:
+        """End the tasks still running when their reactor closes (they ignored cancellation).
+
+        Their coroutines are closed (``GeneratorExit`` at the pending await, so
+        ``finally`` blocks run, without awaiting) and what they awaited is
+        cancelled, freeing its timer.
+        """
+        for task in list(self.tasks):
+            task._abandon()
 
 
 def _set_if_pending(future: Future[T], value: T) -> None:
