@@ -116,12 +116,13 @@ class FailureLog:
 class Chain:
     """The ordered handlers of ``eventhub_execute`` and the policy for their errors."""
 
-    __slots__ = ("_compiled", "_links", "_monitors", "_stop_on_error", "failures")
+    __slots__ = ("_links", "_monitors", "_stop_on_error", "compiled", "failures")
 
     def __init__(self, on_error: ErrorPolicy = "continue", failures: FailureLog | None = None) -> None:
         self._links: tuple[Link, ...] = ()
-        # The calls to make and the links they came from, swapped together.
-        self._compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
+        # The calls to make and the links they came from, swapped together (the bus
+        # runs the loop over them itself, then hands a failure to ``recover``).
+        self.compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
         self._monitors: list[Monitor] = []
         self._stop_on_error = False
         self.failures = failures if failures is not None else FailureLog()
@@ -166,7 +167,7 @@ class Chain:
             if call in calls:
                 call = _distinct(call)  # recovery finds a failed call by its position: keep them apart
             calls.append(call)
-        self._compiled = (tuple(calls), self._links)
+        self.compiled = (tuple(calls), self._links)
 
     def __bool__(self) -> bool:
         return bool(self._links)
@@ -177,7 +178,7 @@ class Chain:
         What a plugin raises, ``SystemExit`` and ``KeyboardInterrupt`` included
         (``PLUGIN_ERRORS``), is its failure: reported, and the policy decides.
         """
-        calls, links = self._compiled
+        calls, links = self.compiled
         try:
             for call in calls:
                 call(event)
@@ -186,11 +187,11 @@ class Chain:
         else:
             return NO_FAILURES
         # Outside the except block, so later failures' tracebacks do not chain onto this one.
-        return self._recover(calls, links, call, event, failed)
+        return self.recover(calls, links, call, event, failed)
 
     def dispatch_collect(self, event: Event, results: list[object]) -> tuple[Failure, ...]:
         """``dispatch``, also appending what each handler returned to ``results`` (for ``publish``)."""
-        calls, links = self._compiled
+        calls, links = self.compiled
         failures: list[Failure] = []
         for index, call in enumerate(calls):
             try:
@@ -201,7 +202,7 @@ class Chain:
                     break
         return tuple(failures)
 
-    def _recover(
+    def recover(
         self,
         calls: tuple[Call, ...],
         links: tuple[Link, ...],

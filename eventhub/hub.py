@@ -45,14 +45,18 @@ NO_AUTOLOAD_ENV = "EVENTHUB_DISABLE_AUTOLOAD"
 class Hub:
     """The framework object: register plugins, emit and subscribe to events, run.
 
-    ``emit(name, payload)`` and ``dispatch(event)`` deliver an event to the
-    handlers subscribed to its name, in order (see ``eventhub.bus`` for the
-    guarantees); ``dispatch`` returns the sync handlers' failures (an empty
-    tuple when every one succeeded). Both are the bus's own methods, bound
-    here, so that emitting costs no extra call.
+    ``emit(name, payload=None, source=None)`` emits event ``name`` from
+    anywhere (the loop, another thread, a signal handler) and returns at once;
+    on the reactor's thread, outside a delivery, the plain handlers have run
+    when it returns. ``source`` names the emitting plugin; an invalid name
+    raises ``PatternError``. ``dispatch(event)`` does the same for an ``Event``
+    built by hand and returns the plain handlers' failures (an empty tuple when
+    every one succeeded). See ``eventhub.bus`` for the guarantees. Both are
+    the bus's own methods, bound here, so that emitting costs no extra call.
     """
 
     dispatch: Callable[[Event], tuple[Failure, ...]]
+    emit: Callable[..., None]
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class Hub:
         self.pm = PluginManager()
         self.bus = Bus(lambda: self.reactor, self.config.core.on_error)
         self.dispatch = self.bus.dispatch
+        self.emit = self.bus.emit
         self.records: dict[str, PluginRecord] = {}
         self.hook_failures: list[Failure] = []
         self._order: list[str] = []
@@ -227,15 +232,6 @@ class Hub:
         return len(self.hook_failures) + self.bus.failures.total
 
     # -- events ----------------------------------------------------------------
-
-    def emit(self, name: str, payload: Any = None, *, source: str | None = None) -> None:
-        """Emit event ``name`` from anywhere (the loop, another thread, a signal handler).
-
-        Returns at once; plain handlers have already run when it returns on the
-        reactor's thread outside a delivery (see ``eventhub.bus``). ``source``
-        names the emitting plugin. An invalid name raises ``PatternError``.
-        """
-        self.bus.emit(name, payload, source)
 
     async def publish(
         self, name: str, payload: Any = None, *, source: str | None = None
