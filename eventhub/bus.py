@@ -153,6 +153,7 @@ class Bus:
         self._reactor = reactor
         self._on_error: ErrorPolicy = on_error
         self._subscriptions: list[Subscription] = []
+        self._calls: dict[int, Call] = {}  # subscription seq -> what the chain calls
         self._positions: dict[str, int] = {}
         self._monitors: list[Monitor] = []
         self._routes: dict[str, Chain] = {}
@@ -172,6 +173,9 @@ class Bus:
         kind = check_options(options, function, what)
         matches = _matcher(options.patterns)
         subscription = Subscription(plugin, what, function, options, kind, next(self._seq), matches, self)
+        # One call per subscription, shared by every route it is in: an async
+        # handler's max_concurrency counts its deliveries of every event name.
+        self._calls[subscription.seq] = self._call_for(subscription)
         self._subscriptions.append(subscription)
         self._routes.clear()
         return subscription
@@ -180,10 +184,13 @@ class Bus:
         """Unsubscribe (nothing if already gone)."""
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            del self._calls[subscription.seq]
             self._routes.clear()
 
     def remove_plugin(self, plugin: str) -> None:
         """Unsubscribe every handler of ``plugin``."""
+        for subscription in self.subscriptions_of(plugin):
+            del self._calls[subscription.seq]
         self._subscriptions = [s for s in self._subscriptions if s.plugin != plugin]
         self._routes.clear()
 
@@ -229,7 +236,7 @@ class Bus:
         matching = [s for s in self._subscriptions if s.matches(name)]
         matching.sort(key=lambda s: (self._positions.get(s.plugin, last) if s.plugin else last, s.seq))
         chain = Chain(self._on_error, self.failures)
-        chain.set_links([Link(s.owner, self._call_for(s), s.what) for s in matching])
+        chain.set_links([Link(s.owner, self._calls[s.seq], s.what) for s in matching])
         for monitor in self._monitors:
             chain.add_monitor(monitor)
         if len(self._routes) >= MAX_ROUTES:
@@ -314,7 +321,11 @@ class Bus:
 
     async def publish(self, name: str, payload: Any = None, source: str | None = None) -> tuple[Failure, ...]:
         """Emit, then wait until every handler (sync, async, blocking) is done with it; the failures."""
-        event = Event(check_name(name), payload, source=source)
+        return await self.publish_event(Event(check_name(name), payload, source=source))
+
+    async def publish_event(self, event: Event) -> tuple[Failure, ...]:
+        """``publish`` for an ``Event`` built by hand (a bridge keeps the id and time it received)."""
+        check_name(event.name)
         tracker = _Tracker()
         self._queue.append((event, tracker))
         if not self._busy:

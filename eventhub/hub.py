@@ -295,7 +295,7 @@ class Hub:
             serving = self._start_schedules() or serving
             if serving:
                 self._serve()
-            elif self._reactor is not None and self._reactor.tasks:
+            elif self._reactor is not None and (self._reactor.tasks or self._reactor.thread_results):
                 self._reactor.spawn(self._stop_when_idle(), name="eventhub: wait for tasks")
                 self._reactor.run()
         finally:
@@ -313,9 +313,10 @@ class Hub:
     async def _stop_when_idle(self) -> None:
         reactor = self.reactor
         current = reactor.current_task()
-        while others := [task for task in reactor.tasks if task is not current]:
-            for task in others:
-                await _finished(task)
+        # Async handlers' tasks and blocking handlers' threads, and whatever they start in turn.
+        while others := [*(t for t in reactor.tasks if t is not current), *reactor.thread_results]:
+            for future in others:
+                await _finished(future)
         reactor.stop()
 
     def _start_schedules(self) -> bool:

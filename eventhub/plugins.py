@@ -222,7 +222,8 @@ def _marked_functions(plugin: object) -> list[tuple[str, Callable[..., Any]]]:
     seen: set[str] = set()
     for klass in type(plugin).__mro__:
         for attr, value in vars(klass).items():
-            if attr not in seen and hasattr(value, ON_ATTRIBUTE):
+            # __func__: a staticmethod or classmethod carries the mark on the function it wraps.
+            if attr not in seen and hasattr(getattr(value, "__func__", value), ON_ATTRIBUTE):
                 seen.add(attr)
                 found.append((attr, getattr(plugin, attr)))
     return found

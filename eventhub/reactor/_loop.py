@@ -184,6 +184,7 @@ class Reactor(CoroutineMethods):
         self._restore_signals: Callable[[], None] | None = None
         self._signal_handlers: dict[int, Callable[[], object]] = {}
         self._runner = Runner(self, self.backend)
+        self._thread_results: set[ThreadResult[Any]] = set()
         self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
 
     def __repr__(self) -> str:
@@ -227,6 +228,9 @@ class Reactor(CoroutineMethods):
         Returns a ``ThreadResult``: ``add_callbacks(on_result, on_error)``.
         """
         result: ThreadResult[T] = ThreadResult()
+        pending = self._thread_results
+        pending.add(result)
+        result.add_done_callback(pending.discard)  # shutdown waits for these (bounded)
 
         def job() -> None:
             try:
@@ -238,6 +242,11 @@ class Reactor(CoroutineMethods):
 
         self._thread_pool().submit(job, (), NO_KWARGS)
         return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
     # -- descriptors ----------------------------------------------------------
 
@@ -508,11 +517,16 @@ class Reactor(CoroutineMethods):
             conn.lose_connection()
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
-        while (self._connections or self._runner.tasks) and not self._timed_out:
+        # Until every connection is closed, every task done (those that the last
+        # connection_lost calls start too) and every thread result is in: bounded.
+        while self._shutdown_pending() and not self._timed_out:
             self._run_once()
         timer.cancel()
-        self._run_ready()  # connection_lost of the last ones to close
+        self._run_ready()
         self._fire("after", "shutdown")
+
+    def _shutdown_pending(self) -> bool:
+        return bool(self._connections or self._runner.tasks or self._thread_results or self._ready)
 
     def _shutdown_timed_out(self) -> None:
         self._timed_out = True
