@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from eventhub import __version__, config
-from eventhub.errors import EventhubError
-from eventhub.hub import NO_AUTOLOAD_ENV, Hub
+from eventhub.errors import EventhubError, UsageError
+from eventhub.hub import NO_AUTOLOAD_ENV, STARTED, Hub
+from eventhub.plugins import Status
+from eventhub.reactor.sharing import WORKER_ENV, SharedSockets
 
 log = logging.getLogger("eventhub.cli")
 
@@ -24,7 +27,9 @@ TRACE_ENV = "EVENTHUB_TRACE"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    args.arguments = arguments  # a supervisor passes them on to its workers
     _setup_logging(args.verbose - args.quiet)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
@@ -95,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         "or one registered in the entry-point group eventhub.reactors",
     )
     run.add_argument(
+        "--workers",
+        metavar="N",
+        help="serve with N worker processes sharing the listening sockets ('auto': one per usable core; "
+        "default 1, or [eventhub] workers); SIGHUP restarts them one generation at a time",
+    )
+    run.add_argument(
         "--trace",
         action="store_true",
         help=f"log every hook call with its plugin, arguments, result and time (also ${TRACE_ENV}=1)",
@@ -134,12 +145,17 @@ def _verbosity(default: object) -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbosity: int) -> None:
+def _setup_logging(verbosity: int, prefix: str = "") -> None:
     level = logging.INFO if verbosity == 0 else logging.DEBUG if verbosity > 0 else logging.WARNING
     if verbosity < -1:
         level = logging.ERROR
+    worker = os.environ.get(WORKER_ENV)
+    if worker is not None and not prefix:
+        prefix = f"[worker {worker} pid {os.getpid()}] "
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(prefix.replace("%", "%%") + "%(name)s: %(levelname)s: %(message)s")
+    )
     root = logging.getLogger("eventhub")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -148,7 +164,12 @@ def _setup_logging(verbosity: int) -> None:
 
 def _load_hub(args: argparse.Namespace, backend: str | None = None) -> Hub:
     settings = config.load(args.config, args.set)
-    hub = Hub(config=settings, backend=backend)
+    shared = SharedSockets.from_environment()
+    hub = Hub(config=settings, backend=backend, shared_sockets=shared)
+    worker = os.environ.get(WORKER_ENV)
+    if shared is not None and worker is not None:
+        hub.worker = int(worker)
+        hub.subscribe(STARTED, lambda event: _serving_as_worker(hub, shared))
     only = config.split_names(*args.only)
     hub.load_entry_points(disable=config.split_names(*args.disable), only=only or None)
     return hub
@@ -160,6 +181,9 @@ def _run(args: argparse.Namespace) -> int:
         names = ", ".join(record.name for record in hub.load_failures)
         print(f"eventhub: error: --strict: plugins failed to load: {names}", file=sys.stderr)
         return 1
+    workers = _worker_count(args.workers, hub.config.core.workers)
+    if workers > 1 and os.environ.get(WORKER_ENV) is None:
+        return _supervise(args, hub, workers)
     if args.trace or config.env_flag(TRACE_ENV):
         from eventhub.tracing import install
 
@@ -172,6 +196,63 @@ def _run(args: argparse.Namespace) -> int:
     _raise_open_files_limit()
     hub.run()
     return 1 if hub.failure_count else 0
+
+
+def _serving_as_worker(hub: Hub, shared: SharedSockets) -> None:
+    shared.ready()
+    reactor = hub.reactor
+
+    def stop(drain: float) -> None:
+        if drain:
+            log.info("replaced by new workers: stopping")
+        else:
+            log.warning("the supervisor is gone: stopping")
+        reactor.remove_reader(shared.fileno())
+        hub.stop(drain)
+
+    shared.watch(reactor.add_reader, stop)
+
+
+def _worker_count(option: str | None, configured: int | str) -> int:
+    from eventhub.supervisor import usable_cores
+
+    value: int | str = configured if option is None else option
+    if value == "auto":
+        return usable_cores()
+    try:
+        count = int(value)
+    except ValueError:
+        raise UsageError(f"--workers takes a number or 'auto', not {value!r}") from None
+    if count < 1:
+        raise UsageError(f"--workers must be at least 1, not {count}")
+    return count
+
+
+def _supervise(args: argparse.Namespace, hub: Hub, workers: int) -> int:
+    """Check everything once here (configuration, plugins, their settings), then run the workers."""
+    from eventhub.supervisor import Supervisor
+
+    hub.configure()  # a bad setting fails once, here, with exit status 2
+    _setup_logging(args.verbose - args.quiet, prefix=f"[supervisor pid {os.getpid()}] ")
+    loaded = [name for name, record in hub.records.items() if record.status is Status.LOADED]
+    if not loaded:
+        log.info("no plugin to run: nothing for workers to do")
+        return 0
+    arguments = [*_without_workers(args.arguments), "--only", ",".join(loaded)]
+    return Supervisor(workers, arguments).run()
+
+
+def _without_workers(arguments: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument == "--workers":
+            skip = True
+        elif not argument.startswith("--workers="):
+            kept.append(argument)
+    return kept
 
 
 def _raise_open_files_limit() -> None:

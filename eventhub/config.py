@@ -62,9 +62,14 @@ class CoreSettings:
     on_error: Literal["continue", "stop"] = "continue"
     backend: str = "auto"
     schedule: tuple[Schedule, ...] = ()
+    workers: int | str = 1  # "auto": one per usable core
 
     def __post_init__(self) -> None:
         check_schedules(self.schedule)
+        if isinstance(self.workers, str) and self.workers != "auto":
+            raise ConfigError("eventhub.workers", f"must be a number or 'auto', not {self.workers!r}")
+        if isinstance(self.workers, int) and self.workers < 1:
+            raise ConfigError("eventhub.workers", f"must be at least 1, not {self.workers}")
 
 
 class Settings(Mapping[str, Any]):

@@ -29,6 +29,7 @@ from eventhub.reactor.tasks import Future
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
     from eventhub.reactor import Reactor
+    from eventhub.reactor.sharing import SharedSockets
 
 log = logging.getLogger("eventhub.hub")
 
@@ -66,6 +67,7 @@ class Hub:
         backend: str | None = None,
         disable: Collection[str] = (),
         only: Collection[str] | None = None,
+        shared_sockets: SharedSockets | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
         self.pm = PluginManager()
@@ -80,6 +82,9 @@ class Hub:
         if self._backend != "auto":
             _check_backend(self._backend)
         self._reactor: Reactor | None = None
+        self._shared_sockets = shared_sockets
+        #: This hub's index among the workers of ``eventhub run --workers N`` (None: the only one).
+        self.worker: int | None = None
         self._configured = False
         if autoload:
             self.load_entry_points(disable=disable, only=only)
@@ -211,7 +216,7 @@ class Hub:
         if self._reactor is None:
             from eventhub.reactor import Reactor
 
-            reactor = Reactor(backend=self._backend)
+            reactor = Reactor(backend=self._backend, shared_sockets=self._shared_sockets)
             # While it runs, emits from other threads are handed to its thread.
             reactor.add_system_event_trigger("before", "startup", self._bind_thread)
             reactor.add_system_event_trigger("after", "shutdown", self.bus.bind_thread, None)
@@ -307,7 +312,7 @@ class Hub:
         if hasattr(signal, "SIGHUP"):
             reactor.add_signal_handler(signal.SIGHUP, lambda: self.emit(RELOAD))
         reactor.add_system_event_trigger("before", "shutdown", self.emit, STOPPING)
-        reactor.call_soon(self.emit, STARTED)
+        reactor.call_soon(self.emit, STARTED, {"worker": self.worker})
         reactor.run()
 
     async def _stop_when_idle(self) -> None:
@@ -331,10 +336,13 @@ class Hub:
             self._reactor.close()
             self._reactor = None
 
-    def stop(self) -> None:
-        """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere)."""
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere).
+
+        ``drain``: let connections end by themselves for up to that many seconds first.
+        """
         if self._reactor is not None:
-            self._reactor.stop()
+            self._reactor.stop(drain)
 
     def _start_services(self) -> bool:
         impls = self._impls("eventhub_start_services")

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, Factory
+    from eventhub.reactor.sharing import SharedSockets
 
 __all__ = ["Reactor"]
 
@@ -157,7 +158,9 @@ class Reactor(CoroutineMethods):
     #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
     linger_timeout: float = 2.0
 
-    def __init__(self, backend: str = "auto", *, max_threads: int = 10) -> None:
+    def __init__(
+        self, backend: str = "auto", *, max_threads: int = 10, shared_sockets: SharedSockets | None = None
+    ) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
         # select's shape: readable and writable lists, no (fd, events) pair built per descriptor.
@@ -179,12 +182,15 @@ class Reactor(CoroutineMethods):
         self._running = False
         self._stopping = False
         self._timed_out = False
+        self._drain = 0.0
         self._finished = False
         self.stopped_by_signal: int | None = None
         self._restore_signals: Callable[[], None] | None = None
         self._signal_handlers: dict[int, Callable[[], object]] = {}
         self._runner = Runner(self, self.backend)
         self._thread_results: set[ThreadResult[Any]] = set()
+        #: Where listening sockets come from in a worker of ``eventhub run --workers N``.
+        self.shared_sockets = shared_sockets
         self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
 
     def __repr__(self) -> str:
@@ -360,16 +366,21 @@ class Reactor(CoroutineMethods):
             self._running = False
             self.close()
 
-    def stop(self) -> None:
+    def stop(self, drain: float = 0.0) -> None:
         """Stop serving after the current pass; ``run()`` then shuts down and returns.
 
-        Call it from the reactor's thread (``call_from_thread(reactor.stop)``
-        from others). Calling it again while shutting down does nothing (code
-        that stops the reactor from ``connection_lost`` is common); a second
-        SIGINT/SIGTERM, though, aborts the connections still flushing.
+        ``drain``: after the listeners close, let the connections end by
+        themselves for up to that many seconds before asking the rest to flush
+        and close (a worker replaced by a rolling restart finishes what it
+        accepted). Call it from the reactor's thread
+        (``call_from_thread(reactor.stop)`` from others). Calling it again
+        while shutting down does nothing (code that stops the reactor from
+        ``connection_lost`` is common); a second SIGINT/SIGTERM, though, aborts
+        the connections still flushing.
         """
         if not self._running:
             raise UsageError("the reactor is not running")
+        self._drain = max(self._drain, drain)
         self._stopping = True
 
     def _run_once(self) -> None:
@@ -513,6 +524,8 @@ class Reactor(CoroutineMethods):
         for connector in list(self._connectors):
             connector.stop_connecting()
         self._fire("during", "shutdown")
+        if self._drain and self._connections:
+            self._let_connections_end(self._drain)
         for conn in list(self._connections):
             conn.lose_connection()
         self._timed_out = False
@@ -524,6 +537,14 @@ class Reactor(CoroutineMethods):
         timer.cancel()
         self._run_ready()
         self._fire("after", "shutdown")
+
+    def _let_connections_end(self, seconds: float) -> None:
+        log.info("draining %d connection(s) for up to %.1fs", len(self._connections), seconds)
+        ended: list[bool] = []
+        timer = self.call_later(seconds, ended.append, True)
+        while self._connections and not ended:
+            self._run_once()
+        timer.cancel()
 
     def _shutdown_pending(self) -> bool:
         return bool(self._connections or self._runner.tasks or self._thread_results or self._ready)

@@ -494,6 +494,31 @@ def _resolve_passive(interface: str, port: int) -> tuple[socket.AddressFamily, A
     return family, sockaddr
 
 
+def listening_socket(
+    family: int, sockaddr: tuple[Any, ...], backlog: int, *, reuse_port: bool = False
+) -> socket.socket:
+    """A TCP socket bound to ``sockaddr`` and listening (``OSError`` if it cannot be).
+
+    The one place listening sockets are made: by a ``Listener``, and by the
+    supervisor of ``eventhub run --workers N`` for the sockets its workers share
+    (``reuse_port``: one per worker slot, the kernel spreading connections).
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name == "posix":  # rebind at once after a restart (TIME_WAIT)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and sockaddr[0] == "::":
+            _take_ipv4_too(sock)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _take_ipv4_too(sock: socket.socket) -> None:
     """Make a socket bound to "::" (every interface) accept IPv4 connections as well.
 
@@ -594,14 +619,15 @@ class Listener:
             family, sockaddr = _resolve_passive(self._interface, self._port)
         except (OSError, UnicodeError) as exc:
             raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        shared = self._reactor.shared_sockets
         try:
-            if os.name == "posix":  # rebind at once after a restart (TIME_WAIT)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and sockaddr[0] == "::":
-                _take_ipv4_too(sock)
-            sock.bind(sockaddr)
-            sock.listen(self._backlog)
+            if shared is None:
+                sock = listening_socket(family, sockaddr, self._backlog)
+            else:  # a worker of `eventhub run --workers N`: the supervisor holds the socket
+                sock = shared.listening_socket(family, sockaddr, self._backlog)
+        except OSError as exc:
+            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        try:
             sock.setblocking(False)
             self._reactor.add_reader(sock.fileno(), self._on_readable)
         except (OSError, DescriptorLimitError) as exc:
