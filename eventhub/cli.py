@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from eventhub import __version__, config
+from eventhub._logging import queued_stdio
 from eventhub.errors import EventhubError
 from eventhub.hub import NO_AUTOLOAD_ENV, Hub
 
@@ -25,6 +26,15 @@ TRACE_ENV = "EVENTHUB_TRACE"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "command", None) != "run":
+        return _main(parser, args)
+    # A server's output is often a pipe whose reader may stall: under `run`, log
+    # lines and plugins' prints go through a queue and never block the loop.
+    with queued_stdio():
+        return _main(parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     _setup_logging(args.verbose - args.quiet)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
