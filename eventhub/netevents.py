@@ -30,8 +30,9 @@ Errors (the policy, in one place)
 
 An exception raised by a network hook is logged with the plugin's name, the
 hook and the peer (with its traceback the first time that plugin fails in that
-hook, then on one line each time, at DEBUG level, so that a data hook failing on
-every chunk cannot flood the log). Then:
+hook, then on one line at DEBUG level, at most once per interval, with the count
+of those held back: ``eventhub._logging.RateLimitedLog``, so that a data hook
+failing on every chunk cannot flood the log). Then:
 
 - ``eventhub_connection_made`` / ``_data`` / ``_lost``: the failure is the
   observer's, not the connection's. The other plugins are still called and the
@@ -39,7 +40,8 @@ every chunk cannot flood the log). Then:
   is still delivered to the service and echoed.
 - ``eventhub_connection_accept``: the connection is **refused** (fails closed).
   The hook is for access control, and a check that cannot decide must not let
-  in what it was there to keep out.
+  in what it was there to keep out. Each client can trigger a refusal, so
+  the lines saying so are rate-limited too.
 
 These failures are the log's business only: they do not count among the hub's
 failures, so they do not change the exit status of ``eventhub run``.
@@ -53,6 +55,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventhub import hookspecs
+from eventhub._logging import RateLimitedLog
 from eventhub.plugins import Impl
 from eventhub.protocol import Address, Factory, Protocol, Transport
 
@@ -86,7 +89,7 @@ def observe_factory(impls: Callable[[str], Sequence[Impl]], factory: Factory, se
 class NetworkHooks:
     """The network hook implementations of one service, snapshotted, with the error policy."""
 
-    __slots__ = ("_failed", "accept", "data", "lost", "made", "service")
+    __slots__ = ("_failed", "accept", "data", "lost", "made", "rate_limited", "service")
 
     def __init__(
         self,
@@ -102,6 +105,8 @@ class NetworkHooks:
         self.data = tuple(data)
         self.lost = tuple(lost)
         self._failed: set[tuple[str, str]] = set()
+        # Lines a client can trigger (once per connection or per chunk) go through here.
+        self.rate_limited = RateLimitedLog(log)
 
     @classmethod
     def from_impls(cls, impls: Callable[[str], Sequence[Impl]], service: str) -> NetworkHooks:
@@ -123,13 +128,23 @@ class NetworkHooks:
                 verdict = function(self.service, peer)
             except Exception as exc:
                 self.failed(plugin, ACCEPT, peer, exc)
-                log.warning(
-                    "%s: refused the connection from %s: plugin %r failed", self.service, peer, plugin
+                self.rate_limited.log(
+                    logging.WARNING,
+                    "%s: refused the connection from %s: plugin %r failed",
+                    self.service,
+                    peer,
+                    plugin,
                 )
                 return False
             if verdict is not None:
                 if not verdict:
-                    log.debug("%s: plugin %r refused the connection from %s", self.service, plugin, peer)
+                    self.rate_limited.log(
+                        logging.DEBUG,
+                        "%s: plugin %r refused the connection from %s",
+                        self.service,
+                        plugin,
+                        peer,
+                    )
                 return bool(verdict)
         return True
 
@@ -150,7 +165,16 @@ class NetworkHooks:
                 exc_info=exc,
             )
         else:
-            log.debug("plugin %r failed in %s (peer %s): %s: %s", plugin, hook, peer, type(exc).__name__, exc)
+            self.rate_limited.log(
+                logging.DEBUG,
+                "plugin %r failed in %s (peer %s): %s: %s",
+                plugin,
+                hook,
+                peer,
+                type(exc).__name__,
+                exc,
+                cause=key,
+            )
 
 
 def _positional(hook_name: str, impls: Sequence[Impl]) -> list[_Impl]:
