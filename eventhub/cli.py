@@ -8,14 +8,18 @@ interrupted before serving. Errors are one line on stderr, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from eventhub import __version__, config
 from eventhub._logging import queued_stdio
-from eventhub.errors import EventhubError
+from eventhub.errors import EventhubError, UserInterrupt
 from eventhub.hub import NO_AUTOLOAD_ENV, Hub
 
 log = logging.getLogger("eventhub.cli")
@@ -26,12 +30,40 @@ TRACE_ENV = "EVENTHUB_TRACE"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if getattr(args, "command", None) != "run":
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_ctrl_c_is_the_users())
+        if getattr(args, "command", None) == "run":
+            # A server's output is often a pipe whose reader may stall: under `run`, log
+            # lines and plugins' prints go through a queue and never block the loop.
+            stack.enter_context(queued_stdio())
         return _main(parser, args)
-    # A server's output is often a pipe whose reader may stall: under `run`, log
-    # lines and plugins' prints go through a queue and never block the loop.
-    with queued_stdio():
-        return _main(parser, args)
+
+
+@contextlib.contextmanager
+def _ctrl_c_is_the_users() -> Iterator[None]:
+    """Make Ctrl-C raise ``UserInterrupt``, which the hub tells from a plugin's ``KeyboardInterrupt``.
+
+    A plugin cannot end the process, so the hub reports a ``KeyboardInterrupt``
+    from plugin code as that plugin's failure; the user's Ctrl-C (while plugins
+    load, configure and start; serving, the reactor handles SIGINT itself) must
+    still stop it. Only in place of Python's default handler, on the main
+    thread: a SIGINT ignored by the parent (a background job) stays ignored.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise UserInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

@@ -37,3 +37,13 @@ class OrderingError(UsageError):
 
 class ServiceError(EventhubError):
     """A service could not start (a port in use, say): exit status 1, one line."""
+
+
+class UserInterrupt(KeyboardInterrupt):
+    """The user's Ctrl-C (SIGINT), raised by ``eventhub run``'s own handler before serving.
+
+    It stops the hub (exit status 130). A plain ``KeyboardInterrupt`` raised by
+    a plugin's code does not: a plugin cannot end the process, so that one is
+    reported as the plugin's failure (see ``eventhub.plugins.raised_by_plugin``).
+    While serving, the reactor handles SIGINT itself and nothing is raised.
+    """

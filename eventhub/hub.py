@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eventhub import plugins as _plugins
 from eventhub.chain import Chain, Failure, report_failure
@@ -19,7 +19,7 @@ from eventhub.discovery import PluginEntry, discover
 from eventhub.errors import EventhubError, OrderingError, PluginError, UsageError
 from eventhub.event import Event
 from eventhub.ordering import order
-from eventhub.plugins import Impl, PluginManager, PluginRecord, Status
+from eventhub.plugins import PLUGIN_FAULTS, Impl, PluginManager, PluginRecord, Status, is_user_interrupt
 
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
@@ -139,8 +139,10 @@ class Hub:
         except ImportError as error:
             missing = f" (missing module {error.name!r})" if error.name else ""
             return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
-        except Exception as error:
-            return self._fail(record, f"raised while loading {entry.value}: {type(error).__name__}: {error}")
+        except PLUGIN_FAULTS as error:
+            if is_user_interrupt(error):
+                raise
+            return self._fail(record, f"raised while loading {entry.value}: {_plugins.describe(error)}")
         try:
             self._register(obj, entry.name)
         except PluginError as error:
@@ -236,7 +238,9 @@ class Hub:
                 started = bool(_call_with(function, argnames, kwargs)) or started
             except EventhubError:
                 raise
-            except Exception as error:
+            except PLUGIN_FAULTS as error:
+                if is_user_interrupt(error):
+                    raise
                 self._hook_failed(plugin_name, "eventhub_start_services", error)
         return started
 
@@ -247,11 +251,14 @@ class Hub:
                 _call_with(function, argnames, kwargs)
             except EventhubError:
                 raise
-            except Exception as error:
+            except PLUGIN_FAULTS as error:
+                if is_user_interrupt(error):
+                    raise
                 self._hook_failed(plugin_name, hook_name, error)
 
-    def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
-        self.hook_failures.append(report_failure(plugin_name, hook_name, error))
+    def _hook_failed(self, plugin_name: str, hook_name: str, error: BaseException) -> None:
+        # A Failure holds an Exception; SystemExit and KeyboardInterrupt are reported the same way.
+        self.hook_failures.append(report_failure(plugin_name, hook_name, cast(Exception, error)))
 
     def _impls(self, hook_name: str) -> list[Impl]:
         """A hook's implementations in plugin order (``eventhub.ordering``), through the monitors.

@@ -56,7 +56,7 @@ from typing import Any
 
 from eventhub import hookspecs
 from eventhub._logging import RateLimitedLog
-from eventhub.plugins import Impl
+from eventhub.plugins import PLUGIN_FAULTS, Impl, describe, is_user_interrupt
 from eventhub.protocol import Address, Factory, Protocol, Transport
 
 __all__ = ["HOOK_NAMES", "NetworkHooks", "ObservedFactory", "ObservedProtocol", "observe_factory"]
@@ -126,7 +126,7 @@ class NetworkHooks:
         for plugin, function in self.accept:
             try:
                 verdict = function(self.service, peer)
-            except Exception as exc:
+            except PLUGIN_FAULTS as exc:
                 self.failed(plugin, ACCEPT, peer, exc)
                 self.rate_limited.log(
                     logging.WARNING,
@@ -148,31 +148,34 @@ class NetworkHooks:
                 return bool(verdict)
         return True
 
-    def failed(self, plugin: str, hook: str, peer: Address, exc: Exception) -> None:
-        """Log a hook's failure: in full the first time per (plugin, hook), then briefly."""
+    def failed(self, plugin: str, hook: str, peer: Address, exc: BaseException) -> None:
+        """Log a hook's failure: in full the first time per (plugin, hook), then briefly.
+
+        The user's Ctrl-C is raised again: it is not the plugin's failure.
+        """
+        if is_user_interrupt(exc):
+            raise exc
         key = (plugin, hook)
         if key not in self._failed:
             self._failed.add(key)
             log.error(
-                "plugin %r failed in %s (service %s, peer %s): %s: %s; "
+                "plugin %r failed in %s (service %s, peer %s): %s; "
                 "the connection goes on (later failures of this hook are logged at DEBUG)",
                 plugin,
                 hook,
                 self.service,
                 peer,
-                type(exc).__name__,
-                exc,
+                describe(exc),
                 exc_info=exc,
             )
         else:
             self.rate_limited.log(
                 logging.DEBUG,
-                "plugin %r failed in %s (peer %s): %s: %s",
+                "plugin %r failed in %s (peer %s): %s",
                 plugin,
                 hook,
                 peer,
-                type(exc).__name__,
-                exc,
+                describe(exc),
                 cause=key,
             )
 
@@ -242,7 +245,7 @@ class ObservedProtocol(Protocol):
         for plugin, function in hooks.made:
             try:
                 function(hooks.service, self.peer)
-            except Exception as exc:
+            except PLUGIN_FAULTS as exc:
                 hooks.failed(plugin, MADE, self.peer, exc)
         self.wrapped.connection_made(transport)
 
@@ -251,7 +254,7 @@ class ObservedProtocol(Protocol):
         for plugin, function in hooks.data:
             try:
                 function(hooks.service, self.peer, data)
-            except Exception as exc:
+            except PLUGIN_FAULTS as exc:
                 hooks.failed(plugin, DATA, self.peer, exc)
         self.wrapped.data_received(data)
 
@@ -272,5 +275,5 @@ class ObservedProtocol(Protocol):
             for plugin, function in hooks.lost:
                 try:
                     function(hooks.service, self.peer, reason)
-                except Exception as exc:
+                except PLUGIN_FAULTS as exc:
                     hooks.failed(plugin, LOST, self.peer, exc)

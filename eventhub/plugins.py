@@ -9,6 +9,7 @@ and does not undo the ones before a failure, so we undo them.
 from __future__ import annotations
 
 import inspect
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,7 +20,7 @@ import pluggy
 from eventhub import hookspecs
 from eventhub._markers import PROJECT_NAME
 from eventhub.chain import Call, Link
-from eventhub.errors import PluginError
+from eventhub.errors import PluginError, UserInterrupt
 from eventhub.event import Event, Handler
 from eventhub.ordering import Placement
 
@@ -29,6 +30,33 @@ EXECUTE = "eventhub_execute"
 
 # One hook implementation as the hub calls it: (plugin name, function, its argument names).
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+# What the hub catches from a plugin's code at every seam (import, constructor,
+# lifecycle and network hooks). A plugin cannot end the process: sys.exit() and
+# KeyboardInterrupt are its failures like any exception, reported naming it and
+# handled by the same policy; only the user's Ctrl-C goes on (is_user_interrupt).
+PLUGIN_FAULTS = (Exception, SystemExit, KeyboardInterrupt)
+
+
+def is_user_interrupt(error: BaseException) -> bool:
+    """True for a ``KeyboardInterrupt`` that is the user's Ctrl-C, which must go past a plugin seam.
+
+    ``eventhub run`` raises ``UserInterrupt`` from its own SIGINT handler (and
+    while serving, the reactor handles SIGINT without raising anything), so
+    there a plain ``KeyboardInterrupt`` is a plugin's. Under Python's default
+    handler the two cannot be told apart: it is taken as the user's.
+    """
+    if isinstance(error, UserInterrupt):
+        return True
+    if not isinstance(error, KeyboardInterrupt):
+        return False
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone when the message is empty (``KeyboardInterrupt``)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Status(str, Enum):
@@ -86,10 +114,10 @@ def instantiate(obj: object, name: str) -> object:
         _check_handler_class(obj, name)
         try:
             return obj()
-        except Exception as error:
-            raise PluginError(
-                f"plugin {name!r}: {obj.__qualname__}() raised {type(error).__name__}: {error}"
-            ) from error
+        except PLUGIN_FAULTS as error:
+            if is_user_interrupt(error):
+                raise
+            raise PluginError(f"plugin {name!r}: {obj.__qualname__}() raised {describe(error)}") from error
     if isinstance(obj, Handler):
         _check_handler_class(type(obj), name)
     return obj
@@ -110,9 +138,9 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
     try:
         pm.register(plugin, name)
         _check_hooks(pm, plugin, name)
-    except Exception as error:
+    except PLUGIN_FAULTS as error:
         unregister(pm, name)
-        if isinstance(error, PluginError):
+        if isinstance(error, PluginError) or is_user_interrupt(error):
             raise
         raise PluginError(f"plugin {name!r}: {_describe(error)}") from error
 
@@ -145,11 +173,11 @@ def unregister(pm: PluginManager, name: str) -> None:
             delattr(pm.hook, hook_name)
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     if isinstance(error, pluggy.PluginValidationError):
         # pluggy's message spans lines and repeats the plugin's repr; keep the gist.
         return "invalid hook implementation: " + " ".join(str(error).split())
-    return f"{type(error).__name__}: {error}"
+    return describe(error)
 
 
 def hooks_of(pm: PluginManager, name: str) -> list[str]:
