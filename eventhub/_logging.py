@@ -35,6 +35,7 @@ import io
 import logging
 import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -131,7 +132,7 @@ class QueuedWriter:
         self._broken = False  # the reader is gone for good (EPIPE, say)
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"eventhub {name} writer", daemon=True)
-        self._thread.start()
+        _start_without_signals(self._thread)
 
     def put(self, data: bytes) -> None:
         """Queue ``data``; drop it (counted) when the reader is that far behind."""
@@ -227,6 +228,23 @@ class QueuedWriter:
                 self.written += n
                 self._pending -= n
                 self._changed.notify_all()
+
+
+def _start_without_signals(thread: threading.Thread) -> None:
+    """Start ``thread`` with every signal blocked in it, so that the kernel delivers them to the others.
+
+    Python runs signal handlers in the main thread only. A SIGINT the kernel
+    hands to a writer thread sets a flag but interrupts nothing: a main thread
+    asleep in a plugin's ``time.sleep`` would not see Ctrl-C until it woke up.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        thread.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        thread.start()  # the new thread inherits the mask
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _QueuedSink(io.RawIOBase):

@@ -111,7 +111,10 @@ SLOW_STARTUP = """
     @eventhub.hookimpl
     def eventhub_startup():
         print("slow startup: waiting", file=sys.stderr, flush=True)
-        time.sleep(3600)
+        # Short sleeps: a SIGINT that lands between Python's last check for
+        # signals and the start of one long sleep is only seen when it ends.
+        for _ in range(72_000):
+            time.sleep(0.05)
 """
 
 IN_CONFIGURE = """
@@ -123,6 +126,24 @@ IN_CONFIGURE = """
         raise KeyboardInterrupt
 """
 
+RAISES_IN_CONFIGURE = """
+    import eventhub
+
+
+    @eventhub.hookimpl
+    def eventhub_configure():
+        raise RuntimeError("configure broke")
+"""
+
+CONFIG_ERROR_IN_CONFIGURE = """
+    import eventhub
+
+
+    @eventhub.hookimpl
+    def eventhub_configure():
+        raise eventhub.ConfigError("config-error.size", "must be at most 3, not 4")
+"""
+
 PLUGINS = {
     "at-import": ("at_import", AT_IMPORT),
     "interrupt-at-import": ("interrupt_at_import", INTERRUPT_AT_IMPORT),
@@ -132,6 +153,8 @@ PLUGINS = {
     "at-the-gate": ("at_the_gate", AT_THE_GATE),
     "slow-startup": ("slow_startup", SLOW_STARTUP),
     "in-configure": ("in_configure", IN_CONFIGURE),
+    "raises-in-configure": ("raises_in_configure", RAISES_IN_CONFIGURE),
+    "config-error": ("config_error", CONFIG_ERROR_IN_CONFIGURE),
 }
 
 
@@ -153,13 +176,13 @@ def _only(*names: str) -> tuple[str, str]:
 
 def _round_trip(server: EchoServer, payload: bytes = b"still serving\n") -> bytes:
     with server.connect() as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
         received = b""
         try:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
             while chunk := sock.recv(4096):
                 received += chunk
-        except ConnectionResetError:  # refused: the server closed with our data unread
+        except OSError:  # refused: the server closed first (a reset, or not connected any more)
             assert received == b""
     return received
 
