@@ -189,7 +189,12 @@ class Hub:
         return [*self.hook_failures, *self.chain.failures]
 
     def configure(self) -> None:
-        """Give each plugin its own settings table (once); a ``ConfigError`` propagates."""
+        """Give each plugin its own settings table (once).
+
+        A ``ConfigError`` (any ``EventhubError``) propagates; anything else a
+        plugin raises becomes a ``PluginError`` naming it: a plugin that cannot
+        take its settings stops the run before it starts.
+        """
         if self._configured:
             return
         self._configured = True
@@ -198,7 +203,14 @@ class Hub:
                 log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             kwargs = {"settings": self.config.plugin_settings(plugin_name), "hub": self}
-            _call_with(function, argnames, kwargs)
+            try:
+                _call_with(function, argnames, kwargs)
+            except EventhubError:
+                raise
+            except PLUGIN_FAULTS as error:
+                if is_user_interrupt(error):
+                    raise
+                raise _configure_failed(plugin_name, error) from error
 
     def run(self) -> None:
         """Configure, start up, dispatch ``Event("run")``, serve if a service started, shut down."""
@@ -312,6 +324,13 @@ class Hub:
         from eventhub.netevents import observe_factory
 
         return observe_factory(self._impls, factory, service)
+
+
+def _configure_failed(plugin: str, error: BaseException) -> PluginError:
+    """The one line for a plugin failing in ``eventhub_configure``; its traceback is logged at DEBUG."""
+    message = f"plugin {plugin!r} failed in eventhub_configure: {_plugins.describe(error)}"
+    log.debug("%s", message, exc_info=error)
+    return PluginError(message)
 
 
 def _check_backend(name: str) -> None:

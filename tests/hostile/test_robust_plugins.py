@@ -232,6 +232,32 @@ def test_the_users_ctrl_c_before_serving_still_stops_the_hub(venv: PluginVenv) -
     assert "failed" not in stderr, stderr
 
 
+def test_a_keyboard_interrupt_in_configure_is_the_plugins_failure(venv: PluginVenv) -> None:
+    result = venv.eventhub("run", *_only("in-configure"))
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines == ["eventhub: error: plugin 'in-configure' failed in eventhub_configure: KeyboardInterrupt"]
+
+
+def test_an_exception_in_configure_is_one_line_with_the_traceback_at_verbose(venv: PluginVenv) -> None:
+    result = venv.eventhub("run", *_only("raises-in-configure"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "eventhub: error: plugin 'raises-in-configure' failed in eventhub_configure: "
+        "RuntimeError: configure broke"
+    ]
+    verbose = venv.eventhub("run", "-v", *_only("raises-in-configure"))
+    assert verbose.returncode == 1, verbose.stderr
+    assert "Traceback" in verbose.stderr and 'raise RuntimeError("configure broke")' in verbose.stderr
+    assert verbose.stderr.splitlines()[-1] == result.stderr.splitlines()[-1]
+
+
+def test_a_config_error_in_configure_is_one_line_and_exit_status_2(venv: PluginVenv) -> None:
+    result = venv.eventhub("run", *_only("config-error"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["eventhub: error: config-error.size: must be at most 3, not 4"]
+
+
 # -- in process: the rule that tells the user's Ctrl-C from a plugin's ---------------
 
 
