@@ -9,6 +9,7 @@ Ctrl-C still stops it.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -211,6 +212,18 @@ def test_exits_and_interrupts_at_import_and_in_hooks_do_not_end_the_process(venv
     for pattern in expected:
         assert re.search(pattern, stderr, re.MULTILINE), f"{pattern}\n{stderr}"
     assert "received SIGTERM, shutting down" in stderr
+
+
+def test_eventhub_plugins_lists_them_as_failed(venv: PluginVenv) -> None:
+    result = venv.eventhub("plugins", "--json", "--only", "at-import,interrupt-at-import,in-constructor")
+    assert result.returncode == 0, result.stderr
+    reasons = {row["name"]: (row["status"], row["reason"]) for row in json.loads(result.stdout)}
+    assert reasons["at-import"] == ("failed", "raised while loading at_import: SystemExit: 3")
+    assert reasons["interrupt-at-import"] == (
+        "failed",
+        "raised while loading interrupt_at_import: KeyboardInterrupt",
+    )
+    assert reasons["in-constructor"] == ("failed", "Plugin() raised SystemExit: constructor says bye")
 
 
 def test_an_accept_hook_that_exits_refuses_the_connection_and_the_server_goes_on(venv: PluginVenv) -> None:
