@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chain, discovery, echo, goals, memory, plots, report, startup
+from benchmarks import bus, chain, discovery, echo, goals, memory, plots, report, startup
 from benchmarks._config import DEFAULT, QUICK, SCENARIOS, Config
 from benchmarks._machine import describe, load_average
 from benchmarks._proc import REPO_ROOT, raise_nofile
@@ -107,6 +107,7 @@ def run_scenarios(cfg: Config, only: list[str], progress: Progress) -> dict[str,
         runners: dict[str, Callable[[], dict[str, Any]]] = {
             "echo": lambda: echo.run(cfg, servers, progress),
             "chain": lambda: chain.run(cfg, progress),
+            "bus": lambda: bus.run(cfg, progress),
             "discovery": lambda: discovery.run(cfg, progress),
             "startup": lambda: startup.run(cfg, servers, progress),
             "memory": lambda: memory.run(cfg, servers, progress),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCENARIOS = ("echo", "chain", "discovery", "startup", "memory")
+SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory")
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class Config:
     chain_counts: tuple[int, ...]
     chain_rounds: int
     chain_sample_seconds: float
+    bus_counts: tuple[int, ...]
+    bus_rounds: int
+    bus_sample_seconds: float
     discovery_dists: tuple[int, ...]
     discovery_warm_runs: int
     startup_runs: int
@@ -35,6 +38,9 @@ DEFAULT = Config(
     chain_counts=(1, 10, 100),
     chain_rounds=25,
     chain_sample_seconds=0.01,
+    bus_counts=(1, 10, 100),
+    bus_rounds=25,
+    bus_sample_seconds=0.01,
     discovery_dists=(0, 2000),
     discovery_warm_runs=3,
     startup_runs=5,
@@ -51,6 +57,9 @@ QUICK = Config(
     chain_counts=(1, 3),
     chain_rounds=3,
     chain_sample_seconds=0.002,
+    bus_counts=(1, 3),
+    bus_rounds=3,
+    bus_sample_seconds=0.002,
     discovery_dists=(0, 10),
     discovery_warm_runs=1,
     startup_runs=1,

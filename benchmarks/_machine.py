@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks._proc import REPO_ROOT, cpus
 
-PACKAGES = ("eventhub", "pluggy", "twisted", "uvloop", "blinker", "matplotlib")
+PACKAGES = ("eventhub", "pluggy", "twisted", "uvloop", "blinker", "pyee", "matplotlib")
 
 
 def cpu_model() -> str:

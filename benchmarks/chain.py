@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 from benchmarks._config import Config
-from benchmarks._proc import pin_cpus, python_module, run_pinned
+from benchmarks._proc import pin_cpus, python_module
 from benchmarks._progress import Progress
-from benchmarks._stats import summarize
+from benchmarks._timing import run_worker
 
 BASELINE = "for-loop"
 
@@ -36,20 +34,11 @@ def _one(count: int, cfg: Config, cpu: int | None) -> dict[str, Any]:
         "--sample",
         str(cfg.chain_sample_seconds),
     )
-    result: dict[str, Any] = {"count": count, "summary": {}, "errors": {}}
-    try:
-        done = run_pinned(argv, cpu=cpu, timeout=300)
-    except subprocess.TimeoutExpired:
-        result["errors"]["worker"] = "timed out after 300 s"
-        return result
-    if done.returncode != 0:
-        result["errors"]["worker"] = done.stderr.strip()[-300:]
-        return result
-    raw = json.loads(done.stdout)
-    result["errors"] = raw["errors"]
-    result["ns_per_dispatch"] = raw["ns_per_dispatch"]
-    for name, samples in raw["ns_per_dispatch"].items():
-        s = summarize(samples)
-        if s is not None:
-            result["summary"][name] = s
-    return result
+    done = run_worker(argv, cpu)
+    return {
+        "count": count,
+        "summary": done["summary"],
+        "errors": done["errors"],
+        "skipped": done["skipped"],
+        "ns_per_dispatch": done["ns"],
+    }

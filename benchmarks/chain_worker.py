@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import timeit
 import types
 from collections.abc import Callable
 from typing import Any
 
 import pluggy
+
+from benchmarks._timing import Prepared, time_statements
 
 bench_hookspec = pluggy.HookspecMarker("eventhub_bench")
 bench_hookimpl = pluggy.HookimplMarker("eventhub_bench")
@@ -143,38 +144,14 @@ def verify(name: str, count: int) -> None:
 
 
 def measure(count: int, rounds: int, sample: float, only: list[str] | None) -> dict[str, Any]:
-    timers: dict[str, tuple[timeit.Timer, int]] = {}
-    errors: dict[str, str] = {}
     event = _event()
-    for name in only or IMPLEMENTATIONS:
-        try:
-            verify(name, count)
-            stmt, env = build(name, make_handlers(count, None))
-            timer = timeit.Timer(stmt, globals={**env, "event": event})
-            timers[name] = (timer, _calibrate(timer, sample))
-        except Exception as exc:  # recorded in the report, never a crash of the run
-            errors[name] = f"{type(exc).__name__}: {exc}"
-    samples: dict[str, list[float]] = {name: [] for name in timers}
-    names = list(timers)
-    for r in range(rounds):
-        shift = r % max(1, len(names))
-        for name in names[shift:] + names[:shift]:
-            timer, number = timers[name]
-            samples[name].append(timer.timeit(number) / number * 1e9)
-    return {
-        "count": count,
-        "ns_per_dispatch": samples,
-        "errors": errors,
-        "numbers": {name: timers[name][1] for name in timers},
-    }
 
+    def prepare(name: str) -> Prepared:
+        verify(name, count)
+        stmt, env = build(name, make_handlers(count, None))
+        return stmt, {**env, "event": event}
 
-def _calibrate(timer: timeit.Timer, sample: float) -> int:
-    number = 1
-    while True:
-        if timer.timeit(number) >= sample or number >= 1 << 24:
-            return number
-        number *= 2
+    return {"count": count, **time_statements(only or IMPLEMENTATIONS, prepare, rounds, sample)}
 
 
 def main(argv: list[str] | None = None) -> int:

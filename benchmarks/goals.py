@@ -1,10 +1,11 @@
-"""The goals of the core, reactor and echo issues, each as a ratio with PASS or MISS."""
+"""The goals of the core, reactor, echo and event bus issues, each as a ratio with PASS or MISS."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks import bus as bus_scenario
 from benchmarks._stats import median_of, ratio
 
 PASS, MISS, NO_DATA = "PASS", "MISS", "NO DATA"
@@ -155,6 +156,30 @@ def chain_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def bus_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event bus issue: delivery <= 1.2x a for-loop at every N; an emit nobody wants <= 0.3 us."""
+    bus = results.get("bus", {})
+    out = []
+    for entry in bus.get("counts", []):
+        s = entry["summary"]
+        eh, loop = median_of(s, bus_scenario.DISPATCH), median_of(s, bus_scenario.BASELINE)
+        out.append(
+            _goal(
+                f"bus, {_handlers(entry['count'])} on one name: hub.dispatch <= 1.2x a for-loop "
+                "over the same bound methods",
+                f"{_fmt(eh, 'ns', 0)} vs {_fmt(loop, 'ns', 0)}",
+                ratio(eh, loop),
+                1.2,
+            )
+        )
+    emits = bus.get("emits", {}).get("summary", {})
+    for subject in (bus_scenario.UNSUBSCRIBED, bus_scenario.UNSUBSCRIBED_PATTERN):
+        ns = median_of(emits, subject)
+        us = None if ns is None else ns / 1000
+        out.append(_goal(f"bus: {subject} <= 0.3 us", _fmt(ns, "ns", 0), us, 0.3, unit=" us"))
+    return out
+
+
 def discovery_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     d = results.get("discovery")
     if not d or len(d["dists"]) < 2:
@@ -200,6 +225,7 @@ def memory_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 ALL: tuple[Callable[[dict[str, Any]], list[dict[str, Any]]], ...] = (
     echo_goals,
     chain_goals,
+    bus_goals,
     discovery_goals,
     memory_goals,
 )
@@ -208,7 +234,7 @@ ALL: tuple[Callable[[dict[str, Any]], list[dict[str, Any]]], ...] = (
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every goal whose scenario ran; a goal without numbers says NO DATA, never PASS."""
     goals = []
-    for scenario, fn in zip(("echo", "chain", "discovery", "memory"), ALL, strict=True):
+    for scenario, fn in zip(("echo", "chain", "bus", "discovery", "memory"), ALL, strict=True):
         if scenario in results:
             goals.extend(fn(results))
     return goals

@@ -28,6 +28,7 @@ def draw_all(results: Mapping[str, Any], out: Path) -> list[str]:
     drawers: dict[str, Callable[[Mapping[str, Any], Path], None]] = {
         "echo": _echo,
         "chain": _chain,
+        "bus": _bus,
         "discovery": _discovery,
         "startup": _startup,
         "memory": _memory,
@@ -111,11 +112,11 @@ def _echo(echo: Mapping[str, Any], out: Path) -> None:
     _save(fig, out / "echo_throughput.png")
 
 
-def _chain(chain: Mapping[str, Any], out: Path) -> None:
+def _per_count(counts: Sequence[Mapping[str, Any]], title: str, path: Path) -> None:
+    """ns per delivery against the number of handlers, one line per subject, log-log."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    counts = chain["counts"]
     names: list[str] = []
     for entry in counts:
         names += [n for n in entry["summary"] if n not in names]
@@ -128,10 +129,28 @@ def _chain(chain: Mapping[str, Any], out: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("handlers")
     ax.set_ylabel("ns per dispatch (median, log)")
-    ax.set_title("Chain dispatch: lower is better")
+    ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    _save(fig, out / "chain.png")
+    _save(fig, path)
+
+
+def _chain(chain: Mapping[str, Any], out: Path) -> None:
+    _per_count(chain["counts"], "Chain dispatch: lower is better", out / "chain.png")
+
+
+def _bus(bus: Mapping[str, Any], out: Path) -> None:
+    _per_count(bus["counts"], "Event bus: one event to N handlers, lower is better", out / "bus.png")
+    emits = bus["emits"]["summary"]
+    _horizontal(
+        list(emits),
+        list(emits.values()),
+        "ns per call (median, min-max)",
+        "Event bus: emits nobody (or a pattern) wants; lower is better",
+        out / "bus_emit.png",
+        limit=300.0,
+        limit_unit=" ns (hub.emit, nobody subscribes)",
+    )
 
 
 def _discovery(d: Mapping[str, Any], out: Path) -> None:
@@ -164,6 +183,7 @@ def _horizontal(
     title: str,
     path: Path,
     limit: float | None = None,
+    limit_unit: str = "",
 ) -> None:
     import matplotlib.pyplot as plt
 
@@ -173,7 +193,7 @@ def _horizontal(
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     if limit is not None:
-        ax.axvline(limit, color="tab:red", linestyle="--", label=f"goal: {limit:g}")
+        ax.axvline(limit, color="tab:red", linestyle="--", label=f"goal: {limit:g}{limit_unit}")
         ax.legend(fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_title(title)

@@ -1,24 +1,42 @@
-"""eventhub: pip-installed plugins run as an execution chain, served by a select/poll/epoll reactor."""
+"""eventhub: pip-installed plugins handle named events, served by a select/poll/epoll reactor."""
 
 from __future__ import annotations
 
 from eventhub._markers import hookimpl, hookspec
-from eventhub.errors import ConfigError, EventhubError, PluginError, ServiceError, UsageError
-from eventhub.event import Event, Handler
+from eventhub.bus import DeliveryDropped, Subscription
+from eventhub.chain import Failure
+from eventhub.errors import (
+    Cancelled,
+    ConfigError,
+    EventhubError,
+    IncompleteReadError,
+    PatternError,
+    PluginError,
+    ServiceError,
+    UsageError,
+)
+from eventhub.event import Event, Handler, on
 from eventhub.hub import Hub
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cancelled",
     "ConfigError",
+    "DeliveryDropped",
     "Event",
     "EventhubError",
+    "Failure",
     "Handler",
     "Hub",
+    "IncompleteReadError",
+    "PatternError",
     "PluginError",
     "ServiceError",
+    "Subscription",
     "UsageError",
     "__version__",
     "hookimpl",
     "hookspec",
+    "on",
 ]

@@ -1,9 +1,10 @@
 """The execution chain: a compiled tuple of calls, the loop that runs it, the error policy.
 
 This module is the one owner of two things: how an event is passed along the
-handlers (``Chain.dispatch``) and what happens when one of them raises (the
-``on_error`` policy). Ordering is decided elsewhere (``eventhub.ordering``);
-the chain receives its links already in order.
+handlers of one event name (``Chain.dispatch``) and what happens when one of
+them raises (the ``on_error`` policy, and the bounded ``FailureLog``).
+Ordering is decided elsewhere (``eventhub.ordering``), routing by name in
+``eventhub.bus``; the chain receives its links already in order.
 
 Why not ``pm.hook.eventhub_execute(event=...)``: pluggy's caller builds keyword
 arguments, walks hook implementations and wrappers, and aborts at the first
@@ -18,10 +19,12 @@ are distinct objects) and resumes right after it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from eventhub.errors import PLUGIN_ERRORS
 from eventhub.event import Event
 
 log = logging.getLogger("eventhub.chain")
@@ -32,16 +35,22 @@ Call = Callable[[Event], object]
 ErrorPolicy = Literal["continue", "stop"]
 ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("continue", "stop")
 
-# Wraps one link's call for tracing or timing: (plugin name, call) -> call.
-Monitor = Callable[[str, Call], Call]
+# Wraps one call the hub makes to a plugin, for tracing or timing:
+# (plugin name, hook or handler name, function) -> function.
+Monitor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """One handler in the chain: the plugin's name and what to call with the event."""
+    """One handler in the chain: the plugin's name, what to call with the event, and what it is.
+
+    ``what`` names the handler in reports: the hook (``eventhub_execute``) or
+    the function subscribed with ``@eventhub.on``.
+    """
 
     plugin: str
     call: Call
+    what: str = EXECUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +59,11 @@ class Failure:
 
     plugin: str
     hook: str
-    error: Exception
+    error: BaseException
     event: Event | None = None
 
 
-def report_failure(plugin: str, hook: str, error: Exception, event: Event | None = None) -> Failure:
+def report_failure(plugin: str, hook: str, error: BaseException, event: Event | None = None) -> Failure:
     """Log a plugin's failure with its traceback, the one way the hub does (chain and lifecycle)."""
     on = f" on event {event.name!r}" if event is not None else ""
     log.error(
@@ -66,18 +75,57 @@ def report_failure(plugin: str, hook: str, error: Exception, event: Event | None
 NO_FAILURES: tuple[Failure, ...] = ()
 
 
+class FailureLog:
+    """The failures of handlers: a count per plugin and the last ``keep`` of them, no more.
+
+    A handler failing on every event must not grow memory without bound (each
+    failure holds a traceback and its frames): older failures are forgotten,
+    their counts are not. Iterating gives the kept ones, oldest first.
+    """
+
+    __slots__ = ("counts", "recent", "total")
+
+    def __init__(self, keep: int = 100) -> None:
+        self.recent: deque[Failure] = deque(maxlen=keep)
+        self.counts: Counter[str] = Counter()
+        self.total = 0
+
+    def add(self, failure: Failure) -> Failure:
+        self.recent.append(failure)
+        self.counts[failure.plugin] += 1
+        self.total += 1
+        return failure
+
+    def __iter__(self) -> Iterator[Failure]:
+        return iter(self.recent)
+
+    def __len__(self) -> int:
+        return len(self.recent)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list | tuple):
+            return list(self.recent) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<FailureLog total={self.total} by plugin={dict(self.counts)}>"
+
+
 class Chain:
     """The ordered handlers of ``eventhub_execute`` and the policy for their errors."""
 
-    __slots__ = ("_compiled", "_links", "_monitors", "_stop_on_error", "failures")
+    __slots__ = ("_links", "_monitors", "_stop_on_error", "compiled", "failures")
 
-    def __init__(self, on_error: ErrorPolicy = "continue") -> None:
+    def __init__(self, on_error: ErrorPolicy = "continue", failures: FailureLog | None = None) -> None:
         self._links: tuple[Link, ...] = ()
-        # The calls to make and the links they came from, swapped together.
-        self._compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
+        # The calls to make and the links they came from, swapped together (the bus
+        # runs the loop over them itself, then hands a failure to ``recover``).
+        self.compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
         self._monitors: list[Monitor] = []
         self._stop_on_error = False
-        self.failures: list[Failure] = []
+        self.failures = failures if failures is not None else FailureLog()
         self.set_policy(on_error)
 
     @property
@@ -115,48 +163,66 @@ class Chain:
         for link in self._links:
             call = link.call
             for monitor in self._monitors:
-                call = monitor(link.plugin, call)
+                call = monitor(link.plugin, link.what, call)
             if call in calls:
                 call = _distinct(call)  # recovery finds a failed call by its position: keep them apart
             calls.append(call)
-        self._compiled = (tuple(calls), self._links)
+        self.compiled = (tuple(calls), self._links)
+
+    def __bool__(self) -> bool:
+        return bool(self._links)
 
     def dispatch(self, event: Event) -> tuple[Failure, ...]:
-        """Run every handler on ``event``, in order; return the failures (usually none)."""
-        calls, links = self._compiled
+        """Run every handler on ``event``, in order; return the failures (usually none).
+
+        What a plugin raises, ``SystemExit`` and ``KeyboardInterrupt`` included
+        (``PLUGIN_ERRORS``), is its failure: reported, and the policy decides.
+        """
+        calls, links = self.compiled
         try:
             for call in calls:
                 call(event)
-        except Exception as error:
+        except PLUGIN_ERRORS as error:
             failed = error
         else:
             return NO_FAILURES
         # Outside the except block, so later failures' tracebacks do not chain onto this one.
-        return self._recover(calls, links, call, event, failed)
+        return self.recover(calls, links, call, event, failed)
 
-    def _recover(
+    def dispatch_collect(self, event: Event, results: list[object]) -> tuple[Failure, ...]:
+        """``dispatch``, also appending what each handler returned to ``results`` (for ``publish``)."""
+        calls, links = self.compiled
+        failures: list[Failure] = []
+        for index, call in enumerate(calls):
+            try:
+                results.append(call(event))
+            except PLUGIN_ERRORS as error:
+                failures.append(self._record(links[index], event, error))
+                if self._stop_on_error:
+                    break
+        return tuple(failures)
+
+    def recover(
         self,
         calls: tuple[Call, ...],
         links: tuple[Link, ...],
         failed_call: Call,
         event: Event,
-        error: Exception,
+        error: BaseException,
     ) -> tuple[Failure, ...]:
         """The error policy: log the failure, then go on with the rest or stop."""
         failed = calls.index(failed_call)  # the calls are distinct (see _compile)
-        failures = [self._record(links[failed].plugin, event, error)]
+        failures = [self._record(links[failed], event, error)]
         if not self._stop_on_error:
             for index in range(failed + 1, len(calls)):
                 try:
                     calls[index](event)
-                except Exception as later_error:
-                    failures.append(self._record(links[index].plugin, event, later_error))
+                except PLUGIN_ERRORS as later_error:
+                    failures.append(self._record(links[index], event, later_error))
         return tuple(failures)
 
-    def _record(self, plugin: str, event: Event, error: Exception) -> Failure:
-        failure = report_failure(plugin, EXECUTE, error, event)
-        self.failures.append(failure)
-        return failure
+    def _record(self, link: Link, event: Event, error: BaseException) -> Failure:
+        return self.failures.add(report_failure(link.plugin, link.what, error, event))
 
 
 def _distinct(call: Call) -> Call:

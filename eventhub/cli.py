@@ -41,13 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _ctrl_c_is_the_users() -> Iterator[None]:
-    """Make Ctrl-C raise ``UserInterrupt``, which the hub tells from a plugin's ``KeyboardInterrupt``.
+    """Make Ctrl-C raise ``UserInterrupt``, which no plugin seam takes for a plugin's failure.
 
     A plugin cannot end the process, so the hub reports a ``KeyboardInterrupt``
     from plugin code as that plugin's failure; the user's Ctrl-C (while plugins
-    load, configure and start; serving, the reactor handles SIGINT itself) must
-    still stop it. Only in place of Python's default handler, on the main
-    thread: a SIGINT ignored by the parent (a background job) stays ignored.
+    load, configure, start and run the chain; serving, the reactor handles
+    SIGINT itself) must still stop it. Only in place of Python's default
+    handler, on the main thread: a SIGINT ignored by the parent (a background
+    job) stays ignored.
     """
     if (
         threading.current_thread() is not threading.main_thread()
@@ -77,7 +78,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except EventhubError as error:
         print(f"eventhub: error: {error}", file=sys.stderr)
         return error.exit_status
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, UserInterrupt):
         print("eventhub: interrupted", file=sys.stderr)
         return 130
 
@@ -148,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common, loading],
         help="list the installed plugins",
         description="List the plugins of the entry-point group eventhub.plugins: name, distribution, "
-        "version, hooks implemented, and status (loaded, disabled, or failed with the reason).",
+        "version, hooks implemented, event patterns subscribed to ('>' is every event), and status "
+        "(loaded, disabled, or failed with the reason).",
     )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     plugins.set_defaults(handler=_plugins)
@@ -212,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     _raise_open_files_limit()
     hub.run()
-    return 1 if hub.failures else 0
+    return 1 if hub.failure_count else 0
 
 
 def _raise_open_files_limit() -> None:
@@ -241,14 +243,15 @@ def _plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([record.as_dict() for record in records], indent=2))
         return 0
-    rows = [("NAME", "DISTRIBUTION", "VERSION", "HOOKS", "STATUS")]
+    rows = [("NAME", "DISTRIBUTION", "VERSION", "HOOKS", "EVENTS", "STATUS")]
     for record in records:
         hooks = ", ".join(hook.removeprefix("eventhub_") for hook in record.hooks) or "-"
+        events = ", ".join(record.events) or "-"
         status = record.status.value + (f": {record.reason}" if record.reason else "")
-        rows.append((record.name, record.dist or "-", record.version or "-", hooks, status))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((record.name, record.dist or "-", record.version or "-", hooks, events, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
     if len(rows) == 1:
         print("(no plugins installed in the entry-point group eventhub.plugins)")
     return 0

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from eventhub.errors import ConfigError, UsageError
+from eventhub.schedule import Schedule
+from eventhub.schedule import check as check_schedules
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,6 +62,10 @@ class CoreSettings:
     disable: tuple[str, ...] = ()
     on_error: Literal["continue", "stop"] = "continue"
     backend: str = "auto"
+    schedule: tuple[Schedule, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_schedules(self.schedule)
 
 
 class Settings(Mapping[str, Any]):
@@ -280,6 +286,12 @@ def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, sourc
         if raw is not None and not isinstance(value, str) and _takes_text(hints[key]):
             value = raw  # --set name=42 for a string field means the text "42"
         values[key] = _check(value, hints[key], f"{section}.{key}")
+    for required in dataclasses.fields(cls):
+        no_default = (
+            required.default is dataclasses.MISSING and required.default_factory is dataclasses.MISSING
+        )
+        if required.init and no_default and required.name not in values:
+            raise ConfigError(f"{section}.{required.name}", "is required")
     return cls(**values)
 
 
@@ -296,7 +308,8 @@ def check_range(key: str, value: float, low: float, high: float | None = None) -
 
 def _file_table(section: str) -> str:
     """The table's name in the config file: ``eventhub``, or ``plugins.NAME``."""
-    return section if section == CORE_SECTION or section.startswith("plugins.") else f"plugins.{section}"
+    inside = section == CORE_SECTION or section.startswith((f"{CORE_SECTION}.", "plugins."))
+    return section if inside else f"plugins.{section}"
 
 
 def _takes_text(annotation: Any) -> bool:
@@ -317,12 +330,21 @@ def _check(value: Any, annotation: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check(value, inner, key)
+        inner = [a for a in args if a is not type(None)]
+        for candidate in inner[:-1]:
+            try:
+                return _check(value, candidate, key)
+            except ConfigError:
+                pass
+        return _check(value, inner[-1], key)
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(key, f"must be a list, not {_type_name(value)}")
         return tuple(_check(item, args[0], f"{key}[{i}]") for i, item in enumerate(value))
+    if annotation is Any:
+        return value
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return read_settings(annotation, _table(value, key), key)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation in (str, int, float, bool):

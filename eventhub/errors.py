@@ -39,11 +39,42 @@ class ServiceError(EventhubError):
     """A service could not start (a port in use, say): exit status 1, one line."""
 
 
-class UserInterrupt(KeyboardInterrupt):
-    """The user's Ctrl-C (SIGINT), raised by ``eventhub run``'s own handler before serving.
+class PatternError(UsageError, ValueError):
+    """An event name or subscription pattern is malformed; the message says which and why."""
 
-    It stops the hub (exit status 130). A plain ``KeyboardInterrupt`` raised by
-    a plugin's code does not: a plugin cannot end the process, so that one is
-    reported as the plugin's failure (see ``eventhub.plugins.raised_by_plugin``).
-    While serving, the reactor handles SIGINT itself and nothing is raised.
+
+class Cancelled(BaseException):
+    """Raised inside a task at the ``await`` where it was cancelled (``Task.cancel``, shutdown).
+
+    A ``BaseException``, as ``asyncio.CancelledError`` is since 3.8, so that an
+    ``except Exception`` in the task does not swallow it; ``finally`` blocks run.
+    """
+
+
+class IncompleteReadError(EOFError):
+    """``Stream.readexactly(n)`` met EOF first; ``partial`` holds the bytes read before it."""
+
+    def __init__(self, partial: bytes, expected: int) -> None:
+        super().__init__(f"{len(partial)} bytes read of {expected} expected before EOF")
+        self.partial = partial
+        self.expected = expected
+
+
+# What a plugin's code may raise that the hub catches, reports and survives:
+# SystemExit and KeyboardInterrupt included, since a plugin may not end the
+# process (only the user's signals stop a hub).
+PLUGIN_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+
+
+class UserInterrupt(BaseException):
+    """The user's Ctrl-C (SIGINT), raised by the ``eventhub`` command's own handler before serving.
+
+    It stops the hub (exit status 130). A ``KeyboardInterrupt`` raised by a
+    plugin's code does not: a plugin cannot end the process, so that one is
+    the plugin's failure (``PLUGIN_ERRORS``). Not a ``KeyboardInterrupt``, so
+    that no seam catching ``PLUGIN_ERRORS`` can take the user's Ctrl-C for a
+    plugin's (the chain, the bus, the hooks), as ``Cancelled`` is not an
+    ``Exception``. While serving, the reactor handles SIGINT itself and raises
+    nothing. Where Python's default handler is in place (a ``Hub`` run by
+    hand), see ``eventhub.plugins.is_user_interrupt``.
     """

@@ -9,10 +9,17 @@ Lifecycle of ``eventhub run`` (and ``Hub.run()``), in order::
 
     eventhub_configure      once per plugin, with that plugin's own settings
     eventhub_startup        once
-    eventhub_execute        the execution chain, for Event("run")
+    event "run"             delivered to the handlers subscribed to it
     eventhub_start_services once; network plugins listen on hub.reactor here
-    ... the reactor serves until SIGINT/SIGTERM (only if a service started) ...
+    event "eventhub.started" once everything listens (only when serving)
+    ... the reactor serves until SIGINT/SIGTERM: events flow (emit/subscribe) ...
+    event "eventhub.stopping" as the hub begins to stop (only when serving)
     eventhub_shutdown       once, also after a failure
+
+Events are not hooks: handlers subscribe to event names by pattern
+(``Handler.events``, ``@eventhub.on``, ``Hub.subscribe``; see ``eventhub.bus``).
+``eventhub_execute`` is the hook a ``Handler`` or a module implements to
+receive every event.
 
 The network hooks (``eventhub_connection_*``) are called by services built with
 ``Hub.observe_factory``, for every connection they serve. When no plugin
@@ -52,13 +59,15 @@ def eventhub_startup(hub: Hub) -> None:
 
 @hookspec
 def eventhub_execute(event: Event) -> None:
-    """The execution chain: called for every event the hub dispatches.
+    """An event handler: called for every event the hub delivers (pattern ``>``).
 
     Implementations run in the chain's order (see ``eventhub.ordering``). The
     return value is ignored. An exception is logged with the plugin's name and
     handled by the ``on_error`` policy: ``continue`` (the default) runs the rest
     of the chain, ``stop`` ends it. A ``Handler`` subclass implements this hook
-    through its ``execute(event)`` method.
+    through its ``execute(event)`` method, and receives only the events its
+    ``events`` patterns name (every event when it declares none); functions
+    marked ``@eventhub.on(pattern, ...)`` receive the events they name.
     """
 
 

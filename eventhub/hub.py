@@ -1,25 +1,30 @@
-"""The Hub: owns the plugin manager, the chain and the reactor, and runs their lifecycle.
+"""The Hub: owns the plugin manager, the event bus and the reactor, and runs their lifecycle.
 
 ``Hub()`` loads nothing; ``Hub(autoload=True)`` loads the entry points of group
 ``eventhub.plugins``. ``register`` adds one plugin by hand (the seed's
-``event_list.append``), ``dispatch`` runs the chain for one event, ``run`` is the
-whole lifecycle described in ``eventhub.hookspecs``.
+``event_list.append``); ``emit``/``dispatch``/``subscribe``/``publish`` are the
+event bus (``eventhub.bus``); ``run`` is the whole lifecycle described in
+``eventhub.hookspecs``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+import signal
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from eventhub import plugins as _plugins
-from eventhub.chain import Chain, Failure, report_failure
+from eventhub.bus import Bus, Subscription
+from eventhub.chain import Failure, Monitor, report_failure
 from eventhub.config import Config, env_flag, env_list
 from eventhub.discovery import PluginEntry, discover
-from eventhub.errors import EventhubError, OrderingError, PluginError, UsageError
-from eventhub.event import Event
+from eventhub.errors import PLUGIN_ERRORS, EventhubError, OrderingError, PluginError, UsageError
+from eventhub.event import DropPolicy, Event, HandlerOptions
 from eventhub.ordering import order
-from eventhub.plugins import PLUGIN_FAULTS, Impl, PluginManager, PluginRecord, Status, is_user_interrupt
+from eventhub.plugins import Impl, PluginManager, PluginRecord, Status, is_user_interrupt
+from eventhub.reactor.tasks import Future
 
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
@@ -27,22 +32,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("eventhub.hub")
 
-# Wraps one hook implementation: (plugin name, hook name, function) -> function.
-HookMonitor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
+# Wraps one call the hub makes to a plugin: (plugin name, hook name, function) -> function.
+HookMonitor = Monitor
+
+#: Emitted by ``run()`` once the services listen, as it begins to stop, and on SIGHUP.
+STARTED, STOPPING, RELOAD = "eventhub.started", "eventhub.stopping", "eventhub.reload"
 
 DISABLE_ENV = "EVENTHUB_DISABLE_PLUGINS"
 NO_AUTOLOAD_ENV = "EVENTHUB_DISABLE_AUTOLOAD"
 
 
 class Hub:
-    """The framework object: register plugins, dispatch events, run.
+    """The framework object: register plugins, emit and subscribe to events, run.
 
-    ``dispatch(event)`` runs the chain's handlers in order and returns the
-    failures (an empty tuple when every handler succeeded). It is the chain's
-    own method, bound here, so that dispatching costs no extra call.
+    ``emit(name, payload=None, source=None)`` emits event ``name`` from
+    anywhere (the loop, another thread, a signal handler) and returns at once;
+    on the reactor's thread, outside a delivery, the plain handlers have run
+    when it returns. ``source`` names the emitting plugin; an invalid name
+    raises ``PatternError``. ``dispatch(event)`` does the same for an ``Event``
+    built by hand and returns the plain handlers' failures (an empty tuple when
+    every one succeeded). See ``eventhub.bus`` for the guarantees. Both are
+    the bus's own methods, bound here, so that emitting costs no extra call.
     """
 
     dispatch: Callable[[Event], tuple[Failure, ...]]
+    emit: Callable[..., None]
 
     def __init__(
         self,
@@ -55,8 +69,9 @@ class Hub:
     ) -> None:
         self.config = config if config is not None else Config()
         self.pm = PluginManager()
-        self.chain = Chain(self.config.core.on_error)
-        self.dispatch = self.chain.dispatch
+        self.bus = Bus(lambda: self.reactor, self.config.core.on_error)
+        self.dispatch = self.bus.dispatch
+        self.emit = self.bus.emit
         self.records: dict[str, PluginRecord] = {}
         self.hook_failures: list[Failure] = []
         self._order: list[str] = []
@@ -82,15 +97,33 @@ class Hub:
         try:
             self._rebuild()
         except OrderingError as error:
-            _plugins.unregister(self.pm, plugin_name)
+            self._unregister(plugin_name)
             self._rebuild()
             raise PluginError(f"plugin {plugin_name!r}: {error}") from error
-        self.records[plugin_name] = PluginRecord(plugin_name, hooks=_plugins.hooks_of(self.pm, plugin_name))
+        record = PluginRecord(plugin_name)
+        self._describe(record)
+        self.records[plugin_name] = record
         return plugin_name
 
     def _register(self, obj: object, name: str) -> None:
         plugin = _plugins.instantiate(obj, name)
         _plugins.register(self.pm, plugin, name)
+        try:
+            for what, function, options in _plugins.handlers_of(self.pm, name):
+                self.bus.add(name, what, function, options)
+        except UsageError as error:
+            self._unregister(name)
+            raise PluginError(f"plugin {name!r}: {error}") from None
+
+    def _unregister(self, name: str) -> None:
+        self.bus.remove_plugin(name)
+        _plugins.unregister(self.pm, name)
+
+    def _describe(self, record: PluginRecord) -> None:
+        record.hooks = _plugins.hooks_of(self.pm, record.name)
+        record.events = sorted(
+            {p for s in self.bus.subscriptions_of(record.name) for p in s.options.patterns}
+        )
 
     def load_entry_points(self, disable: Collection[str] = (), only: Collection[str] | None = None) -> None:
         """Load the plugins of group ``eventhub.plugins``; a broken one is reported, not fatal.
@@ -129,7 +162,7 @@ class Hub:
                 return self._rebuild()
             except OrderingError as error:
                 for name in error.cycle:
-                    _plugins.unregister(self.pm, name)
+                    self._unregister(name)
                     record = self.records.get(name) or PluginRecord(name)
                     self._fail(record, str(error))
 
@@ -139,7 +172,7 @@ class Hub:
         except ImportError as error:
             missing = f" (missing module {error.name!r})" if error.name else ""
             return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
-        except PLUGIN_FAULTS as error:
+        except PLUGIN_ERRORS as error:
             if is_user_interrupt(error):
                 raise
             return self._fail(record, f"raised while loading {entry.value}: {_plugins.describe(error)}")
@@ -147,7 +180,7 @@ class Hub:
             self._register(obj, entry.name)
         except PluginError as error:
             return self._fail(record, str(error).removeprefix(f"plugin {entry.name!r}: "))
-        record.hooks = _plugins.hooks_of(self.pm, entry.name)
+        self._describe(record)
         self.records[entry.name] = record
 
     def _fail(self, record: PluginRecord, reason: str) -> None:
@@ -170,7 +203,7 @@ class Hub:
         names = [name for name, _ in self.pm.list_name_plugin()]
         placements = {name: _plugins.placement(self.pm, name) for name in names}
         self._order = order(placements, self.config.core.order)
-        self.chain.set_links(_plugins.execute_links(self.pm, self._order))
+        self.bus.set_order(self._order)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -180,13 +213,59 @@ class Hub:
         if self._reactor is None:
             from eventhub.reactor import Reactor
 
-            self._reactor = Reactor(backend=self._backend)
+            reactor = Reactor(backend=self._backend)
+            # While it runs, emits from other threads are handed to its thread.
+            reactor.add_system_event_trigger("before", "startup", self._bind_thread)
+            reactor.add_system_event_trigger("after", "shutdown", self.bus.bind_thread, None)
+            self._reactor = reactor
         return self._reactor
+
+    def _bind_thread(self) -> None:
+        self.bus.bind_thread(threading.get_ident())
 
     @property
     def failures(self) -> list[Failure]:
-        """Every handler and hook failure so far (``eventhub run`` exits 1 when there is one)."""
-        return [*self.hook_failures, *self.chain.failures]
+        """The hook failures and the most recent handler failures (``failure_count`` counts them all)."""
+        return [*self.hook_failures, *self.bus.failures]
+
+    @property
+    def failure_count(self) -> int:
+        """How many hook and handler failures there were (``eventhub run`` exits 1 when any)."""
+        return len(self.hook_failures) + self.bus.failures.total
+
+    # -- events ----------------------------------------------------------------
+
+    async def publish(
+        self, name: str, payload: Any = None, *, source: str | None = None
+    ) -> tuple[Failure, ...]:
+        """Emit, then wait until every handler (plain, async, blocking) is done; returns the failures."""
+        return await self.bus.publish(name, payload, source)
+
+    def subscribe(
+        self,
+        patterns: str | Sequence[str],
+        callback: Callable[[Event], Any],
+        *,
+        blocking: bool = False,
+        max_concurrency: int = 100,
+        max_pending: int = 1000,
+        drop: DropPolicy = "drop-oldest",
+    ) -> Subscription:
+        """Call ``callback(event)`` for every event matching ``patterns``; ``.cancel()`` the result to stop.
+
+        ``callback`` may be ``async def`` (a task per delivery) or plain with
+        ``blocking=True`` (the thread pool). Subscribers run after the plugins'
+        handlers of the same event, in the order they subscribed. A bad pattern
+        or option raises ``UsageError`` naming it.
+        """
+        names = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+        options = HandlerOptions(names, blocking, max_concurrency, max_pending, drop)
+        what = getattr(callback, "__qualname__", None) or repr(callback)
+        return self.bus.add(None, what, callback, options)
+
+    def wants(self, name: str) -> bool:
+        """True when some handler subscribes to ``name``: emitters may skip building a payload."""
+        return self.bus.wants(name)
 
     def configure(self) -> None:
         """Give each plugin its own settings table (once).
@@ -207,22 +286,58 @@ class Hub:
                 _call_with(function, argnames, kwargs)
             except EventhubError:
                 raise
-            except PLUGIN_FAULTS as error:
+            except PLUGIN_ERRORS as error:
                 if is_user_interrupt(error):
                     raise
                 raise _configure_failed(plugin_name, error) from error
 
     def run(self) -> None:
-        """Configure, start up, dispatch ``Event("run")``, serve if a service started, shut down."""
+        """Configure, start up, dispatch ``Event("run")``, serve if a service started, shut down.
+
+        Serving (until SIGINT/SIGTERM, or ``stop()``) happens when a plugin
+        started a service or the configuration schedules events; then
+        ``eventhub.started`` is emitted once everything listens,
+        ``eventhub.stopping`` as the hub begins to stop, and ``eventhub.reload``
+        on SIGHUP. Otherwise ``run()`` returns after the ``run`` event, once the
+        tasks it started (async handlers) are done.
+        """
         self.configure()
         self._call_each("eventhub_startup", {"hub": self})
         try:
             self.dispatch(Event("run"))
-            if self._start_services():
-                self.reactor.run()
+            serving = self._start_services()
+            serving = self._start_schedules() or serving
+            if serving:
+                self._serve()
+            elif self._reactor is not None and (self._reactor.tasks or self._reactor.thread_results):
+                self._reactor.spawn(self._stop_when_idle(), name="eventhub: wait for tasks")
+                self._reactor.run()
         finally:
             self._call_each("eventhub_shutdown", {"hub": self})
             self.close()  # a reactor runs once: the next run() gets a new one
+
+    def _serve(self) -> None:
+        reactor = self.reactor
+        if hasattr(signal, "SIGHUP"):
+            reactor.add_signal_handler(signal.SIGHUP, lambda: self.emit(RELOAD))
+        reactor.add_system_event_trigger("before", "shutdown", self.emit, STOPPING)
+        reactor.call_soon(self.emit, STARTED)
+        reactor.run()
+
+    async def _stop_when_idle(self) -> None:
+        reactor = self.reactor
+        current = reactor.current_task()
+        # Async handlers' tasks and blocking handlers' threads, and whatever they start in turn.
+        while others := [*(t for t in reactor.tasks if t is not current), *reactor.thread_results]:
+            for future in others:
+                await _finished(future)
+        reactor.stop()
+
+    def _start_schedules(self) -> bool:
+        from eventhub.schedule import start
+
+        schedules = self.config.core.schedule
+        return start(schedules, self.reactor, self.emit) if schedules else False
 
     def close(self) -> None:
         """Release the reactor if one was created and is not running (``run()`` does this itself)."""
@@ -250,7 +365,7 @@ class Hub:
                 started = bool(_call_with(function, argnames, kwargs)) or started
             except EventhubError:
                 raise
-            except PLUGIN_FAULTS as error:
+            except PLUGIN_ERRORS as error:
                 if is_user_interrupt(error):
                     raise
                 self._hook_failed(plugin_name, "eventhub_start_services", error)
@@ -263,14 +378,13 @@ class Hub:
                 _call_with(function, argnames, kwargs)
             except EventhubError:
                 raise
-            except PLUGIN_FAULTS as error:
+            except PLUGIN_ERRORS as error:
                 if is_user_interrupt(error):
                     raise
                 self._hook_failed(plugin_name, hook_name, error)
 
     def _hook_failed(self, plugin_name: str, hook_name: str, error: BaseException) -> None:
-        # A Failure holds an Exception; SystemExit and KeyboardInterrupt are reported the same way.
-        self.hook_failures.append(report_failure(plugin_name, hook_name, cast(Exception, error)))
+        self.hook_failures.append(report_failure(plugin_name, hook_name, error))
 
     def _impls(self, hook_name: str) -> list[Impl]:
         """A hook's implementations in plugin order (``eventhub.ordering``), through the monitors.
@@ -298,18 +412,18 @@ class Hub:
     def add_monitor(self, monitor: HookMonitor) -> Callable[[], None]:
         """Wrap every call the hub makes to a plugin; returns a function that undoes it.
 
-        The one seam for tracing and timing: the chain's handlers (hook
-        ``eventhub_execute``, called with the event), the lifecycle hooks and
-        the network hooks of services built after this call (each called with
-        the arguments its implementation takes, by position) all pass through
-        ``monitor``. Handlers know nothing of it.
+        The one seam for tracing and timing: event handlers (``eventhub_execute``
+        or the ``@on`` function's name, called with the event), the lifecycle
+        hooks and the network hooks of services built after this call (each
+        called with the arguments its implementation takes, by position) all
+        pass through ``monitor``. Handlers know nothing of it.
         """
         self._monitors.append(monitor)
-        undo_chain = self.chain.add_monitor(lambda plugin, call: monitor(plugin, "eventhub_execute", call))
+        undo_bus = self.bus.add_monitor(monitor)
 
         def undo() -> None:
             self._monitors.remove(monitor)
-            undo_chain()
+            undo_bus()
 
         return undo
 
@@ -324,6 +438,13 @@ class Hub:
         from eventhub.netevents import observe_factory
 
         return observe_factory(self._impls, factory, service)
+
+
+async def _finished(task: Future[Any]) -> None:
+    """Wait for ``task`` to end without taking its outcome (whoever started it reports that)."""
+    done: Future[None] = Future()
+    task.add_done_callback(lambda _: done.set_result(None))
+    await done
 
 
 def _configure_failed(plugin: str, error: BaseException) -> PluginError:

@@ -56,7 +56,8 @@ from typing import Any
 
 from eventhub import hookspecs
 from eventhub._logging import RateLimitedLog
-from eventhub.plugins import PLUGIN_FAULTS, Impl, describe, is_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS
+from eventhub.plugins import Impl, describe, is_user_interrupt
 from eventhub.protocol import Address, Factory, Protocol, Transport
 
 __all__ = ["HOOK_NAMES", "NetworkHooks", "ObservedFactory", "ObservedProtocol", "observe_factory"]
@@ -126,7 +127,7 @@ class NetworkHooks:
         for plugin, function in self.accept:
             try:
                 verdict = function(self.service, peer)
-            except PLUGIN_FAULTS as exc:
+            except PLUGIN_ERRORS as exc:
                 self.failed(plugin, ACCEPT, peer, exc)
                 self.rate_limited.log(
                     logging.WARNING,
@@ -245,7 +246,7 @@ class ObservedProtocol(Protocol):
         for plugin, function in hooks.made:
             try:
                 function(hooks.service, self.peer)
-            except PLUGIN_FAULTS as exc:
+            except PLUGIN_ERRORS as exc:
                 hooks.failed(plugin, MADE, self.peer, exc)
         self.wrapped.connection_made(transport)
 
@@ -254,7 +255,7 @@ class ObservedProtocol(Protocol):
         for plugin, function in hooks.data:
             try:
                 function(hooks.service, self.peer, data)
-            except PLUGIN_FAULTS as exc:
+            except PLUGIN_ERRORS as exc:
                 hooks.failed(plugin, DATA, self.peer, exc)
         self.wrapped.data_received(data)
 
@@ -275,5 +276,5 @@ class ObservedProtocol(Protocol):
             for plugin, function in hooks.lost:
                 try:
                     function(hooks.service, self.peer, reason)
-                except PLUGIN_FAULTS as exc:
+                except PLUGIN_ERRORS as exc:
                     hooks.failed(plugin, LOST, self.peer, exc)

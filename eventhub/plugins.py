@@ -19,38 +19,32 @@ import pluggy
 
 from eventhub import hookspecs
 from eventhub._markers import PROJECT_NAME
-from eventhub.chain import Call, Link
-from eventhub.errors import PluginError, UserInterrupt
-from eventhub.event import Event, Handler
+from eventhub.chain import EXECUTE, Call
+from eventhub.errors import PLUGIN_ERRORS, PluginError, UserInterrupt
+from eventhub.event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
 from eventhub.ordering import Placement
 
 HOOK_PREFIX = "eventhub_"
-EXECUTE = "eventhub_execute"
 
 
 # One hook implementation as the hub calls it: (plugin name, function, its argument names).
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
 
-# What the hub catches from a plugin's code at every seam (import, constructor,
-# lifecycle and network hooks). A plugin cannot end the process: sys.exit() and
-# KeyboardInterrupt are its failures like any exception, reported naming it and
-# handled by the same policy; only the user's Ctrl-C goes on (is_user_interrupt).
-PLUGIN_FAULTS = (Exception, SystemExit, KeyboardInterrupt)
-
 
 def is_user_interrupt(error: BaseException) -> bool:
-    """True for a ``KeyboardInterrupt`` that is the user's Ctrl-C, which must go past a plugin seam.
+    """True for what may be the user's Ctrl-C, which must go past a plugin seam.
 
-    ``eventhub run`` raises ``UserInterrupt`` from its own SIGINT handler (and
-    while serving, the reactor handles SIGINT without raising anything), so
-    there a plain ``KeyboardInterrupt`` is a plugin's. Under Python's default
-    handler the two cannot be told apart: it is taken as the user's.
+    ``eventhub run`` raises ``UserInterrupt`` from its own SIGINT handler (not
+    one of ``PLUGIN_ERRORS``: no seam catches it), and while serving, the
+    reactor handles SIGINT without raising, so there a ``KeyboardInterrupt``
+    is a plugin's. Under Python's default handler (a ``Hub`` run by hand) the
+    two cannot be told apart: a ``KeyboardInterrupt`` is taken as the user's.
     """
     if isinstance(error, UserInterrupt):
         return True
-    if not isinstance(error, KeyboardInterrupt):
-        return False
-    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return (
+        isinstance(error, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
 
 
 def describe(error: BaseException) -> str:
@@ -75,6 +69,7 @@ class PluginRecord:
     status: Status = Status.LOADED
     reason: str = ""
     hooks: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +79,7 @@ class PluginRecord:
             "status": self.status.value,
             "reason": self.reason,
             "hooks": list(self.hooks),
+            "events": list(self.events),
         }
 
 
@@ -114,7 +110,7 @@ def instantiate(obj: object, name: str) -> object:
         _check_handler_class(obj, name)
         try:
             return obj()
-        except PLUGIN_FAULTS as error:
+        except PLUGIN_ERRORS as error:
             if is_user_interrupt(error):
                 raise
             raise PluginError(f"plugin {name!r}: {obj.__qualname__}() raised {describe(error)}") from error
@@ -138,7 +134,7 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
     try:
         pm.register(plugin, name)
         _check_hooks(pm, plugin, name)
-    except PLUGIN_FAULTS as error:
+    except PLUGIN_ERRORS as error:
         unregister(pm, name)
         if isinstance(error, PluginError) or is_user_interrupt(error):
             raise
@@ -212,23 +208,51 @@ def _names(value: object) -> tuple[str, ...]:
     return ()
 
 
-def execute_links(pm: PluginManager, names_in_order: Sequence[str]) -> list[Link]:
-    """The chain's links: for each plugin with ``eventhub_execute``, the plain call to make."""
-    impls = {impl.plugin_name: impl for impl in pm.hook.eventhub_execute.get_hookimpls()}
-    links = []
-    for name in names_in_order:
-        impl = impls.get(name)
-        if impl is None:
-            continue
-        links.append(Link(name, _plain_call(impl)))
-    return links
+# One handler a plugin declares: (what it is called in reports, the function, its options).
+HandlerDecl = tuple[str, Callable[..., Any], HandlerOptions]
+
+
+def handlers_of(pm: PluginManager, name: str) -> list[HandlerDecl]:
+    """The event handlers plugin ``name`` declares, in declaration order.
+
+    A ``Handler``'s ``execute`` with the class's ``events`` and options; an
+    ``eventhub_execute`` hook implementation (every event); and each function
+    marked with ``@eventhub.on``. The bus checks them when they are added.
+    """
+    plugin = pm.get_plugin(name)
+    handlers: list[HandlerDecl] = []
+    if isinstance(plugin, Handler):
+        handlers.append((EXECUTE, plugin.execute, plugin.handler_options()))
+    else:
+        for impl in pm.hook.eventhub_execute.get_hookimpls():
+            if impl.plugin_name == name:
+                handlers.append((EXECUTE, _plain_call(impl), HandlerOptions((ALL_EVENTS,))))
+    for what, function in _marked_functions(plugin):
+        for options in getattr(function, ON_ATTRIBUTE):
+            handlers.append((what, function, options))
+    return handlers
+
+
+def _marked_functions(plugin: object) -> list[tuple[str, Callable[..., Any]]]:
+    """The ``@eventhub.on`` functions of a module (defined there) or methods of an object's class."""
+    found: list[tuple[str, Callable[..., Any]]] = []
+    if inspect.ismodule(plugin):
+        for attr, value in vars(plugin).items():
+            # Defined in this module: a marked function imported from another one is that one's.
+            if hasattr(value, ON_ATTRIBUTE) and getattr(value, "__module__", None) == plugin.__name__:
+                found.append((attr, value))
+        return found
+    seen: set[str] = set()
+    for klass in type(plugin).__mro__:
+        for attr, value in vars(klass).items():
+            # __func__: a staticmethod or classmethod carries the mark on the function it wraps.
+            if attr not in seen and hasattr(getattr(value, "__func__", value), ON_ATTRIBUTE):
+                seen.add(attr)
+                found.append((attr, getattr(plugin, attr)))
+    return found
 
 
 def _plain_call(impl: pluggy.HookImpl) -> Call:
-    if isinstance(impl.plugin, Handler):
-        # Skip Handler.eventhub_execute's trampoline: call the user's method.
-        execute: Call = impl.plugin.execute
-        return execute
     function = impl.function
     if impl.argnames == ("event",):
         return function

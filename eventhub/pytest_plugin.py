@@ -114,7 +114,7 @@ def reactor_backend() -> str:
 
 @pytest.fixture
 def reactor(reactor_backend: str, request: pytest.FixtureRequest) -> Iterator[Reactor]:
-    """A real reactor; the test errors if it leaks descriptors or leaves work pending."""
+    """A real reactor; the test errors if it leaks descriptors or leaves work (a task too) pending."""
     from eventhub.reactor import Reactor
 
     before = _open_descriptors()
@@ -141,6 +141,7 @@ def _leftovers(reactor: Reactor) -> list[str]:
     handles = {id(entry[2]): entry[2] for entry in getattr(timers, "heap", ())}
     found += [f"timer still pending: {h!r}" for h in handles.values() if h.active()]
     found += [f"call queued but never run: {call[0]!r}" for call in getattr(reactor, "_ready", ())]
+    found += [f"task still pending: {task!r}" for task in reactor.tasks]
     return found
 
 

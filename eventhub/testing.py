@@ -30,6 +30,8 @@ from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import ReactorAPI
+from eventhub.reactor.coroutines import CoroutineMethods
+from eventhub.reactor.tasks import Runner
 from eventhub.reactor.tcp import HIGH_WATER
 from eventhub.reactor.threads import ThreadResult
 from eventhub.reactor.timers import TimerHandle, TimerQueue
@@ -365,7 +367,7 @@ class MemoryConnector:
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 
 
-class MemoryReactor:
+class MemoryReactor(CoroutineMethods):
     """A reactor without sockets or threads: it records and runs what the code asks.
 
     - ``listen_tcp`` / ``connect_tcp`` record a ``ListenTCPCall`` / ``ConnectTCPCall``
@@ -402,6 +404,8 @@ class MemoryReactor:
         self._stopping = False
         self._finished = False
         self.thread_id: int | None = None
+        self._runner = Runner(self, "memory")
+        self.signal_handlers: dict[int, Callable[[], object]] = {}
 
     # -- time and calls ------------------------------------------------------
 
@@ -433,6 +437,10 @@ class MemoryReactor:
 
         self._ready.append((job, (), {}))
         return result
+
+    def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
+        """Record ``fn`` in ``signal_handlers``; a test calls it to play the signal."""
+        self.signal_handlers[signum] = fn
 
     def run_ready(self) -> None:
         """Run queued calls, pass after pass, until the queue is empty."""
@@ -523,8 +531,11 @@ class MemoryReactor:
             self._finished = True
 
     def _shutdown(self) -> None:
-        """The real reactor's order: before, close listeners and attempts, during, after."""
+        """The real reactor's order: before, cancel tasks, close listeners and attempts, during, after."""
+        running = list(self._runner.tasks)
         self._fire("before", "shutdown")
+        for task in running:
+            task.cancel()
         for listener in list(self._listeners):
             listener.stop_listening()
         for call in self.tcp_clients:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("echo", "chain", "discovery", "startup", "memory")
+SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory")
 
 
 def _run_benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,6 +113,21 @@ def test_chain_discovery_startup_memory_have_numbers(results: dict[str, Any]) ->
     assert startup["bare python -c server"]["summary"]["median"] > 0
     bare_memory = results["memory"]["servers"]["bare"]
     assert bare_memory["summary"]["traced_bytes_per_conn"] is not None, bare_memory["errors"]
+
+
+def test_the_bus_measured_every_subject_or_said_why(results: dict[str, Any]) -> None:
+    from benchmarks import bus
+
+    bus_results = results["bus"]
+    assert [entry["count"] for entry in bus_results["counts"]] == [1, 3]
+    for entry in [*bus_results["counts"], bus_results["emits"]]:
+        assert not entry["errors"], entry["errors"]  # a subject that miscounted its handlers fails here
+    for entry in bus_results["counts"]:
+        assert set(entry["summary"]) | set(entry["skipped"]) == set(bus.DELIVERY)
+        assert entry["summary"][bus.DISPATCH]["median"] > 0
+    assert set(bus_results["emits"]["summary"]) | set(bus_results["emits"]["skipped"]) == set(bus.EMITS)
+    goals = [g for g in results["goals"] if g["goal"].startswith("bus")]
+    assert len(goals) == 2 + 2 and all(g["status"] in ("PASS", "MISS") for g in goals)
 
 
 def test_an_unknown_scenario_is_a_usage_error() -> None:
@@ -214,3 +229,30 @@ def test_goals_show_a_miss_and_never_pass_without_numbers() -> None:
     assert status(_echo_results(5.0, 5.0)) == "PASS"
     assert status(_echo_results(5.6, 5.0)) == "MISS"
     assert status(_echo_results(None, 5.0)) == "NO DATA"
+
+
+def test_a_missing_bus_peer_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import bus
+
+    monkeypatch.setitem(sys.modules, "pyee", None)  # "import pyee" now raises ImportError
+    emits = bus.measure_emits(rounds=1, sample=0.0001)
+    assert "pyee" in emits["skipped"]["pyee emit, no listener"]
+    assert "pyee emit, no listener" not in emits["ns"] and not emits["errors"]
+    assert emits["ns"][bus.UNSUBSCRIBED]
+
+
+def _summary(**medians: float) -> dict[str, Any]:
+    return {name: {"median": m, "min": m, "max": m, "n": 1} for name, m in medians.items()}
+
+
+def test_bus_goals_show_each_count_and_a_miss() -> None:
+    from benchmarks import bus, goals
+
+    counts = [
+        {"count": 1, "summary": _summary(**{bus.BASELINE: 60.0, bus.DISPATCH: 140.0})},
+        {"count": 100, "summary": _summary(**{bus.BASELINE: 2400.0, bus.DISPATCH: 2450.0})},
+    ]
+    emits = {"summary": _summary(**{bus.UNSUBSCRIBED: 120.0, bus.UNSUBSCRIBED_PATTERN: 310.0})}
+    found = goals.bus_goals({"bus": {"counts": counts, "emits": emits}})
+    assert [g["status"] for g in found] == ["MISS", "PASS", "PASS", "MISS"]
+    assert found[2]["value"] == pytest.approx(0.12)

@@ -75,7 +75,14 @@ def test_run_serves_until_stopped() -> None:
     hub.register(Service(), "service")
     hub.run()
     assert replies == [b"HELLO"]
-    assert log == ["configure {}", "startup", "execute run", "shutdown"]
+    assert log == [
+        "configure {}",
+        "startup",
+        "execute run",
+        "execute eventhub.started",
+        "execute eventhub.stopping",
+        "shutdown",
+    ]
 
 
 def test_a_failing_lifecycle_hook_is_isolated_and_counted() -> None:

@@ -205,6 +205,7 @@ def test_plugins_table_and_json(installed: PluginVenv) -> None:
         "status": "loaded",
         "reason": "",
         "hooks": ["eventhub_execute"],
+        "events": [">"],
     }
     assert by_name["lazy"]["status"] == "failed"
 

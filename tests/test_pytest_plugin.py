@@ -149,8 +149,13 @@ def test_reactor_passes_a_test_that_cleans_up(pytester: pytest.Pytester) -> None
         ),
         ("reactor.call_later(60, print, 'late')", r"timer still pending: <TimerHandle pending .*print"),
         ("reactor.call_soon(print, 'soon')", r"call queued but never run: <built-in function print>"),
+        (
+            "async def forever():\n                await reactor.sleep(60)\n"
+            "            reactor.spawn(forever(), name='forever')",
+            r"task still pending: <Task 'forever' pending>",
+        ),
     ],
-    ids=["socket", "file", "listener", "timer", "call_soon"],
+    ids=["socket", "file", "listener", "timer", "call_soon", "task"],
 )
 def test_reactor_errors_on_what_a_test_leaves_behind(
     pytester: pytest.Pytester, body: str, complaint: str
@@ -260,5 +265,5 @@ def test_the_plugin_module_imports_no_eventhub_module_of_its_own(pytester: pytes
     assert result.ret == 0, result.errlines
     loaded = set(ast.literal_eval(result.outlines[-1]))
     assert "eventhub.pytest_plugin" in loaded
-    for module in ("eventhub.reactor", "eventhub.testing", "eventhub.cli", "eventhub.tracing"):
+    for module in ("eventhub.reactor._loop", "eventhub.testing", "eventhub.cli", "eventhub.tracing"):
         assert module not in loaded

@@ -125,6 +125,7 @@ def test_a_new_plugin_installs_tests_lists_and_runs(plugin_venv: PluginVenv, tmp
             "status": "loaded",
             "reason": "",
             "hooks": ["eventhub_configure", "eventhub_execute"],
+            "events": [">"],
         }
     ]
 

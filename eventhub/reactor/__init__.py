@@ -9,30 +9,72 @@
 
 The loop is in ``_loop.py`` (read its opening comment first), the backends in
 ``pollers.py``, timers in ``timers.py``, the thread pool in ``threads.py`` and
-TCP (listeners, connections, connectors) in ``tcp.py``. Code handed a reactor
+TCP (listeners, connections, connectors) in ``tcp.py``, coroutines in
+``tasks.py`` (``spawn``, ``sleep``, ``timeout``) and ``streams.py``. Code handed a reactor
 should annotate it as ``ReactorAPI`` (``api.py``), which ``MemoryReactor`` of
 ``eventhub.testing`` satisfies too.
 """
 
 from __future__ import annotations
 
-from eventhub.reactor._loop import Reactor
-from eventhub.reactor.api import ListenerAPI, ReactorAPI
-from eventhub.reactor.pollers import DescriptorLimitError, Poller, available_backends, make_poller
-from eventhub.reactor.tcp import Connection, Connector, Listener
-from eventhub.reactor.threads import ThreadResult
-from eventhub.reactor.timers import TimerHandle
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.api import ListenerAPI, ReactorAPI
+    from eventhub.reactor.pollers import DescriptorLimitError, Poller, available_backends, make_poller
+    from eventhub.reactor.streams import Stream
+    from eventhub.reactor.tasks import Future, Task, Timeout
+    from eventhub.reactor.tcp import Connection, Connector, Listener
+    from eventhub.reactor.threads import ThreadResult
+    from eventhub.reactor.timers import TimerHandle
+
+# Imported on first use (PEP 562): the bus needs ``tasks`` without the loop,
+# and every pytest run where eventhub is installed imports the hub.
+_WHERE = {
+    "Reactor": "_loop",
+    "ListenerAPI": "api",
+    "ReactorAPI": "api",
+    "DescriptorLimitError": "pollers",
+    "Poller": "pollers",
+    "available_backends": "pollers",
+    "make_poller": "pollers",
+    "Stream": "streams",
+    "Future": "tasks",
+    "Task": "tasks",
+    "Timeout": "tasks",
+    "Connection": "tcp",
+    "Connector": "tcp",
+    "Listener": "tcp",
+    "ThreadResult": "threads",
+    "TimerHandle": "timers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventhub.reactor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"eventhub.reactor.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Connection",
     "Connector",
     "DescriptorLimitError",
+    "Future",
     "Listener",
     "ListenerAPI",
     "Poller",
     "Reactor",
     "ReactorAPI",
+    "Stream",
+    "Task",
     "ThreadResult",
+    "Timeout",
     "TimerHandle",
     "available_backends",
     "make_poller",

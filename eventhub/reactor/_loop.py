@@ -58,7 +58,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import UsageError
 from eventhub.reactor._triggers import PHASES, SystemTriggers
+from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
+from eventhub.reactor.tasks import Runner
+from eventhub.reactor.tcp import Connection, Connector, Listener
 from eventhub.reactor.threads import ThreadPool, ThreadResult
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
@@ -66,7 +69,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, Factory
-    from eventhub.reactor.tcp import Connection, Connector, Listener
 
 __all__ = ["Reactor"]
 
@@ -84,6 +86,12 @@ RECV_BUFFER_SIZE = 256 * 1024
 # raised OverflowError out of run(). Waking once an hour to recompute the
 # timeout costs nothing, and the loop does recompute it on every pass.
 MAX_POLL_TIMEOUT = 3600.0
+
+# Caught while serving: SIGINT and SIGTERM stop the reactor; SIGHUP goes to its
+# handler (``add_signal_handler``) or is logged and ignored.
+_HANDLED_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
 
@@ -131,7 +139,7 @@ class _Waker:
         self.wsock.close()
 
 
-class Reactor:
+class Reactor(CoroutineMethods):
     """An event loop over select, poll or epoll.
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
@@ -174,6 +182,9 @@ class Reactor:
         self._finished = False
         self.stopped_by_signal: int | None = None
         self._restore_signals: Callable[[], None] | None = None
+        self._signal_handlers: dict[int, Callable[[], object]] = {}
+        self._runner = Runner(self, self.backend)
+        self._thread_results: set[ThreadResult[Any]] = set()
         self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
 
     def __repr__(self) -> str:
@@ -217,6 +228,9 @@ class Reactor:
         Returns a ``ThreadResult``: ``add_callbacks(on_result, on_error)``.
         """
         result: ThreadResult[T] = ThreadResult()
+        pending = self._thread_results
+        pending.add(result)
+        result.add_done_callback(pending.discard)  # shutdown waits for these (bounded)
 
         def job() -> None:
             try:
@@ -228,6 +242,11 @@ class Reactor:
 
         self._thread_pool().submit(job, (), NO_KWARGS)
         return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
     # -- descriptors ----------------------------------------------------------
 
@@ -275,8 +294,6 @@ class Reactor:
         (IPV6_V6ONLY is turned off whatever the system's default, where the
         system allows). A port in use raises ``ServiceError``.
         """
-        from eventhub.reactor.tcp import Listener
-
         listener = Listener(self, port, factory, backlog, interface)
         listener.start_listening()
         return listener
@@ -287,8 +304,6 @@ class Reactor:
         A name is resolved off the loop; its addresses are tried in turn, each
         within the one ``timeout``, and the attempt fails with the last one's error.
         """
-        from eventhub.reactor.tcp import Connector
-
         connector = Connector(self, host, port, factory, timeout)
         connector.connect()
         return connector
@@ -422,7 +437,7 @@ class Reactor:
             return True
         if threading.current_thread() is not threading.main_thread():
             return False
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.getsignal(sig) for sig in _HANDLED_SIGNALS}
         for sig in previous:
             signal.signal(sig, self._on_signal)
         old_fd = signal.set_wakeup_fd(self._waker.wsock.fileno(), warn_on_full_buffer=False)
@@ -440,9 +455,38 @@ class Reactor:
         if restore is not None:
             restore()
 
+    def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` on the loop when ``signum`` (SIGHUP, SIGUSR1...) arrives while serving.
+
+        SIGINT and SIGTERM always stop the reactor and cannot be taken here.
+        Without a handler, SIGHUP is logged and ignored (it would kill the
+        process, resetting every connection).
+        """
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            raise UsageError(f"{signal.Signals(signum).name} stops the reactor; it takes no other handler")
+        self._signal_handlers[signum] = fn
+        if self._restore_signals is not None and signum not in _HANDLED_SIGNALS:
+            previous = signal.signal(signum, self._on_signal)
+            restore = self._restore_signals
+
+            def restore_this_too() -> None:
+                signal.signal(signum, previous)
+                restore()
+
+            self._restore_signals = restore_this_too
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Runs between two bytecodes of the main thread: only queue the stop.
-        self._ready.append((self._stop_by_signal, (signum,), NO_KWARGS))
+        # Runs between two bytecodes of the main thread: only queue the work.
+        self._ready.append((self._handle_signal, (signum,), NO_KWARGS))
+
+    def _handle_signal(self, signum: int) -> None:
+        handler = self._signal_handlers.get(signum)
+        if handler is not None:
+            handler()
+        elif signum in (signal.SIGINT, signal.SIGTERM):
+            self._stop_by_signal(signum)
+        else:
+            log.info("received %s: nothing handles it, ignored", signal.Signals(signum).name)
 
     def _stop_by_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -458,7 +502,12 @@ class Reactor:
     # -- shutdown -------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        # Tasks running when asked to stop are cancelled; those that "before"
+        # triggers start (handlers of eventhub.stopping) get the grace period.
+        running = list(self._runner.tasks)
         self._fire("before", "shutdown")
+        for task in running:
+            task.cancel()
         for listener in list(self._listeners):
             listener.stop_listening()
         for connector in list(self._connectors):
@@ -468,14 +517,27 @@ class Reactor:
             conn.lose_connection()
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
-        while self._connections and not self._timed_out:
+        # Until every connection is closed, every task done (those that the last
+        # connection_lost calls start too) and every thread result is in: bounded.
+        while self._shutdown_pending() and not self._timed_out:
             self._run_once()
         timer.cancel()
-        self._run_ready()  # connection_lost of the last ones to close
+        self._run_ready()
         self._fire("after", "shutdown")
+
+    def _shutdown_pending(self) -> bool:
+        return bool(self._connections or self._runner.tasks or self._thread_results or self._ready)
 
     def _shutdown_timed_out(self) -> None:
         self._timed_out = True
+        tasks = self._runner.cancel_all()
+        if tasks:
+            log.warning(
+                "%d task(s) still running after %.1fs: %s",
+                len(tasks),
+                self.shutdown_timeout,
+                ", ".join(task.name for task in tasks[:5]),
+            )
         n = len(self._connections)
         if n:
             log.warning(
@@ -502,7 +564,9 @@ class Reactor:
         for connector in list(self._connectors):
             connector.stop_connecting()
         self._abort_all(ConnectionAbortedError("the reactor was closed"))
-        self._run_ready()  # connection_lost for those just aborted
+        self._runner.cancel_all()
+        self._run_ready()  # connection_lost for those just aborted, and the cancelled tasks' last step
+        self._runner.abandon_all()
         self._ready.clear()
         if self._pool is not None:
             self._pool.stop()

@@ -20,7 +20,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from eventhub.protocol import Address, ClientFactory, Connector, Factory
+    from eventhub.reactor.streams import Stream, StreamHandler
+    from eventhub.reactor.tasks import Future, Task, Timeout
     from eventhub.reactor.threads import ThreadResult
     from eventhub.reactor.timers import TimerHandle
 
@@ -88,6 +92,46 @@ class ReactorAPI(Protocol):
 
     def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
         """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``."""
+        ...
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
+        """Run ``coro`` as a task (see ``eventhub.reactor.tasks``)."""
+        ...
+
+    def sleep(self, seconds: float, result: T | None = None) -> Future[T | None]:
+        """``await reactor.sleep(seconds)``."""
+        ...
+
+    def timeout(self, seconds: float | None) -> Timeout:
+        """``async with reactor.timeout(seconds):`` ``TimeoutError`` at the pending await when due."""
+        ...
+
+    def current_task(self) -> Task[Any]:
+        """The task running now."""
+        ...
+
+    @property
+    def tasks(self) -> frozenset[Task[Any]]:
+        """The tasks spawned and not yet finished."""
+        ...
+
+    def serve_tcp(
+        self,
+        handler: StreamHandler,
+        port: int,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        limit: int = ...,
+    ) -> ListenerAPI:
+        """Serve ``await handler(stream)`` per connection (see ``eventhub.reactor.streams``)."""
+        ...
+
+    async def open_tcp_stream(self, host: str, port: int, timeout: float = 30, limit: int = ...) -> Stream:
+        """Connect to ``host:port`` and return the ``Stream``."""
+        ...
+
+    def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` on the loop when ``signum`` arrives while serving (not SIGINT/SIGTERM)."""
         ...
 
     def run(self, install_signal_handlers: bool = True) -> None:

@@ -13,7 +13,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
+
+from eventhub.reactor.tasks import Future
 
 __all__ = ["ThreadPool", "ThreadResult"]
 
@@ -24,36 +26,19 @@ T = TypeVar("T")
 _Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
-class ThreadResult(Generic[T]):
+class ThreadResult(Future[T]):
     """The outcome of ``Reactor.defer_to_thread``, delivered on the reactor's thread.
 
-    ``add_callbacks(on_result, on_error)``: once the function returns,
-    ``on_result(value)`` runs on the reactor's thread; if it raised,
-    ``on_error(exception)`` does. Callbacks added after the outcome arrived run
-    at once. Use it from the reactor's thread only. An exception nobody asked
-    for (no ``on_error`` registered when it arrives) is logged.
+    A ``Future``: ``await`` it in a task, or ``add_callbacks(on_result,
+    on_error)``: once the function returns, ``on_result(value)`` runs on the
+    reactor's thread; if it raised, ``on_error(exception)`` does. Callbacks
+    added after the outcome arrived run at once. Use it from the reactor's
+    thread only. An exception nobody retrieved (no ``on_error``, no ``await``)
+    is logged. Cancelling it does not stop the function (a thread cannot be
+    interrupted): its outcome is then dropped.
     """
 
-    __slots__ = ("_callbacks", "_done", "_error", "_value")
-
-    def __init__(self) -> None:
-        self._done = False
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._callbacks: list[tuple[Callable[[T], object], Callable[[BaseException], object] | None]]
-        self._callbacks = []
-
-    def done(self) -> bool:
-        """True once the outcome has been delivered to the reactor's thread."""
-        return self._done
-
-    def result(self) -> T:
-        """The value, or raise the exception; only once ``done()``."""
-        if not self._done:
-            raise RuntimeError("defer_to_thread result is not ready yet")
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
+    __slots__ = ()
 
     def add_callbacks(
         self,
@@ -61,31 +46,26 @@ class ThreadResult(Generic[T]):
         on_error: Callable[[BaseException], object] | None = None,
     ) -> ThreadResult[T]:
         """Run ``on_result(value)`` or ``on_error(exc)`` when the outcome arrives; returns self."""
-        if self._done:
-            self._run(on_result, on_error)
-        else:
-            self._callbacks.append((on_result, on_error))
+
+        def outcome(future: Future[T]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception() if on_error is not None else future._value_if_failed()
+            if error is None:
+                on_result(future.result())
+            elif on_error is not None:
+                on_error(error)
+
+        self.add_done_callback(outcome)
         return self
 
     def _deliver(self, value: T | None, error: BaseException | None) -> None:
-        self._done, self._value, self._error = True, value, error
-        callbacks, self._callbacks = self._callbacks, []
-        if error is not None and not any(on_error for _, on_error in callbacks):
-            log.error("unhandled error in a defer_to_thread call", exc_info=error)
-        for on_result, on_error in callbacks:
-            self._run(on_result, on_error)
-
-    def _run(
-        self, on_result: Callable[[T], object], on_error: Callable[[BaseException], object] | None
-    ) -> None:
-        # Each callback's failure is its own: logged, the next one still runs.
-        try:
-            if self._error is None:
-                on_result(self._value)  # type: ignore[arg-type]
-            elif on_error is not None:
-                on_error(self._error)
-        except Exception:
-            log.exception("a defer_to_thread callback raised")
+        if self.done():  # cancelled meanwhile
+            return
+        if error is None:
+            self.set_result(value)  # type: ignore[arg-type]
+        else:
+            self.set_exception(error)
 
 
 class ThreadPool:

@@ -118,6 +118,20 @@ SLOW_STARTUP = """
             time.sleep(0.05)
 """
 
+SLOW_HANDLER = """
+    import sys
+    import time
+
+    import eventhub
+
+
+    @eventhub.hookimpl
+    def eventhub_execute(event):
+        print("slow handler: waiting", file=sys.stderr, flush=True)
+        for _ in range(72_000):
+            time.sleep(0.05)
+"""
+
 IN_CONFIGURE = """
     import eventhub
 
@@ -153,6 +167,7 @@ PLUGINS = {
     "in-network": ("in_network", IN_NETWORK_HOOKS),
     "at-the-gate": ("at_the_gate", AT_THE_GATE),
     "slow-startup": ("slow_startup", SLOW_STARTUP),
+    "slow-handler": ("slow_handler", SLOW_HANDLER),
     "in-configure": ("in_configure", IN_CONFIGURE),
     "raises-in-configure": ("raises_in_configure", RAISES_IN_CONFIGURE),
     "config-error": ("config_error", CONFIG_ERROR_IN_CONFIGURE),
@@ -236,9 +251,11 @@ def test_an_accept_hook_that_exits_refuses_the_connection_and_the_server_goes_on
     assert status == 0, stderr  # network hook failures are the log's business
 
 
-def test_the_users_ctrl_c_before_serving_still_stops_the_hub(venv: PluginVenv) -> None:
-    with Served(venv, "run", *_only("slow-startup")) as server:
-        server.wait_for("slow startup: waiting")
+@pytest.mark.parametrize("plugin", ["slow-startup", "slow-handler"])
+def test_the_users_ctrl_c_before_serving_still_stops_the_hub(venv: PluginVenv, plugin: str) -> None:
+    """In a lifecycle hook or a chain handler: Ctrl-C is not taken for the plugin's failure."""
+    with Served(venv, "run", *_only(plugin)) as server:
+        server.wait_for(f"{plugin.replace('-', ' ')}: waiting")
         status, stderr = server.finish(signal.SIGINT)
     assert status == 130, stderr
     assert "eventhub: interrupted" in stderr

@@ -10,8 +10,8 @@ and its backpressure, idle timeout and connection cap by ``eventhub_echo._servic
 
 from __future__ import annotations
 
-from eventhub_echo._plugin import SERVICE, EchoPlugin
-from eventhub_echo._service import EchoFactory, EchoProtocol, IdleEchoProtocol
+from eventhub_echo._plugin import EchoPlugin
+from eventhub_echo._service import SERVICE, EchoFactory, EchoProtocol, IdleEchoProtocol
 from eventhub_echo._settings import EchoSettings
 
 __all__ = [

@@ -7,15 +7,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import eventhub
-from eventhub_echo._service import EchoFactory
+from eventhub_echo._service import SERVICE, EchoFactory
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
     from eventhub.reactor import Listener, Reactor
 
 log = logging.getLogger("eventhub.echo")
-
-SERVICE = "echo"
 
 
 class EchoPlugin:
@@ -33,7 +31,7 @@ class EchoPlugin:
     @eventhub.hookimpl
     def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
         settings = self.settings
-        self.factory = EchoFactory(settings, reactor)
+        self.factory = EchoFactory(settings, reactor, hub)
         self.listener = reactor.listen_tcp(
             settings.port,
             hub.observe_factory(self.factory, SERVICE),

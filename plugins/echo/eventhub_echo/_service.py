@@ -2,7 +2,12 @@
 
 Hot path: ``data_received`` is one call to the transport's bound ``write``
 (looked up once per connection), which sends at once when nothing is
-buffered. No per-message allocation, no timestamp, no timer.
+buffered, and one counter. No per-message allocation, no timestamp, no timer.
+
+Events: with a hub, the factory emits ``echo.connection.made`` (payload
+``peer``, ``host``, ``port``) and ``echo.connection.lost`` (the same, plus
+``bytes_received`` and ``error``: ``None`` for a clean close)
+when some handler subscribes to them; otherwise no payload is even built.
 
 Backpressure: when the transport's write buffer toward a peer passes the
 high-water mark (the peer is not reading), the reactor calls ``pause_writing``
@@ -32,11 +37,19 @@ from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
+    from eventhub import Hub
     from eventhub.reactor import ReactorAPI, TimerHandle
 
 log = logging.getLogger("eventhub.echo")
 
 IDLE_TICKS = 4
+
+SERVICE = "echo"
+MADE, LOST = "echo.connection.made", "echo.connection.lost"
+
+
+def _peer(address: Address) -> dict[str, Any]:
+    return {"peer": str(address), "host": address.host, "port": address.port}
 
 
 class EchoProtocol(Protocol):
@@ -48,9 +61,11 @@ class EchoProtocol(Protocol):
         self.transport = transport
         self._write: Callable[[bytes], Any] = transport.write
         self.idle = 0
+        self.received = 0
         self.factory.connection_made(self, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         self._write(data)
 
     def pause_writing(self) -> None:
@@ -62,7 +77,7 @@ class EchoProtocol(Protocol):
         self.transport.resume_reading()
 
     def connection_lost(self, reason: BaseException | None) -> None:
-        self.factory.connection_lost(self)
+        self.factory.connection_lost(self, reason)
 
 
 class IdleEchoProtocol(EchoProtocol):
@@ -70,6 +85,7 @@ class IdleEchoProtocol(EchoProtocol):
 
     def data_received(self, data: bytes) -> None:
         self.idle = 0
+        self.received += len(data)
         self._write(data)
 
     def resume_writing(self) -> None:
@@ -80,9 +96,10 @@ class IdleEchoProtocol(EchoProtocol):
 class EchoFactory(ServerFactory):
     """Builds the echo protocols of one listener and keeps track of them."""
 
-    def __init__(self, settings: EchoSettings, reactor: ReactorAPI) -> None:
+    def __init__(self, settings: EchoSettings, reactor: ReactorAPI, hub: Hub | None = None) -> None:
         self.settings = settings
         self.reactor = reactor
+        self.hub = hub
         self.protocol = IdleEchoProtocol if settings.idle_timeout > 0 else EchoProtocol
         self.connections: set[EchoProtocol] = set()
         self.refused = 0  # connections closed at once because of max_connections
@@ -112,9 +129,19 @@ class EchoFactory(ServerFactory):
         # low=None: the transport picks its own default (high // 4).
         transport.set_write_buffer_limits(settings.write_buffer_high, settings.write_buffer_low)
         self.connections.add(protocol)
+        hub = self.hub
+        if hub is not None and hub.wants(MADE):
+            hub.emit(MADE, _peer(transport.get_peer()), source=SERVICE)
 
-    def connection_lost(self, protocol: EchoProtocol) -> None:
+    def connection_lost(self, protocol: EchoProtocol, reason: BaseException | None = None) -> None:
         self.connections.discard(protocol)
+        hub = self.hub
+        if hub is not None and protocol.transport is not None and hub.wants(LOST):
+            transport = protocol.transport
+            payload = _peer(transport.get_peer())
+            payload["bytes_received"] = protocol.received
+            payload["error"] = None if reason is None else f"{type(reason).__name__}: {reason}"
+            hub.emit(LOST, payload, source=SERVICE)
         if self._full and len(self.connections) < self.settings.max_connections:
             self._full = False
             log.info("below max_connections again (%d refused so far)", self.refused)
