@@ -203,7 +203,8 @@ def chain_section(chain: Mapping[str, Any]) -> list[str]:
         "## Chain dispatch",
         "",
         "Nanoseconds per dispatch of one event to N handlers (distinct classes with a trivial "
-        "`execute`), timed with `timeit` in a process pinned to one core, "
+        "`execute`), timed with `timeit` on the thread's CPU clock (`time.thread_time`: time "
+        "spent preempted by other work is not counted) in a process pinned to one core, "
         f"{chain['rounds']} samples each, the implementations alternating within every round; "
         "median (min-max). `for-loop` is a function looping over the handlers' bound methods "
         "(the goal's baseline, called like `hub.dispatch(event)`); `for-loop (inline)` is the same "
@@ -230,7 +231,8 @@ def bus_section(bus: Mapping[str, Any]) -> list[str]:
     lines = [
         "## Event bus",
         "",
-        "Nanoseconds per call, timed with `timeit` in a process pinned to one core, "
+        "Nanoseconds per call, timed with `timeit` on the thread's CPU clock in a process pinned "
+        "to one core, "
         f"{bus['rounds']} samples each, the subjects alternating within every round; median (min-max). "
         "Each subject was first run once on recording handlers to check it calls every handler exactly "
         "once, in order, and that an emit nobody wants calls none. No reactor runs meanwhile: "
