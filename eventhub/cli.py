@@ -8,14 +8,19 @@ interrupted before serving. Errors are one line on stderr, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from eventhub import __version__, config
-from eventhub.errors import EventhubError, UsageError
+from eventhub._logging import queued_stdio
+from eventhub.errors import EventhubError, UsageError, UserInterrupt
 from eventhub.hub import NO_AUTOLOAD_ENV, STARTED, Hub
 from eventhub.plugins import Status
 from eventhub.reactor.sharing import WORKER_ENV, SharedSockets
@@ -30,6 +35,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(arguments)
     args.arguments = arguments  # a supervisor passes them on to its workers
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_ctrl_c_is_the_users())
+        if getattr(args, "command", None) == "run":
+            # A server's output is often a pipe whose reader may stall: under `run`, log
+            # lines and plugins' prints go through a queue and never block the loop.
+            stack.enter_context(queued_stdio())
+        return _main(parser, args)
+
+
+@contextlib.contextmanager
+def _ctrl_c_is_the_users() -> Iterator[None]:
+    """Make Ctrl-C raise ``UserInterrupt``, which no plugin seam takes for a plugin's failure.
+
+    A plugin cannot end the process, so the hub reports a ``KeyboardInterrupt``
+    from plugin code as that plugin's failure; the user's Ctrl-C (while plugins
+    load, configure, start and run the chain; serving, the reactor handles
+    SIGINT itself) must still stop it. Only in place of Python's default
+    handler, on the main thread: a SIGINT ignored by the parent (a background
+    job) stays ignored.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise UserInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     _setup_logging(args.verbose - args.quiet)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
@@ -40,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EventhubError as error:
         print(f"eventhub: error: {error}", file=sys.stderr)
         return error.exit_status
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, UserInterrupt):
         print("eventhub: interrupted", file=sys.stderr)
         return 130
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import stat
 import sys
 import types
 import typing
@@ -146,17 +147,17 @@ def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Pat
 
 def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
     if path is not None:
-        if not path.is_file():
-            raise UsageError(f"config file not found: {path}")
         return _parse(path), str(path)
     candidate = cwd / CONFIG_FILE
-    if candidate.is_file():
+    if _file_mode(candidate) is not None:
         return _parse(candidate), str(candidate)
     pyproject = cwd / PYPROJECT
-    if pyproject.is_file():
+    if _file_mode(pyproject) is not None:
         tool = _parse(pyproject).get("tool", {})
         section = tool.get("eventhub") if isinstance(tool, dict) else None
-        if isinstance(section, dict):
+        if section is not None and not isinstance(section, dict):
+            raise UsageError(f"{pyproject}: [tool.eventhub] must be a table, not {_type_name(section)}")
+        if section is not None:
             document = {k: v for k, v in section.items() if k != "plugins"}
             return {
                 CORE_SECTION: document,
@@ -166,14 +167,55 @@ def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
 
 
 def _parse(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``; a ``UsageError`` naming it for anything else.
+
+    The one place a config file is read, so each way it can be wrong is one
+    line with the path (exit status 2), never a traceback: not there, not a
+    regular file (a folder; a device or a pipe, which could block the read),
+    unreadable, not UTF-8, invalid TOML, or nested deeper than the parser's
+    recursion can go.
+    """
+    mode = _file_mode(path)
+    if mode is None:
+        raise UsageError(f"config file not found: {path}")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: not a file ({_file_kind(mode)})")
     try:
-        with path.open("rb") as stream:
-            return tomllib.load(stream)
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UsageError(f"{path}: not UTF-8 (line {line}): TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         # The message ends with "(at line L, column C)".
         raise UsageError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
+
+
+def _file_mode(path: Path) -> int | None:
+    """``path``'s mode (following links), None when nothing is there; ``UsageError`` if it cannot be seen."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the path
+        return None
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
 
 
 def _table(value: object, where: str) -> dict[str, Any]:
@@ -188,7 +230,10 @@ def _apply_override(document: dict[str, Any], override: str, raw: dict[str, dict
     if not sep or not dot or not section or not key:
         raise UsageError(f"--set {override!r}: expected NAME.key=value")
     raw_text = raw_value.strip()
-    value = parse_value(raw_text)
+    try:
+        value = parse_value(raw_text)
+    except RecursionError:
+        raise UsageError(f"--set {target.strip()}: nested too deeply") from None
     if section == CORE_SECTION:
         table = _table(document.setdefault(CORE_SECTION, {}), CORE_SECTION)
     else:

@@ -64,3 +64,17 @@ class IncompleteReadError(EOFError):
 # SystemExit and KeyboardInterrupt included, since a plugin may not end the
 # process (only the user's signals stop a hub).
 PLUGIN_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+
+
+class UserInterrupt(BaseException):
+    """The user's Ctrl-C (SIGINT), raised by the ``eventhub`` command's own handler before serving.
+
+    It stops the hub (exit status 130). A ``KeyboardInterrupt`` raised by a
+    plugin's code does not: a plugin cannot end the process, so that one is
+    the plugin's failure (``PLUGIN_ERRORS``). Not a ``KeyboardInterrupt``, so
+    that no seam catching ``PLUGIN_ERRORS`` can take the user's Ctrl-C for a
+    plugin's (the chain, the bus, the hooks), as ``Cancelled`` is not an
+    ``Exception``. While serving, the reactor handles SIGINT itself and raises
+    nothing. Where Python's default handler is in place (a ``Hub`` run by
+    hand), see ``eventhub.plugins.is_user_interrupt``.
+    """

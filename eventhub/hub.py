@@ -20,10 +20,10 @@ from eventhub.bus import Bus, Subscription
 from eventhub.chain import Failure, Monitor, report_failure
 from eventhub.config import Config, env_flag, env_list
 from eventhub.discovery import PluginEntry, discover
-from eventhub.errors import EventhubError, OrderingError, PluginError, UsageError
+from eventhub.errors import PLUGIN_ERRORS, EventhubError, OrderingError, PluginError, UsageError
 from eventhub.event import DropPolicy, Event, HandlerOptions
 from eventhub.ordering import order
-from eventhub.plugins import Impl, PluginManager, PluginRecord, Status
+from eventhub.plugins import Impl, PluginManager, PluginRecord, Status, is_user_interrupt
 from eventhub.reactor.tasks import Future
 
 if TYPE_CHECKING:
@@ -177,8 +177,10 @@ class Hub:
         except ImportError as error:
             missing = f" (missing module {error.name!r})" if error.name else ""
             return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
-        except Exception as error:
-            return self._fail(record, f"raised while loading {entry.value}: {type(error).__name__}: {error}")
+        except PLUGIN_ERRORS as error:
+            if is_user_interrupt(error):
+                raise
+            return self._fail(record, f"raised while loading {entry.value}: {_plugins.describe(error)}")
         try:
             self._register(obj, entry.name)
         except PluginError as error:
@@ -271,7 +273,12 @@ class Hub:
         return self.bus.wants(name)
 
     def configure(self) -> None:
-        """Give each plugin its own settings table (once); a ``ConfigError`` propagates."""
+        """Give each plugin its own settings table (once).
+
+        A ``ConfigError`` (any ``EventhubError``) propagates; anything else a
+        plugin raises becomes a ``PluginError`` naming it: a plugin that cannot
+        take its settings stops the run before it starts.
+        """
         if self._configured:
             return
         self._configured = True
@@ -280,7 +287,14 @@ class Hub:
                 log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             kwargs = {"settings": self.config.plugin_settings(plugin_name), "hub": self}
-            _call_with(function, argnames, kwargs)
+            try:
+                _call_with(function, argnames, kwargs)
+            except EventhubError:
+                raise
+            except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
+                raise _configure_failed(plugin_name, error) from error
 
     def run(self) -> None:
         """Configure, start up, dispatch ``Event("run")``, serve if a service started, shut down.
@@ -359,7 +373,9 @@ class Hub:
                 started = bool(_call_with(function, argnames, kwargs)) or started
             except EventhubError:
                 raise
-            except Exception as error:
+            except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
                 self._hook_failed(plugin_name, "eventhub_start_services", error)
         return started
 
@@ -370,10 +386,12 @@ class Hub:
                 _call_with(function, argnames, kwargs)
             except EventhubError:
                 raise
-            except Exception as error:
+            except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
                 self._hook_failed(plugin_name, hook_name, error)
 
-    def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
+    def _hook_failed(self, plugin_name: str, hook_name: str, error: BaseException) -> None:
         self.hook_failures.append(report_failure(plugin_name, hook_name, error))
 
     def _impls(self, hook_name: str) -> list[Impl]:
@@ -435,6 +453,13 @@ async def _finished(task: Future[Any]) -> None:
     done: Future[None] = Future()
     task.add_done_callback(lambda _: done.set_result(None))
     await done
+
+
+def _configure_failed(plugin: str, error: BaseException) -> PluginError:
+    """The one line for a plugin failing in ``eventhub_configure``; its traceback is logged at DEBUG."""
+    message = f"plugin {plugin!r} failed in eventhub_configure: {_plugins.describe(error)}"
+    log.debug("%s", message, exc_info=error)
+    return PluginError(message)
 
 
 def _check_backend(name: str) -> None:

@@ -9,6 +9,7 @@ and does not undo the ones before a failure, so we undo them.
 from __future__ import annotations
 
 import inspect
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,7 +20,7 @@ import pluggy
 from eventhub import hookspecs
 from eventhub._markers import PROJECT_NAME
 from eventhub.chain import EXECUTE, Call
-from eventhub.errors import PluginError
+from eventhub.errors import PLUGIN_ERRORS, PluginError, UserInterrupt
 from eventhub.event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
 from eventhub.ordering import Placement
 
@@ -28,6 +29,28 @@ HOOK_PREFIX = "eventhub_"
 
 # One hook implementation as the hub calls it: (plugin name, function, its argument names).
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
+def is_user_interrupt(error: BaseException) -> bool:
+    """True for what may be the user's Ctrl-C, which must go past a plugin seam.
+
+    ``eventhub run`` raises ``UserInterrupt`` from its own SIGINT handler (not
+    one of ``PLUGIN_ERRORS``: no seam catches it), and while serving, the
+    reactor handles SIGINT without raising, so there a ``KeyboardInterrupt``
+    is a plugin's. Under Python's default handler (a ``Hub`` run by hand) the
+    two cannot be told apart: a ``KeyboardInterrupt`` is taken as the user's.
+    """
+    if isinstance(error, UserInterrupt):
+        return True
+    return (
+        isinstance(error, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone when the message is empty (``KeyboardInterrupt``)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Status(str, Enum):
@@ -87,10 +110,10 @@ def instantiate(obj: object, name: str) -> object:
         _check_handler_class(obj, name)
         try:
             return obj()
-        except Exception as error:
-            raise PluginError(
-                f"plugin {name!r}: {obj.__qualname__}() raised {type(error).__name__}: {error}"
-            ) from error
+        except PLUGIN_ERRORS as error:
+            if is_user_interrupt(error):
+                raise
+            raise PluginError(f"plugin {name!r}: {obj.__qualname__}() raised {describe(error)}") from error
     if isinstance(obj, Handler):
         _check_handler_class(type(obj), name)
     return obj
@@ -111,9 +134,9 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
     try:
         pm.register(plugin, name)
         _check_hooks(pm, plugin, name)
-    except Exception as error:
+    except PLUGIN_ERRORS as error:
         unregister(pm, name)
-        if isinstance(error, PluginError):
+        if isinstance(error, PluginError) or is_user_interrupt(error):
             raise
         raise PluginError(f"plugin {name!r}: {_describe(error)}") from error
 
@@ -146,11 +169,11 @@ def unregister(pm: PluginManager, name: str) -> None:
             delattr(pm.hook, hook_name)
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     if isinstance(error, pluggy.PluginValidationError):
         # pluggy's message spans lines and repeats the plugin's repr; keep the gist.
         return "invalid hook implementation: " + " ".join(str(error).split())
-    return f"{type(error).__name__}: {error}"
+    return describe(error)
 
 
 def hooks_of(pm: PluginManager, name: str) -> list[str]:
