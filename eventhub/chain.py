@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from eventhub.errors import PLUGIN_ERRORS
+from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
 from eventhub.event import Event
 
 log = logging.getLogger("eventhub.chain")
@@ -197,6 +197,8 @@ class Chain:
             try:
                 results.append(call(event))
             except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
                 failures.append(self._record(links[index], event, error))
                 if self._stop_on_error:
                     break
@@ -210,7 +212,12 @@ class Chain:
         event: Event,
         error: BaseException,
     ) -> tuple[Failure, ...]:
-        """The error policy: log the failure, then go on with the rest or stop."""
+        """The error policy: log the failure, then go on with the rest or stop.
+
+        The user's Ctrl-C is no plugin's failure: it goes on up (``is_user_interrupt``).
+        """
+        if is_user_interrupt(error):
+            raise error
         failed = calls.index(failed_call)  # the calls are distinct (see _compile)
         failures = [self._record(links[failed], event, error)]
         if not self._stop_on_error:
@@ -218,6 +225,8 @@ class Chain:
                 try:
                     calls[index](event)
                 except PLUGIN_ERRORS as later_error:
+                    if is_user_interrupt(later_error):
+                        raise
                     failures.append(self._record(links[index], event, later_error))
         return tuple(failures)
 

@@ -20,10 +20,17 @@ from eventhub.bus import Bus, Subscription
 from eventhub.chain import Failure, Monitor, report_failure
 from eventhub.config import Config, env_flag, env_list
 from eventhub.discovery import PluginEntry, discover
-from eventhub.errors import PLUGIN_ERRORS, EventhubError, OrderingError, PluginError, UsageError
+from eventhub.errors import (
+    PLUGIN_ERRORS,
+    EventhubError,
+    OrderingError,
+    PluginError,
+    UsageError,
+    is_user_interrupt,
+)
 from eventhub.event import DropPolicy, Event, HandlerOptions
 from eventhub.ordering import order
-from eventhub.plugins import Impl, PluginManager, PluginRecord, Status, is_user_interrupt
+from eventhub.plugins import Impl, PluginManager, PluginRecord, Status
 from eventhub.reactor.tasks import Future
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ and does not undo the ones before a failure, so we undo them.
 from __future__ import annotations
 
 import inspect
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,7 +19,7 @@ import pluggy
 from eventhub import hookspecs
 from eventhub._markers import PROJECT_NAME
 from eventhub.chain import EXECUTE, Call
-from eventhub.errors import PLUGIN_ERRORS, PluginError, UserInterrupt
+from eventhub.errors import PLUGIN_ERRORS, PluginError, is_user_interrupt
 from eventhub.event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
 from eventhub.ordering import Placement
 
@@ -29,22 +28,6 @@ HOOK_PREFIX = "eventhub_"
 
 # One hook implementation as the hub calls it: (plugin name, function, its argument names).
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
-
-
-def is_user_interrupt(error: BaseException) -> bool:
-    """True for what may be the user's Ctrl-C, which must go past a plugin seam.
-
-    ``eventhub run`` raises ``UserInterrupt`` from its own SIGINT handler (not
-    one of ``PLUGIN_ERRORS``: no seam catches it), and while serving, the
-    reactor handles SIGINT without raising, so there a ``KeyboardInterrupt``
-    is a plugin's. Under Python's default handler (a ``Hub`` run by hand) the
-    two cannot be told apart: a ``KeyboardInterrupt`` is taken as the user's.
-    """
-    if isinstance(error, UserInterrupt):
-        return True
-    return (
-        isinstance(error, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
 
 
 def describe(error: BaseException) -> str:

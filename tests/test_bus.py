@@ -654,3 +654,21 @@ def test_on_works_on_static_and_class_methods() -> None:
     hub.register(Plugin(), "plugin")
     hub.emit("a")
     assert sorted(seen) == ["class", "static inside", "static outside"]
+
+
+def test_a_ctrl_c_under_pythons_own_handler_goes_past_the_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Hub run by hand: KeyboardInterrupt cannot be told from the user's, so it is taken as theirs.
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    hub = eventhub.Hub()
+
+    def interrupted(event: eventhub.Event) -> None:
+        raise KeyboardInterrupt
+
+    hub.subscribe("e", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hub.emit("e")
+    assert hub.failure_count == 0
+    seen, record = recorder()
+    hub.subscribe("f", record)
+    hub.emit("f")  # the bus is usable again, not stuck "busy"
+    assert seen == ["f"]
