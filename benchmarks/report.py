@@ -43,7 +43,24 @@ def machine_section(results: Mapping[str, Any]) -> list[str]:
         "(other work on the machine shows up here and in the spread)",
         "",
     ]
-    return lines
+    return lines + _busy_machine(results)
+
+
+def _busy_machine(results: Mapping[str, Any]) -> list[str]:
+    """A warning when other work kept the machine's CPUs busy during the run (load above the cores)."""
+    cores = len(results["machine"]["usable_cpus"]) or 1
+    load = results.get("load_average", {})
+    peak = max((sample[0] for sample in (load.get("start"), load.get("end")) if sample), default=0.0)
+    if peak <= cores:
+        return []
+    return [
+        f"**A busy machine**: the load average reached {peak:.1f} on {cores} usable cores, so other "
+        "work competed with the measured processes. Echo, start-up and discovery figures (server CPU "
+        "per round trip included: a shared core runs slower) are inflated and their ratios noisier "
+        "than on an idle machine; compare them with figures from the same run, not with another "
+        "run's. The chain and bus figures read the worker thread's own CPU clock and hold.",
+        "",
+    ]
 
 
 def goals_section(goals: Sequence[Mapping[str, Any]]) -> list[str]:
