@@ -305,8 +305,10 @@ def _raise_open_files_limit() -> None:
     runtime does at start), not each plugin. The default soft limit (often 1024)
     would cap a service at about a thousand clients.
     """
-    import resource
-
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == hard:
         return

@@ -248,7 +248,7 @@ class ObservedProtocol(Protocol):
                 function(hooks.service, self.peer)
             except PLUGIN_ERRORS as exc:
                 hooks.failed(plugin, MADE, self.peer, exc)
-        self.wrapped.connection_made(transport)
+        self.wrapped.make_connection(transport)
 
     def data_received(self, data: bytes) -> None:
         hooks = self.hooks

@@ -161,6 +161,17 @@ class Protocol:
     factory: Any = None
     transport: Transport | None = None
 
+    def make_connection(self, transport: Transport) -> None:
+        """Set ``self.transport``, then call ``connection_made`` (what every transport calls).
+
+        As Twisted's ``makeConnection``: an override of ``connection_made``
+        that forgets ``super()`` still finds ``self.transport`` set. The
+        reactor's connections, the network-hook observer and the test fakes
+        all start a protocol through here.
+        """
+        self.transport = transport
+        self.connection_made(transport)
+
     def connection_made(self, transport: Transport) -> None:
         """The connection is up. ``self.transport`` is already set when this is called."""
         self.transport = transport

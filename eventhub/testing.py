@@ -281,7 +281,7 @@ class MemoryListener:
         if protocol is None:
             return None, None
         transport = StringTransport(peer=peer, host=self._host)
-        protocol.connection_made(transport)
+        protocol.make_connection(transport)
         return protocol, transport
 
 
@@ -339,7 +339,7 @@ class MemoryConnector:
         self.state = _CONNECTED
         self.protocol = protocol
         self.transport = StringTransport(peer=self._destination, host=host)
-        protocol.connection_made(self.transport)
+        protocol.make_connection(self.transport)
         return protocol, self.transport
 
     def fail(self, reason: BaseException) -> None:

@@ -130,10 +130,7 @@ class Connection:
         self._reactor.add_reader(self._fd, self._on_readable)
         self._reading = True
         try:
-            # As Twisted's makeConnection does: an override of connection_made
-            # that forgets super() still finds self.transport set.
-            self._protocol.transport = self
-            self._protocol.connection_made(self)
+            self._protocol.make_connection(self)
         except Exception as exc:
             self._protocol_failed(exc, "connection_made")
 
