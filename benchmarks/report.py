@@ -58,7 +58,9 @@ def _busy_machine(results: Mapping[str, Any]) -> list[str]:
         "work competed with the measured processes. Echo, start-up and discovery figures (server CPU "
         "per round trip included: a shared core runs slower) are inflated and their ratios noisier "
         "than on an idle machine; compare them with figures from the same run, not with another "
-        "run's. The chain and bus figures read the worker thread's own CPU clock and hold.",
+        "run's. The chain and bus figures read the worker thread's own CPU clock, so time spent "
+        "preempted is not counted, but a busy neighbour still slows the core they run on: their "
+        "minima (in parentheses) are the steadier figures then.",
         "",
     ]
 
