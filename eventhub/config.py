@@ -24,6 +24,7 @@ core uses it for ``[eventhub]`` and plugins use it for their own tables.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import stat
@@ -122,10 +123,55 @@ class Config:
     source: str = "defaults"
     # table name (``eventhub`` or a plugin's) -> key -> the raw text given to --set
     overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the keys of [eventhub] given in the file or with --set (the others are defaults)
+    core_given: frozenset[str] = frozenset()
 
     def plugin_settings(self, name: str) -> Settings:
         """Plugin ``name``'s own table (empty when it has none)."""
         return Settings(name, self.plugins.get(name, {}), self.source, self.overrides.get(name))
+
+    def origin(self, section: str, key: str) -> str:
+        """Where ``section.key`` came from: ``--set``, the file, or ``default``."""
+        if key in self.overrides.get(section, {}):
+            return "--set"
+        given = key in self.core_given if section == CORE_SECTION else key in self.plugins.get(section, {})
+        return self.source if given else "default"
+
+    def effective(self) -> dict[str, dict[str, tuple[Any, str]]]:
+        """Every table: key -> (value, origin); ``[eventhub]`` with its defaults too."""
+        tables: dict[str, dict[str, tuple[Any, str]]] = {CORE_SECTION: {}}
+        for spec in dataclasses.fields(CoreSettings):
+            value = _plain(getattr(self.core, spec.name))
+            tables[CORE_SECTION][spec.name] = (value, self.origin(CORE_SECTION, spec.name))
+        for name, table in sorted(self.plugins.items()):
+            tables[f"plugins.{name}"] = {key: (value, self.origin(name, key)) for key, value in table.items()}
+        return tables
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML (an inline table for a mapping), for ``eventhub config``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    if value is None:
+        return '""  # none'
+    return json.dumps(repr(value))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with dataclasses (schedule entries) turned into tables, tuples into lists."""
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
+    return value
 
 
 def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
@@ -142,7 +188,7 @@ def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Pat
     plugins = {name: _table(table, f"plugins.{name}") for name, table in plugins_table.items()}
     core_settings = Settings(CORE_SECTION, core_table, source, raw.get(CORE_SECTION))
     core = read_settings(CoreSettings, core_settings, CORE_SECTION)
-    return Config(core=core, plugins=plugins, source=source, overrides=raw)
+    return Config(core=core, plugins=plugins, source=source, overrides=raw, core_given=frozenset(core_table))
 
 
 def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
@@ -290,7 +336,14 @@ def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, sourc
         raw = table.raw(key) if isinstance(table, Settings) else None
         if raw is not None and not isinstance(value, str) and _takes_text(hints[key]):
             value = raw  # --set name=42 for a string field means the text "42"
-        values[key] = _check(value, hints[key], f"{section}.{key}")
+        try:
+            values[key] = _check(value, hints[key], f"{section}.{key}")
+        except ConfigError as error:
+            if not isinstance(table, Settings) or not origin:  # where it came from is not known
+                raise
+            raise ConfigError(
+                error.key, f"{str(error).removeprefix(error.key + ': ')} (from {origin})"
+            ) from None
     for required in dataclasses.fields(cls):
         no_default = (
             required.default is dataclasses.MISSING and required.default_factory is dataclasses.MISSING

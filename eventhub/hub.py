@@ -93,6 +93,7 @@ class Hub:
         #: This hub's index among the workers of ``eventhub run --workers N`` (None: the only one).
         self.worker: int | None = None
         self._configured = False
+        self._report_failures = True
         if autoload:
             self.load_entry_points(disable=disable, only=only)
 
@@ -132,18 +133,24 @@ class Hub:
         _plugins.unregister(self.pm, name)
 
     def _describe(self, record: PluginRecord) -> None:
+        record.file = _plugins.file_of(self.pm.get_plugin(record.name))
         record.hooks = _plugins.hooks_of(self.pm, record.name)
         record.events = sorted(
             {p for s in self.bus.subscriptions_of(record.name) for p in s.options.patterns}
         )
 
-    def load_entry_points(self, disable: Collection[str] = (), only: Collection[str] | None = None) -> None:
+    def load_entry_points(
+        self, disable: Collection[str] = (), only: Collection[str] | None = None, *, report: bool = True
+    ) -> None:
         """Load the plugins of group ``eventhub.plugins``; a broken one is reported, not fatal.
 
         ``disable`` and ``only`` come from the caller (the command line) and must
         name installed plugins; ``[eventhub] disable`` and ``$EVENTHUB_DISABLE_PLUGINS``
         may name plugins that are not installed. Disabled plugins are never imported.
+        ``report=False``: failures are only recorded (``eventhub plugins`` shows
+        them in its table), not logged.
         """
+        self._report_failures = report
         if env_flag(NO_AUTOLOAD_ENV):
             log.debug("%s is set: no plugin is loaded", NO_AUTOLOAD_ENV)
             return
@@ -200,7 +207,8 @@ class Hub:
         record.reason = reason
         self.records[record.name] = record
         origin = f" ({record.dist} {record.version})" if record.dist else ""
-        log.error("plugin %r%s failed to load: %s", record.name, origin, reason)
+        if self._report_failures:
+            log.error("plugin %r%s failed to load: %s", record.name, origin, reason)
 
     @property
     def load_failures(self) -> list[PluginRecord]:
@@ -216,6 +224,9 @@ class Hub:
         placements = {name: _plugins.placement(self.pm, name) for name in names}
         self._order = order(placements, self.config.core.order)
         self.bus.set_order(self._order)
+        for position, name in enumerate(self._order, 1):
+            if name in self.records:
+                self.records[name].order = position
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -289,9 +300,21 @@ class Hub:
         if self._configured:
             return
         self._configured = True
-        for name in self.config.plugins:
+        for name, table in self.config.plugins.items():
             if name not in self.records:
-                log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
+                given = self.config.overrides.get(name, {})
+                if given and set(table) <= set(given):
+                    key = next(iter(given))
+                    log.warning("--set %s.%s: no loaded plugin is named %r", name, key, name)
+                else:
+                    log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
+        for name in self.config.core.order:
+            if name not in self.records:
+                log.warning(
+                    "%s: eventhub.order names %r, which is no loaded plugin",
+                    self.config.origin("eventhub", "order"),
+                    name,
+                )
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             kwargs = {"settings": self.config.plugin_settings(plugin_name), "hub": self}
             try:

@@ -8,7 +8,9 @@ and does not undo the ones before a failure, so we undo them.
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -53,6 +55,8 @@ class PluginRecord:
     reason: str = ""
     hooks: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    order: int | None = None  # position in the plugin order (1 first), once registered
+    file: str = ""  # where the plugin's code is
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,8 +65,10 @@ class PluginRecord:
             "version": self.version,
             "status": self.status.value,
             "reason": self.reason,
-            "hooks": list(self.hooks),
+            "hooks": [hook.removeprefix(HOOK_PREFIX) for hook in self.hooks],
             "events": list(self.events),
+            "order": self.order,
+            "file": self.file,
         }
 
 
@@ -127,9 +133,12 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
 def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
     for caller in pm.get_hookcallers(plugin) or ():
         if not caller.has_spec():
+            known = [n for n in vars(pm.hook) if n.startswith(HOOK_PREFIX) and getattr(pm.hook, n).has_spec()]
+            close = difflib.get_close_matches(caller.name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise PluginError(
                 f"plugin {name!r}: unknown hook {caller.name!r} "
-                "(see eventhub.hookspecs for the hooks there are)"
+                f"({hint}see eventhub.hookspecs for the hooks there are)"
             )
         for impl in caller.get_hookimpls():
             if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
@@ -157,6 +166,12 @@ def _describe(error: BaseException) -> str:
         # pluggy's message spans lines and repeats the plugin's repr; keep the gist.
         return "invalid hook implementation: " + " ".join(str(error).split())
     return describe(error)
+
+
+def file_of(plugin: object) -> str:
+    """The file a plugin's code is in (its module's, or its class's module's), or ``""``."""
+    module = plugin if inspect.ismodule(plugin) else sys.modules.get(type(plugin).__module__)
+    return str(getattr(module, "__file__", "") or "")
 
 
 def hooks_of(pm: PluginManager, name: str) -> list[str]:
