@@ -53,10 +53,18 @@ class Address:
 
     @classmethod
     def from_sockaddr(cls, sockaddr: Any, family: int | None = None) -> Address:
-        """Build from what ``socket.accept()``/``getpeername()`` return."""
+        """Build from what ``socket.accept()``/``getpeername()`` return.
+
+        An IPv4-mapped IPv6 address (``::ffff:192.0.2.7``, how a dual-stack
+        socket listening on ``::`` sees an IPv4 peer) becomes the IPv4 address
+        it stands for: every allow/deny list, log line and per-address count
+        then sees one address per peer, whatever socket it came through.
+        """
         host, port = sockaddr[0], sockaddr[1]
         if family is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if host[:7].lower() == "::ffff:" and "." in host:
+            return cls(host[7:], port, socket.AF_INET)
         return cls(host, port, family)
 
     def __str__(self) -> str:
