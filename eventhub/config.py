@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
+import socket
 import sys
 import types
 import typing
@@ -247,6 +249,28 @@ def check_range(key: str, value: float, low: float, high: float | None = None) -
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(key, f"must be {bounds}, not {value}")
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def check_host(key: str, host: str) -> None:
+    """``ConfigError`` naming ``key`` unless ``host`` is an IP address or shaped like a host name.
+
+    The interface a service listens on. Names are resolved only when listening.
+    An empty string is an error, not "every interface": exposing a service to
+    other machines has to be asked for by name, ``"0.0.0.0"`` (IPv4) or ``"::"``.
+    """
+    if host == "":
+        raise ConfigError(key, 'must not be empty; "0.0.0.0" or "::" listen on every interface')
+    if _HOST_NAME.fullmatch(host):
+        return
+    try:
+        socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ConfigError(key, f"must be an IP address or a host name, not {host!r}") from None
 
 
 def _file_table(section: str) -> str:

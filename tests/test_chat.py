@@ -167,6 +167,8 @@ def test_shutdown_says_goodbye_and_closes_everyone(
         ("port", -1, "chat.port: must be between 0 and 65535, not -1"),
         ("max_line_length", 0, "chat.max_line_length: must be >= 1, not 0"),
         ("port", "8001", "chat.port: must be an integer, not a string '8001'"),
+        ("host", "", 'chat.host: must not be empty; "0.0.0.0" or "::" listen on every interface'),
+        ("host", "not a host", "chat.host: must be an IP address or a host name, not 'not a host'"),
     ],
 )
 def test_wrong_settings_name_the_key(hub: eventhub.Hub, key: str, value: object, message: str) -> None:
@@ -315,9 +317,21 @@ def test_several_clients_at_once_through_eventhub_run(server: tuple[Served, int]
         client.close()
 
 
-def test_a_wrong_setting_stops_eventhub_run_with_status_2(chat_venv: PluginVenv) -> None:
-    result = chat_venv.eventhub("run", "--set", "chat.port=70000")
-    assert result.returncode == 2
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("chat.port=70000", "chat.port: must be between 0 and 65535, not 70000"),
+        # The host is checked up front too (it used to fail only when listening, status 1).
+        ("chat.host=", 'chat.host: must not be empty; "0.0.0.0" or "::" listen on every interface'),
+        ("chat.host=not a host", "chat.host: must be an IP address or a host name, not 'not a host'"),
+    ],
+)
+def test_a_wrong_setting_stops_eventhub_run_with_status_2(
+    chat_venv: PluginVenv, setting: str, error: str
+) -> None:
+    result = chat_venv.eventhub("run", "--set", setting)
+    assert result.returncode == 2, result.stderr
     # The error names the key as --set spelled it.
     last = result.stderr.strip().splitlines()[-1]
-    assert last == "eventhub: error: chat.port: must be between 0 and 65535, not 70000", result.stderr
+    assert last == f"eventhub: error: {error}", result.stderr
+    assert "listening" not in result.stderr

@@ -42,7 +42,7 @@ def test_the_defaults_are_the_seeds_port_on_loopback() -> None:
     assert (settings.write_buffer_high, settings.write_buffer_low) == (65536, None)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "::", "", "localhost", "fe80::1%lo"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "::", "localhost", "fe80::1%lo"])
 def test_hosts_that_are_accepted(host: str) -> None:
     assert echo.EchoSettings.from_table({"host": host}).host == host
 
@@ -59,6 +59,7 @@ def test_settings_are_read_and_converted() -> None:
     ("table", "key"),
     [
         ({"host": "not a host"}, "echo.host"),
+        ({"host": ""}, "echo.host"),
         ({"host": "127.0.0.1:8000"}, "echo.host"),
         ({"port": "8000"}, "echo.port"),
         ({"port": 65536}, "echo.port"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import eventhub
-from eventhub.config import check_range, read_settings
+from eventhub.config import check_host, check_range, read_settings
 from eventhub_chat._room import ChatRoom
 
 if TYPE_CHECKING:
@@ -31,8 +31,9 @@ class ChatSettings:
     max_backlog: int = 256 * 1024  # bytes queued to one member before it is dropped
 
     def __post_init__(self) -> None:
-        # Checked here, at configure time, so a bad port is one line naming the key
-        # (exit status 2) before the reactor ever sees it.
+        # Checked here, at configure time, so a bad host or port is one line naming
+        # the key (exit status 2) before the reactor ever sees it.
+        check_host(f"{SECTION}.host", self.host)
         check_range(f"{SECTION}.port", self.port, 0, 65535)
         for key in ("max_line_length", "max_clients", "max_backlog"):
             check_range(f"{SECTION}.{key}", getattr(self, key), 1)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eventhub.config import check_range, read_settings
+from eventhub.config import check_host, check_range, read_settings
 from eventhub.errors import ConfigError
 from eventhub.reactor.tcp import HIGH_WATER
 
@@ -38,7 +36,7 @@ class EchoSettings:
         return read_settings(cls, table, SECTION, source=source)
 
     def __post_init__(self) -> None:
-        _check_host(self.host)
+        check_host(f"{SECTION}.host", self.host)
         check_range(f"{SECTION}.port", self.port, 0, 65535)
         check_range(f"{SECTION}.backlog", self.backlog, 1, 65535)
         check_range(f"{SECTION}.max_connections", self.max_connections, 0)
@@ -57,17 +55,3 @@ class EchoSettings:
                     f"not {self.write_buffer_low}",
                 )
 
-
-_HOST_NAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
-
-
-def _check_host(host: str) -> None:
-    """An IP address, or something shaped like a host name (resolved only when listening)."""
-    if host == "" or _HOST_NAME.fullmatch(host):
-        return
-    try:
-        socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise ConfigError(f"{SECTION}.host", f"must be an IP address or a host name, not {host!r}") from None
