@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from chat_support import Client
 from support import PluginVenv, Served, first_party, load_source_package
 
 import eventhub
@@ -122,6 +122,30 @@ def test_hostile_bytes_reach_the_others_as_harmless_text(trio: tuple[Member, Mem
     assert b.heard() == ["<guest1> \ufffd\ufffd \ufffd[31mred\ufffd caf\u00e9\t!"]
 
 
+SPOOFING = [
+    "\u202e",  # right-to-left override: "gnp.exe" shows as "exe.png"
+    *"\u200e\u200f\u061c",  # bidi marks
+    *"\u202a\u202b\u202c\u202d",  # embeddings, pop, left-to-right override
+    *"\u2066\u2067\u2068\u2069",  # isolates
+    *"\u2028\u2029",  # line and paragraph separators: a fake second line
+    *"\u200b\u200c\u200d\u2060\ufeff",  # zero-width and invisible
+]
+
+
+@pytest.mark.parametrize("char", SPOOFING, ids=lambda c: f"U+{ord(c):04X}")
+def test_display_spoofing_characters_are_replaced(trio: tuple[Member, Member, Member], char: str) -> None:
+    a, b, _ = trio
+    a.say(f"x{char}y\n".encode())
+    assert b.heard() == ["<guest1> x\ufffdy"]
+
+
+def test_text_that_only_looks_unusual_is_kept(trio: tuple[Member, Member, Member]) -> None:
+    a, b, _ = trio
+    text = "caf\u00e9 \u0645\u0631\u062d\u0628\u0627 \U0001f600\u2019"  # within max_line_length=32
+    a.say(f"{text}\n".encode())
+    assert b.heard() == [f"<guest1> {text}"]
+
+
 def test_an_over_long_line_closes_that_connection_only(trio: tuple[Member, Member, Member]) -> None:
     a, b, c = trio
     a.say(b"fine\n" + b"y" * 33)
@@ -183,40 +207,6 @@ def test_defaults() -> None:
 
 
 # -- served by `eventhub run`, with real clients -------------------------------------
-
-
-class Client:
-    """A real TCP client that reads the server's lines."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> str:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"closed; unread: {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode("utf-8")
-
-    def lines(self, count: int) -> list[str]:
-        return [self.line() for _ in range(count)]
-
-    def rest(self) -> bytes:
-        """Everything until the server closes the connection."""
-        data = self.buffer
-        while chunk := self.sock.recv(65536):
-            data += chunk
-        self.buffer = b""
-        return data
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_chat_on_a_real_reactor(reactor: Reactor) -> None:

@@ -12,7 +12,8 @@ Lines from the server start with ``* `` (news) or ``! `` (an error).
 
 Hostile input never crashes the server: bytes that are not UTF-8 become
 U+FFFD, control characters (an ESC that would drive the other members'
-terminals) too; a line over ``max_line_length`` gets an error and the
+terminals), bidi controls, line separators and zero-width characters (which
+would make a line look like something else) too; a line over ``max_line_length`` gets an error and the
 connection is closed; a member whose unread backlog passes ``max_backlog``
 (it does not read what the others say) is disconnected, so one slow reader
 cannot make the server buffer without bound.
@@ -38,12 +39,25 @@ log = logging.getLogger("eventhub.chat")
 NICK = re.compile(r"[A-Za-z0-9_-]{1,24}")
 HELP = "/nick NAME, /who, /quit"
 
-# C0 controls, DEL and C1 controls: what a terminal may act on. Tab is kept.
-_CONTROLS = {code: "\ufffd" for code in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if code != 0x09}
+# What would let one member drive, or lie to, the others' screens, each replaced
+# by U+FFFD: C0 controls, DEL and C1 controls (a terminal acts on them; tab is
+# kept); the bidi controls, which reorder what follows (U+202E shows "exe.txt"
+# for "txt.exe"): marks U+200E/200F and U+061C, embeddings and overrides
+# U+202A-202E, isolates U+2066-2069; the line and paragraph separators
+# U+2028/2029 (a fake line break: a forged "<alice>" line); and the invisible
+# ones that make two nicks or words look alike: zero-width U+200B-200D, word
+# joiner U+2060, and the BOM U+FEFF.
+_SPOOFING = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]
+_INVISIBLE = [*range(0x200B, 0x200E), 0x2060, 0xFEFF]
+_CONTROLS = {
+    code: "\ufffd"
+    for code in [*range(0x00, 0x20), *range(0x7F, 0xA0), *_SPOOFING, *_INVISIBLE]
+    if code != 0x09
+}
 
 
 def clean(line: bytes) -> str:
-    """A received line as text safe to show others: UTF-8, no control characters."""
+    """A received line as text safe to show others: UTF-8, no control, bidi or invisible characters."""
     return line.decode("utf-8", "replace").translate(_CONTROLS)
 
 
