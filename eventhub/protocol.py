@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, runtime_checkable
 from typing import Protocol as _Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "Address",
@@ -127,6 +127,13 @@ class Transport(_Interface):
 
     def pause_reading(self) -> None:
         """Stop calling ``data_received`` until ``resume_reading``."""
+
+    def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
+        """Call ``fn(*args)`` on the connection's loop, after what is queued already.
+
+        For a protocol that bounds its work per callback and goes on later,
+        letting the loop serve the other connections in between.
+        """
 
     def resume_reading(self) -> None:
         """Undo ``pause_reading``."""

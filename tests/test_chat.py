@@ -15,7 +15,7 @@ from support import PluginVenv, Served, first_party, load_source_package
 import eventhub
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor
-from eventhub.testing import HANG_TIMEOUT, StringTransport, run_until_stopped
+from eventhub.testing import HANG_TIMEOUT, MemoryReactor, StringTransport, run_until_stopped
 
 eventhub_chat: Any = load_source_package("chat", "eventhub_chat")
 ChatRoom = eventhub_chat.ChatRoom
@@ -184,6 +184,35 @@ def test_shutdown_says_goodbye_and_closes_everyone(
         assert member.transport.disconnecting
 
 
+def test_past_the_burst_a_member_is_read_at_the_rate_limit() -> None:
+    reactor = MemoryReactor()
+    room = ChatRoom(ChatSettings(rate_limit=10, rate_burst=3), reactor)
+    flooder, listener = Member(room, 1), Member(room, 2)
+    listener.heard()
+    flooder.say(b"".join(b"line %d\n" % i for i in range(10)))
+    assert listener.heard() == [f"<guest1> line {i}" for i in range(3)]
+    assert flooder.transport.reading_paused  # the rest waits (TCP slows the sender down)
+    reactor.advance(0.1)
+    assert listener.heard() == ["<guest1> line 3"]
+    reactor.advance(0.65)
+    assert listener.heard() == [f"<guest1> line {i}" for i in range(4, 10)]
+    reactor.advance(1.0)  # the bucket fills up again, to the burst
+    assert not flooder.transport.reading_paused
+    flooder.say(b"a\nb\nc\nd\n")
+    assert listener.heard() == ["<guest1> a", "<guest1> b", "<guest1> c"]
+    flooder.disconnect()  # cancels the pending resume
+    assert reactor.clock.next_call_time() is None
+
+
+def test_a_rate_limit_of_zero_is_no_limit() -> None:
+    reactor = MemoryReactor()
+    room = ChatRoom(ChatSettings(rate_limit=0, rate_burst=1), reactor)
+    flooder, listener = Member(room, 1), Member(room, 2)
+    listener.heard()
+    flooder.say(b"x\n" * 500)
+    assert listener.heard() == ["<guest1> x"] * 500
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -191,6 +220,9 @@ def test_shutdown_says_goodbye_and_closes_everyone(
         ("port", -1, "chat.port: must be between 0 and 65535, not -1"),
         ("max_line_length", 0, "chat.max_line_length: must be >= 1, not 0"),
         ("port", "8001", "chat.port: must be an integer, not a string '8001'"),
+        ("rate_limit", -1, "chat.rate_limit: must be >= 0, not -1.0"),
+        ("rate_limit", float("inf"), "chat.rate_limit: must be a number of lines per second, not inf"),
+        ("rate_burst", 0, "chat.rate_burst: must be >= 1, not 0"),
         ("host", "", 'chat.host: must not be empty; "0.0.0.0" or "::" listen on every interface'),
         ("host", "not a host", "chat.host: must be an IP address or a host name, not 'not a host'"),
     ],

@@ -195,6 +195,9 @@ class Connection:
             self._reading = True
             self._reactor.add_reader(self._fd, self._on_readable)
 
+    def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
+        self._reactor.call_soon(fn, *args)
+
     # -- writing --------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:

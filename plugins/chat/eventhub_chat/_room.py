@@ -17,6 +17,12 @@ would make a line look like something else) too; a line over ``max_line_length``
 connection is closed; a member whose unread backlog passes ``max_backlog``
 (it does not read what the others say) is disconnected, so one slow reader
 cannot make the server buffer without bound.
+
+Flooding does not freeze the server: each line costs a write to every member,
+so a member's lines are handled ``messages_per_call`` (16) per callback, the
+loop serving everyone else in between (``eventhub.protocols`` receivers), and
+past ``rate_burst`` lines a member is read at ``rate_limit`` lines per second
+(reading pauses; TCP then slows the sender down; nothing is dropped).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.protocols import FramingError, LineReceiver
 
 if TYPE_CHECKING:
+    from eventhub.reactor import ReactorAPI, TimerHandle
     from eventhub_chat._plugin import ChatSettings
 
 __all__ = ["ChatProtocol", "ChatRoom"]
@@ -62,10 +69,15 @@ def clean(line: bytes) -> str:
 
 
 class ChatRoom(ServerFactory):
-    """Who is connected, and the one place that sends to them all."""
+    """Who is connected, and the one place that sends to them all.
 
-    def __init__(self, settings: ChatSettings) -> None:
+    ``reactor`` runs the timers of the rate limit (``settings.rate_limit``);
+    without one (a room driven by hand in a test) lines are not rate-limited.
+    """
+
+    def __init__(self, settings: ChatSettings, reactor: ReactorAPI | None = None) -> None:
         self.settings = settings
+        self.reactor = reactor
         self.members: dict[str, ChatProtocol] = {}  # by nick.casefold()
         self._guest_numbers = itertools.count(1)
 
@@ -105,8 +117,14 @@ class ChatProtocol(LineReceiver):
     """One member of the room."""
 
     delimiter = b"\n"
+    # Each line is written to every member: 16 lines per callback keep one
+    # callback to a few milliseconds in a full room.
+    messages_per_call = 16
     room: ChatRoom
     nick: str = ""
+    _tokens: float = 0.0  # lines this member may send now (the rate limit's bucket)
+    _refilled: float = 0.0  # when _tokens was last brought up to date
+    _throttled: TimerHandle | None = None
 
     def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
@@ -115,6 +133,9 @@ class ChatProtocol(LineReceiver):
             self.send(f"! the room is full ({room.settings.max_clients} members); try again later")
             transport.lose_connection()
             return
+        self._tokens = room.settings.rate_burst
+        if room.reactor is not None:
+            self._refilled = room.reactor.seconds()
         self.nick = room.guest_nick()
         room.members[self.nick.casefold()] = self
         log.debug("%s joined from %s", self.nick, transport.get_peer())
@@ -122,6 +143,7 @@ class ChatProtocol(LineReceiver):
         room.broadcast(f"* {self.nick} joined", sender=self)
 
     def line_received(self, line: bytes) -> None:
+        self._spend_one()
         text = clean(line.removesuffix(b"\r"))
         if text.startswith("/"):
             self.command(*text[1:].split(maxsplit=1))
@@ -152,6 +174,23 @@ class ChatProtocol(LineReceiver):
             members[nick.casefold()] = self
             self.room.broadcast(f"* {old} is now {nick}")
 
+    def _spend_one(self) -> None:
+        """Take one line from the bucket; when it runs dry, read nothing until it holds one again."""
+        room = self.room
+        rate, reactor = room.settings.rate_limit, room.reactor
+        if not rate or reactor is None:
+            return
+        now = reactor.seconds()
+        tokens = min(room.settings.rate_burst, self._tokens + (now - self._refilled) * rate) - 1
+        self._tokens, self._refilled = tokens, now
+        if tokens < 1 and self._throttled is None:
+            self.pause_receiving()
+            self._throttled = reactor.call_later((1 - tokens) / rate, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self._throttled = None
+        self.resume_receiving()
+
     def framing_failed(self, error: FramingError) -> None:
         limit = self.room.settings.max_line_length
         self.send(f"! line too long (the limit is {limit} bytes); closing")
@@ -162,6 +201,9 @@ class ChatProtocol(LineReceiver):
             self.transport.lose_connection()
 
     def connection_lost(self, reason: BaseException | None) -> None:
+        if self._throttled is not None:
+            self._throttled.cancel()
+            self._throttled = None
         members = self.room.members
         if self.nick and members.get(self.nick.casefold()) is self:
             del members[self.nick.casefold()]
