@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import socket
@@ -249,6 +250,21 @@ def check_range(key: str, value: float, low: float, high: float | None = None) -
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(key, f"must be {bounds}, not {value}")
+
+
+MIN_TIMEOUT = 0.1  # seconds: a shorter idle timeout would keep the loop sweeping, not serving
+
+
+def check_timeout(key: str, value: float, minimum: float = MIN_TIMEOUT) -> None:
+    """``ConfigError`` naming ``key`` unless ``value`` is 0 (off) or finite seconds >= ``minimum``.
+
+    Below the minimum a timeout is a mistake, not a setting: ``1e-9`` makes its
+    timer fire on every pass of the loop, and the CPU spins.
+    """
+    if value == 0:
+        return
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(key, f"must be 0 (off) or a number of seconds >= {minimum:g}, not {value:g}")
 
 
 _HOST_NAME = re.compile(

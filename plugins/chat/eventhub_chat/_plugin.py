@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import eventhub
-from eventhub.config import check_host, check_range, read_settings
+from eventhub.config import check_host, check_range, check_timeout, read_settings
 from eventhub.errors import ConfigError
 from eventhub_chat._room import ChatRoom
 
@@ -33,6 +33,9 @@ class ChatSettings:
     max_backlog: int = 256 * 1024  # bytes queued to one member before it is dropped
     rate_limit: float = 20.0  # lines per second per member, after a burst (0: no limit)
     rate_burst: int = 50  # lines a member may send at once before rate_limit applies
+    idle_timeout: float = 600.0  # seconds of neither sending nor reading before a member is dropped; 0: never
+    max_per_address: int = 5  # connections at once from one address; 0: unlimited
+    loopback_exempt: bool = True  # max_per_address does not apply to 127.0.0.0/8 and ::1
 
     def __post_init__(self) -> None:
         # Checked here, at configure time, so a bad host or port is one line naming
@@ -46,6 +49,8 @@ class ChatSettings:
                 f"{SECTION}.rate_limit", f"must be a number of lines per second, not {self.rate_limit}"
             )
         check_range(f"{SECTION}.rate_limit", self.rate_limit, 0)
+        check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)
+        check_timeout(f"{SECTION}.idle_timeout", self.idle_timeout)
 
 
 class ChatPlugin:

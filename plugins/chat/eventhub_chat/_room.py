@@ -23,6 +23,12 @@ so a member's lines are handled ``messages_per_call`` (16) per callback, the
 loop serving everyone else in between (``eventhub.protocols`` receivers), and
 past ``rate_burst`` lines a member is read at ``rate_limit`` lines per second
 (reading pauses; TCP then slows the sender down; nothing is dropped).
+
+Lock-outs: a member who neither sends nor reads for ``idle_timeout`` seconds
+is dropped (``eventhub.limits.IdleSweep``; reading what the others say counts
+as activity), and one address may hold ``max_per_address`` connections
+(loopback exempt unless ``loopback_exempt`` is false), so a stranger cannot
+fill the room with idle connections.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from eventhub.limits import AddressLimit, IdleSweep
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.protocols import FramingError, LineReceiver
 
@@ -71,23 +78,48 @@ def clean(line: bytes) -> str:
 class ChatRoom(ServerFactory):
     """Who is connected, and the one place that sends to them all.
 
-    ``reactor`` runs the timers of the rate limit (``settings.rate_limit``);
-    without one (a room driven by hand in a test) lines are not rate-limited.
+    ``reactor`` runs the timers of the rate limit and the idle sweep; without
+    one (a room driven by hand in a test) there are neither.
     """
 
     def __init__(self, settings: ChatSettings, reactor: ReactorAPI | None = None) -> None:
         self.settings = settings
         self.reactor = reactor
+        self.per_address = AddressLimit(settings.max_per_address, exempt_loopback=settings.loopback_exempt)
+        self.idle_sweep: IdleSweep[ChatProtocol] | None = None
+        if reactor is not None:
+            members = self.members_now
+            self.idle_sweep = IdleSweep(reactor, settings.idle_timeout, members, self._drop_idle)
         self.members: dict[str, ChatProtocol] = {}  # by nick.casefold()
         self._guest_numbers = itertools.count(1)
 
     def build_protocol(self, addr: Address) -> Protocol | None:
+        if not self.per_address.admit(addr):
+            limit = self.settings.max_per_address
+            log.debug("closed the connection from %s: max_per_address (%d) reached", addr, limit)
+            return None
         protocol = ChatProtocol()
         protocol.factory = self
         protocol.room = self
         # The framer is built on first use from this (instance) attribute.
         protocol.max_length = self.settings.max_line_length
         return protocol
+
+    def start_factory(self) -> None:
+        if self.idle_sweep is not None:
+            self.idle_sweep.start()
+
+    def stop_factory(self) -> None:
+        if self.idle_sweep is not None:
+            self.idle_sweep.stop()
+
+    def members_now(self) -> list[ChatProtocol]:
+        return list(self.members.values())
+
+    def _drop_idle(self, member: ChatProtocol) -> None:
+        log.debug("%s idle for %ss; disconnecting", member.nick, self.settings.idle_timeout)
+        member.send(f"! idle for {self.settings.idle_timeout:g}s; closing")
+        member.leave(abort=bool(member.backlog()))  # flushing to a peer that does not read could wait forever
 
     @property
     def full(self) -> bool:
@@ -125,6 +157,9 @@ class ChatProtocol(LineReceiver):
     _tokens: float = 0.0  # lines this member may send now (the rate limit's bucket)
     _refilled: float = 0.0  # when _tokens was last brought up to date
     _throttled: TimerHandle | None = None
+    idle = 0  # idle sweeps since this member last sent or read something
+    last_progress = 0
+    _sent = 0  # bytes written to this member (some may still be buffered)
 
     def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
@@ -141,6 +176,18 @@ class ChatProtocol(LineReceiver):
         log.debug("%s joined from %s", self.nick, transport.get_peer())
         self.send(f"* welcome, you are {self.nick}; commands: {HELP}")
         room.broadcast(f"* {self.nick} joined", sender=self)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle = 0
+        super().data_received(data)
+
+    def progress(self) -> int:
+        """Bytes of ours the peer has accepted so far (for the idle sweep: reading is activity)."""
+        return self._sent - self.backlog()
+
+    def backlog(self) -> int:
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     def line_received(self, line: bytes) -> None:
         self._spend_one()
@@ -196,11 +243,17 @@ class ChatProtocol(LineReceiver):
         self.send(f"! line too long (the limit is {limit} bytes); closing")
         super().framing_failed(error)  # logs it and closes after flushing
 
-    def leave(self) -> None:
-        if self.transport is not None:
+    def leave(self, abort: bool = False) -> None:
+        if self.transport is None:
+            return
+        if abort:
+            self.transport.abort_connection()
+        else:
             self.transport.lose_connection()
 
     def connection_lost(self, reason: BaseException | None) -> None:
+        if self.transport is not None:
+            self.room.per_address.release(self.transport.get_peer())
         if self._throttled is not None:
             self._throttled.cancel()
             self._throttled = None
@@ -234,4 +287,5 @@ class ChatProtocol(LineReceiver):
             )
             transport.abort_connection()
             return
+        self._sent += len(data)
         transport.write(data)
