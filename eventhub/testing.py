@@ -254,6 +254,7 @@ class ListenTCPCall:
     backlog: int
     interface: str
     listener: MemoryListener
+    socket_buffer: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +489,13 @@ class MemoryReactor:
     # -- TCP -----------------------------------------------------------------
 
     def listen_tcp(
-        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+        self,
+        port: int,
+        factory: Factory,
+        backlog: int = 128,
+        interface: str = "127.0.0.1",
+        *,
+        socket_buffer: int = 0,
     ) -> MemoryListener:
         """Record the call; port 0 gets a fake free port; a port in use raises ServiceError."""
         host = Address(interface or "0.0.0.0", port or next(self._free_ports))
@@ -496,7 +503,7 @@ class MemoryReactor:
             raise ServiceError(f"cannot listen on {host}: address already in use")
         listener = MemoryListener(self, host, factory)
         self._listeners.append(listener)
-        self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener))
+        self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener, socket_buffer))
         factory.do_start()
         return listener
 

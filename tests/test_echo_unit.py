@@ -70,6 +70,7 @@ def test_settings_are_read_and_converted() -> None:
         ({"idle_timeout": 1e-9}, "echo.idle_timeout"),  # would spin the CPU
         ({"idle_timeout": 0.09}, "echo.idle_timeout"),
         ({"max_per_address": -1}, "echo.max_per_address"),
+        ({"socket_buffer": -1}, "echo.socket_buffer"),
         ({"max_connections": -1}, "echo.max_connections"),
         ({"write_buffer_high": -1}, "echo.write_buffer_high"),
         ({"write_buffer_low": -1}, "echo.write_buffer_low"),

@@ -266,7 +266,13 @@ class Reactor:
     # -- TCP (the work lives in tcp.py) ---------------------------------------
 
     def listen_tcp(
-        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+        self,
+        port: int,
+        factory: Factory,
+        backlog: int = 128,
+        interface: str = "127.0.0.1",
+        *,
+        socket_buffer: int = 0,
     ) -> Listener:
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``).
 
@@ -274,10 +280,16 @@ class Reactor:
         all IPv4 interfaces, ``"::"`` on all interfaces, IPv6 and IPv4 alike
         (IPV6_V6ONLY is turned off whatever the system's default, where the
         system allows). A port in use raises ``ServiceError``.
+
+        ``socket_buffer`` > 0 sets the kernel's send and receive buffers
+        (``SO_SNDBUF``/``SO_RCVBUF``) of every accepted connection to that many
+        bytes (Linux doubles it for bookkeeping): a bound on the kernel memory
+        one connection can hold, which is otherwise tuned up to several MiB
+        per direction. 0 leaves the system's default and its autotuning.
         """
         from eventhub.reactor.tcp import Listener
 
-        listener = Listener(self, port, factory, backlog, interface)
+        listener = Listener(self, port, factory, backlog, interface, socket_buffer)
         listener.start_listening()
         return listener
 

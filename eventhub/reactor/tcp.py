@@ -568,11 +568,21 @@ class Listener:
         "_reactor",
         "_refusals",
         "_sock",
+        "_socket_buffer",
         "_spare",
     )
 
-    def __init__(self, reactor: Reactor, port: int, factory: Factory, backlog: int, interface: str) -> None:
+    def __init__(
+        self,
+        reactor: Reactor,
+        port: int,
+        factory: Factory,
+        backlog: int,
+        interface: str,
+        socket_buffer: int = 0,
+    ) -> None:
         self._reactor = reactor
+        self._socket_buffer = socket_buffer
         self._port = check_port(port, listening=True)
         self._factory = factory
         self._backlog = backlog
@@ -603,6 +613,12 @@ class Listener:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and sockaddr[0] == "::":
                 _take_ipv4_too(sock)
+            if self._socket_buffer > 0:
+                # Set on the listening socket, before listen(): accepted sockets
+                # inherit both (no syscall per connection), and the receive
+                # window is negotiated from the right size.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._socket_buffer)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._socket_buffer)
             sock.bind(sockaddr)
             sock.listen(self._backlog)
             sock.setblocking(False)

@@ -36,6 +36,7 @@ class ChatSettings:
     idle_timeout: float = 600.0  # seconds of neither sending nor reading before a member is dropped; 0: never
     max_per_address: int = 5  # connections at once from one address; 0: unlimited
     loopback_exempt: bool = True  # max_per_address does not apply to 127.0.0.0/8 and ::1
+    socket_buffer: int = 65536  # SO_SNDBUF/SO_RCVBUF of each connection, bytes; 0: the system's (autotuned)
 
     def __post_init__(self) -> None:
         # Checked here, at configure time, so a bad host or port is one line naming
@@ -50,6 +51,7 @@ class ChatSettings:
             )
         check_range(f"{SECTION}.rate_limit", self.rate_limit, 0)
         check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)
+        check_range(f"{SECTION}.socket_buffer", self.socket_buffer, 0, 1 << 30)
         check_timeout(f"{SECTION}.idle_timeout", self.idle_timeout)
 
 
@@ -72,7 +74,10 @@ class ChatPlugin:
         room = self.room = ChatRoom(self.settings, reactor)
         # observe_factory lets other plugins watch the connections (eventhub_connection_* hooks).
         factory = hub.observe_factory(room, SERVICE)
-        self.listener = reactor.listen_tcp(self.settings.port, factory, interface=self.settings.host)
+        settings = self.settings
+        self.listener = reactor.listen_tcp(
+            settings.port, factory, interface=settings.host, socket_buffer=settings.socket_buffer
+        )
         # Members hear why they are disconnected, before the reactor closes the connections.
         reactor.add_system_event_trigger("before", "shutdown", room.close_all, "the server is shutting down")
         log.info("chat: listening on %s", self.listener.get_host())

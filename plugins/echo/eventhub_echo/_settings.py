@@ -28,6 +28,7 @@ class EchoSettings:
     max_connections: int = 0  # 0: unlimited
     max_per_address: int = 16  # connections at once from one address; 0: unlimited
     loopback_exempt: bool = True  # max_per_address does not apply to 127.0.0.0/8 and ::1
+    socket_buffer: int = 65536  # SO_SNDBUF/SO_RCVBUF of each connection, bytes; 0: the system's (autotuned)
     write_buffer_high: int = HIGH_WATER  # the reactor's default
     write_buffer_low: int | None = None  # None: the transport's default (write_buffer_high // 4)
 
@@ -42,6 +43,7 @@ class EchoSettings:
         check_range(f"{SECTION}.backlog", self.backlog, 1, 65535)
         check_range(f"{SECTION}.max_connections", self.max_connections, 0)
         check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)
+        check_range(f"{SECTION}.socket_buffer", self.socket_buffer, 0, 1 << 30)
         check_timeout(f"{SECTION}.idle_timeout", self.idle_timeout)
         check_range(f"{SECTION}.write_buffer_high", self.write_buffer_high, 0)
         if self.write_buffer_low is not None:
