@@ -57,6 +57,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import UsageError
+from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
 from eventhub.reactor.threads import ThreadPool, ThreadResult
@@ -139,6 +140,10 @@ class Reactor:
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
     and then releases everything it holds.
 
+    ``max_buffered_output``: bytes buffered toward all peers (128 MiB by
+    default) past which the connections with the most unsent data are closed,
+    biggest first (``output_bound``, see ``eventhub.reactor._output``).
+
     Not thread-safe, by design: call its methods from the thread running it
     (or before ``run()``), except ``call_from_thread``, which any thread may
     use to get the rest called there.
@@ -149,7 +154,9 @@ class Reactor:
     #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
     linger_timeout: float = 2.0
 
-    def __init__(self, backend: str = "auto", *, max_threads: int = 10) -> None:
+    def __init__(
+        self, backend: str = "auto", *, max_threads: int = 10, max_buffered_output: int = MAX_BUFFERED_OUTPUT
+    ) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
         # select's shape: readable and writable lists, no (fd, events) pair built per descriptor.
@@ -167,6 +174,8 @@ class Reactor:
         self._triggers = SystemTriggers()
         self._listeners: set[Listener] = set()
         self._connections: set[Connection] = set()
+        #: Bytes buffered toward all peers, and the bound past which the biggest are closed.
+        self.output_bound = OutputBound(self, max_buffered_output)
         self._connectors: set[Connector] = set()
         self._running = False
         self._stopping = False

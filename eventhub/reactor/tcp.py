@@ -74,6 +74,7 @@ class Connection:
         "_host",
         "_lingering",
         "_low",
+        "_output",
         "_peer",
         "_peer_eof",
         "_producer",
@@ -102,6 +103,7 @@ class Connection:
         self._fd = sock.fileno()
         self._protocol = protocol
         self._rview = reactor._recv_view
+        self._output = reactor.output_bound
         self._peer = peer
         self._host: Address | None = None
         self._connector = connector
@@ -208,6 +210,10 @@ class Connection:
             data = _byte_view(data)  # so that len() below counts bytes, not items
         if self._buffer:
             self._buffer += data  # a bytearray whenever non-empty
+            output = self._output
+            output.buffered += len(data)
+            if output.buffered > output.limit:
+                output.over()
             if len(self._buffer) > self._high:
                 self._pause_protocol()
             return
@@ -228,6 +234,10 @@ class Connection:
     def _buffer_rest(self, data: bytes | bytearray | memoryview, sent: int) -> None:
         with memoryview(data) as view:  # data is bytes-like, or a view of format "B"
             self._buffer = bytearray(view[sent:])
+        output = self._output
+        output.buffered += len(self._buffer)
+        if output.buffered > output.limit:
+            output.over()
         self._reactor.add_writer(self._fd, self._on_writable)
         if len(self._buffer) > self._high:
             self._pause_protocol()
@@ -242,6 +252,7 @@ class Connection:
             self._force_close(exc)
             return
         del buf[:n]  # type: ignore[union-attr]  # only watched while it is a bytearray
+        self._output.buffered -= n
         if self._protocol_paused and len(buf) <= self._low:
             # May write more, or close: with nothing buffered, lose_connection
             # lingers at once, and _drained below then finds it lingering.
@@ -402,13 +413,13 @@ class Connection:
             return
         self._force_close(None)
 
-    def abort_connection(self) -> None:
-        """Close now, discarding the buffer; the peer gets a reset (RST)."""
+    def abort_connection(self, reason: BaseException | None = None) -> None:
+        """Close now, discarding the buffer; the peer gets a reset (RST), ``connection_lost`` ``reason``."""
         if self._state == _CLOSED:
             return
         with contextlib.suppress(OSError):  # already dead: closing is all that is left
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        self._force_close(None)
+        self._force_close(reason)
 
     def is_closing(self) -> bool:
         return self._state != _OPEN
@@ -436,6 +447,7 @@ class Connection:
             self._lingering.cancel()
             self._lingering = None
         self._stop_reading()
+        self._output.buffered -= len(self._buffer)
         self._buffer = b""
         reactor.remove_writer(self._fd)  # even if the buffer just drained: still watched
         if self._host is None:  # get_host() keeps working in connection_lost
