@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO
+from support import REPO, load_source_package
 
 from eventhub.pytest_plugin import RunEventhub
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 GUIDE = REPO / "docs" / "guide"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -99,3 +106,17 @@ def test_the_configuration_reference_names_every_option(run_eventhub: RunEventhu
     options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", usage.stdout)) - {"--help", "--verbose", "--quiet"}
     assert options
     assert sorted(option for option in options if f"`{option}" not in reference) == []
+
+
+def test_the_operations_table_names_every_setting_of_echo_and_chat_with_its_default() -> None:
+    text = (GUIDE / "operations.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `((?:echo|chat)\.\w+)` \| `([^`]*)` \|", text, re.MULTILINE))
+    plugins = [("echo", "eventhub_echo", "EchoSettings"), ("chat", "eventhub_chat", "ChatSettings")]
+    for folder, package, cls in plugins:
+        settings = getattr(load_source_package(folder, package), cls)()
+        for field in dataclasses.fields(settings):
+            key = f"{folder}.{field.name}"
+            assert key in rows, f"operations.md has no row for {key}"
+            default = getattr(settings, field.name)
+            if default is not None:
+                assert tomllib.loads(f"value = {rows[key]}")["value"] == default, key
