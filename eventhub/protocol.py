@@ -19,6 +19,7 @@ protocol callback closes that connection only: it becomes the reason given to
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, runtime_checkable
@@ -63,14 +64,25 @@ class Address:
         host, port = sockaddr[0], sockaddr[1]
         if family is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if host[:7].lower() == "::ffff:" and "." in host:
-            return cls(host[7:], port, socket.AF_INET)
+        if host[:7].lower() == "::ffff:":  # cheap test first: this runs once per connection
+            mapped = _ipv4_mapped(host)
+            if mapped is not None:
+                return cls(mapped, port, socket.AF_INET)
         return cls(host, port, family)
 
     def __str__(self) -> str:
         if self.family == socket.AF_INET6:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+def _ipv4_mapped(host: str) -> str | None:
+    """``"192.0.2.7"`` for ``"::ffff:192.0.2.7"`` (or ``"::ffff:c000:207"``); None if not mapped."""
+    try:
+        mapped = ipaddress.IPv6Address(host).ipv4_mapped
+    except ValueError:
+        return None
+    return None if mapped is None else str(mapped)
 
 
 @runtime_checkable

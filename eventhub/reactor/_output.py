@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from eventhub.reactor.tcp import _Throttle
+
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
 
@@ -31,8 +33,6 @@ class OutputBound:
     __slots__ = ("_reactor", "_scheduled", "_throttle", "buffered", "limit", "shed")
 
     def __init__(self, reactor: Reactor, limit: int = MAX_BUFFERED_OUTPUT) -> None:
-        from eventhub.reactor.tcp import _Throttle  # tcp imports this module's users
-
         self._reactor = reactor
         self.limit = limit
         self.buffered = 0

@@ -762,7 +762,7 @@ def _not_ready() -> None:
 
 def _addr(addr: Any) -> str:
     try:
-        return _where(addr[0], addr[1])
+        return str(Address.from_sockaddr(addr))  # ::ffff:a.b.c.d shown as a.b.c.d, as everywhere
     except (TypeError, IndexError):
         return repr(addr)
 

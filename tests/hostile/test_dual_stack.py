@@ -81,3 +81,21 @@ def test_connlog_lists_apply_to_ipv4_clients_of_a_dual_stack_echo(
             assert is_closed_by_peer(denied)
         server.wait_for(rf"echo: refused 127\.0\.0\.2:{local}: denied by 127\.0\.0\.2/32$")
         assert_clean_exit(*server.finish())
+
+
+@pytest.mark.parametrize(
+    ("sockaddr", "family", "expected"),
+    [
+        (("::ffff:192.0.2.7", 80, 0, 0), socket.AF_INET6, Address("192.0.2.7", 80, socket.AF_INET)),
+        (("::FFFF:10.0.0.1", 80, 0, 0), None, Address("10.0.0.1", 80, socket.AF_INET)),
+        (("::ffff:10.0.0.1", 80), socket.AF_INET, Address("10.0.0.1", 80, socket.AF_INET)),
+        (("::1", 80, 0, 0), socket.AF_INET6, Address("::1", 80, socket.AF_INET6)),
+        (("::ffff:c000:207", 80, 0, 0), socket.AF_INET6, Address("192.0.2.7", 80, socket.AF_INET)),
+        (("::ffff:0:1:2", 80, 0, 0), socket.AF_INET6, Address("::ffff:0:1:2", 80, socket.AF_INET6)),
+        (("192.0.2.7", 80), socket.AF_INET, Address("192.0.2.7", 80, socket.AF_INET)),
+    ],
+)
+def test_ipv4_mapped_addresses_become_ipv4(
+    sockaddr: tuple[object, ...], family: int | None, expected: Address
+) -> None:
+    assert Address.from_sockaddr(sockaddr, family) == expected
