@@ -15,7 +15,9 @@ seconds increments every counter and hands those past ``IDLE_TICKS`` to
 but steadily is busy too, so the sweep also asks each connection for its
 ``progress()``, a number that grows when the peer accepted bytes from our send
 buffer, and counts any growth as activity. A connection is thus closed after
-between ``timeout`` and ``timeout * (1 + 1 / IDLE_TICKS)`` seconds of neither.
+between ``timeout`` and ``timeout * (1 + 1 / IDLE_TICKS)`` seconds without
+receiving, and up to one more tick after the peer's last read (the sweep sees
+progress only when it next looks).
 """
 
 from __future__ import annotations

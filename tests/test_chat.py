@@ -204,6 +204,26 @@ def test_past_the_burst_a_member_is_read_at_the_rate_limit() -> None:
     assert reactor.clock.next_call_time() is None
 
 
+def test_a_member_who_neither_sends_nor_reads_is_dropped_after_idle_timeout() -> None:
+    reactor = MemoryReactor()
+    room = ChatRoom(ChatSettings(idle_timeout=1.0), reactor)
+    room.do_start()
+    talker, listener = Member(room, 1), Member(room, 2)
+    for i in range(8):  # four timeouts: the talker sends, the listener takes every line
+        reactor.advance(0.5)
+        talker.say(b"still talking %d\n" % i)
+    assert not talker.transport.closed and not listener.transport.closed
+    listener.heard()
+    # Then silence: both idle. Reading is seen at the next sweep (a quarter timeout later).
+    reactor.advance(1.5)
+    assert listener.heard() == ["! idle for 1s; closing"]
+    assert talker.transport.disconnecting and listener.transport.disconnecting
+    for member in (talker, listener):
+        member.disconnect()
+    room.do_stop()
+    assert reactor.clock.next_call_time() is None
+
+
 def test_a_rate_limit_of_zero_is_no_limit() -> None:
     reactor = MemoryReactor()
     room = ChatRoom(ChatSettings(rate_limit=0, rate_burst=1), reactor)
