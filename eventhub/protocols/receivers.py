@@ -54,7 +54,10 @@ class _FramedReceiver(Protocol):
     a ``transport.call_soon`` callback, so the loop serves every other
     connection in between; reading resumes once the buffer holds no complete
     message. ``pause_receiving`` / ``resume_receiving`` stop and restart
-    delivery (and reading) for the protocol's own reasons: a rate limit, say.
+    delivery (and reading) for the protocol's own reasons: a rate limit, or
+    backpressure from ``pause_writing``. Use them, not the transport's
+    ``pause_reading``: the receiver resumes reading when it has caught up,
+    and would undo a pause it does not know of.
     """
 
     messages_per_call: int = 64
@@ -87,7 +90,6 @@ class _FramedReceiver(Protocol):
 
     def _pump(self) -> None:
         """Deliver up to ``messages_per_call`` messages; yield to the loop if more may wait."""
-        self._soon = False
         framer = self.framer
         budget = self.messages_per_call
         try:
