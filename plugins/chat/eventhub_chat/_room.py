@@ -13,8 +13,9 @@ Lines from the server start with ``* `` (news) or ``! `` (an error).
 Hostile input never crashes the server: bytes that are not UTF-8 become
 U+FFFD, control characters (an ESC that would drive the other members'
 terminals), bidi controls, line separators and zero-width characters (which
-would make a line look like something else) too; a line over ``max_line_length`` gets an error and the
-connection is closed; a member whose unread backlog passes ``max_backlog``
+would make a line look like something else) too; a line over
+``max_line_length`` gets an error and the connection is closed; a member
+whose unread backlog passes ``max_backlog``
 (it does not read what the others say) is disconnected, so one slow reader
 cannot make the server buffer without bound.
 
