@@ -26,7 +26,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
+import re
+import socket
 import stat
 import sys
 import types
@@ -362,6 +365,43 @@ def check_range(key: str, value: float, low: float, high: float | None = None) -
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(key, f"must be {bounds}, not {value}")
+
+
+MIN_TIMEOUT = 0.1  # seconds: a shorter idle timeout would keep the loop sweeping, not serving
+
+
+def check_timeout(key: str, value: float, minimum: float = MIN_TIMEOUT) -> None:
+    """``ConfigError`` naming ``key`` unless ``value`` is 0 (off) or finite seconds >= ``minimum``.
+
+    Below the minimum a timeout is a mistake, not a setting: ``1e-9`` makes its
+    timer fire on every pass of the loop, and the CPU spins.
+    """
+    if value == 0:
+        return
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(key, f"must be 0 (off) or a number of seconds >= {minimum:g}, not {value:g}")
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def check_host(key: str, host: str) -> None:
+    """``ConfigError`` naming ``key`` unless ``host`` is an IP address or shaped like a host name.
+
+    The interface a service listens on. Names are resolved only when listening.
+    An empty string is an error, not "every interface": exposing a service to
+    other machines has to be asked for by name, ``"0.0.0.0"`` (IPv4) or ``"::"``.
+    """
+    if host == "":
+        raise ConfigError(key, 'must not be empty; "0.0.0.0" or "::" listen on every interface')
+    if _HOST_NAME.fullmatch(host):
+        return
+    try:
+        socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ConfigError(key, f"must be an IP address or a host name, not {host!r}") from None
 
 
 def _file_table(section: str) -> str:

@@ -195,12 +195,14 @@ class Supervisor:
             worker.ready = True
             log.debug("worker %d (pid %d) is ready", worker.slot, worker.pid)
             return
-        family, sockaddr, backlog = request["listen"]
+        family, sockaddr, backlog, socket_buffer = request["listen"]
         address = json.dumps([family, sockaddr])
         nth = worker.requests.get(address, 0)
         worker.requests[address] = nth + 1
         try:
-            sock = self._socket_for(worker.slot, family, tuple(sockaddr), backlog, address, nth)
+            sock = self._socket_for(
+                worker.slot, family, tuple(sockaddr), (backlog, socket_buffer), address, nth
+            )
         except OSError as error:
             message = f"error: {error.strerror or error}".encode()
             with contextlib.suppress(OSError):
@@ -217,7 +219,13 @@ class Supervisor:
             worker.channel.setblocking(False)
 
     def _socket_for(
-        self, slot: int, family: int, sockaddr: tuple[Any, ...], backlog: int, address: str, nth: int
+        self,
+        slot: int,
+        family: int,
+        sockaddr: tuple[Any, ...],
+        sizes: tuple[int, int],
+        address: str,
+        nth: int,
     ) -> socket.socket:
         """Slot ``slot``'s socket for ``address`` (the ``nth`` asked for): made once, kept."""
         key = (slot if self.reuse_port else 0, address, nth)
@@ -229,7 +237,10 @@ class Supervisor:
             if other == address and other_nth == nth:
                 sockaddr = (sockaddr[0], made.getsockname()[1], *sockaddr[2:])
                 break
-        sock = listening_socket(family, sockaddr, backlog, reuse_port=self.reuse_port)
+        backlog, socket_buffer = sizes
+        sock = listening_socket(
+            family, sockaddr, backlog, socket_buffer=socket_buffer, reuse_port=self.reuse_port
+        )
         self.sockets[key] = sock
         return sock
 

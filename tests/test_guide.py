@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import runpy
@@ -11,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO
+from support import REPO, load_source_package
 
 from eventhub.pytest_plugin import RunEventhub
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 GUIDE = REPO / "docs" / "guide"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -143,3 +149,17 @@ def test_every_python_block_runs_as_shown(page: str, line: int, code: str, tmp_p
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, f"{page}, block at line {line}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_operations_table_names_every_setting_of_echo_and_chat_with_its_default() -> None:
+    text = (GUIDE / "operations.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `((?:echo|chat)\.\w+)` \| `([^`]*)` \|", text, re.MULTILINE))
+    plugins = [("echo", "eventhub_echo", "EchoSettings"), ("chat", "eventhub_chat", "ChatSettings")]
+    for folder, package, cls in plugins:
+        settings = getattr(load_source_package(folder, package), cls)()
+        for field in dataclasses.fields(settings):
+            key = f"{folder}.{field.name}"
+            assert key in rows, f"operations.md has no row for {key}"
+            default = getattr(settings, field.name)
+            if default is not None:
+                assert tomllib.loads(f"value = {rows[key]}")["value"] == default, key

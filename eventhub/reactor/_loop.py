@@ -57,6 +57,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import UsageError
+from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
@@ -148,6 +149,10 @@ class Reactor(CoroutineMethods):
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
     and then releases everything it holds.
 
+    ``max_buffered_output``: bytes buffered toward all peers (128 MiB by
+    default) past which the connections with the most unsent data are closed,
+    biggest first (``output_bound``, see ``eventhub.reactor._output``).
+
     Not thread-safe, by design: call its methods from the thread running it
     (or before ``run()``), except ``call_from_thread``, which any thread may
     use to get the rest called there.
@@ -159,7 +164,12 @@ class Reactor(CoroutineMethods):
     linger_timeout: float = 2.0
 
     def __init__(
-        self, backend: str = "auto", *, max_threads: int = 10, shared_sockets: SharedSockets | None = None
+        self,
+        backend: str = "auto",
+        *,
+        max_threads: int = 10,
+        max_buffered_output: int = MAX_BUFFERED_OUTPUT,
+        shared_sockets: SharedSockets | None = None,
     ) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
@@ -178,6 +188,8 @@ class Reactor(CoroutineMethods):
         self._triggers = SystemTriggers()
         self._listeners: set[Listener] = set()
         self._connections: set[Connection] = set()
+        #: Bytes buffered toward all peers, and the bound past which the biggest are closed.
+        self.output_bound = OutputBound(self, max_buffered_output)
         self._connectors: set[Connector] = set()
         self._running = False
         self._stopping = False
@@ -291,7 +303,13 @@ class Reactor(CoroutineMethods):
     # -- TCP (the work lives in tcp.py) ---------------------------------------
 
     def listen_tcp(
-        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+        self,
+        port: int,
+        factory: Factory,
+        backlog: int = 128,
+        interface: str = "127.0.0.1",
+        *,
+        socket_buffer: int = 0,
     ) -> Listener:
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``).
 
@@ -299,8 +317,14 @@ class Reactor(CoroutineMethods):
         all IPv4 interfaces, ``"::"`` on all interfaces, IPv6 and IPv4 alike
         (IPV6_V6ONLY is turned off whatever the system's default, where the
         system allows). A port in use raises ``ServiceError``.
+
+        ``socket_buffer`` > 0 sets the kernel's send and receive buffers
+        (``SO_SNDBUF``/``SO_RCVBUF``) of every accepted connection to that many
+        bytes (Linux doubles it for bookkeeping): a bound on the kernel memory
+        one connection can hold, which is otherwise tuned up to several MiB
+        per direction. 0 leaves the system's default and its autotuning.
         """
-        listener = Listener(self, port, factory, backlog, interface)
+        listener = Listener(self, port, factory, backlog, interface, socket_buffer)
         listener.start_listening()
         return listener
 

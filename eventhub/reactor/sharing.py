@@ -17,7 +17,7 @@ The conversation is one request per listener, in the order the worker's
 plugins listen (the same in every worker, so the n-th request for an address
 gets the n-th socket of the slot)::
 
-    worker -> supervisor  {"listen": [family, sockaddr, backlog]}\\n
+    worker -> supervisor  {"listen": [family, sockaddr, backlog, socket_buffer]}\\n
     supervisor -> worker  b"ok" with the descriptor, or b"error: <reason>"
     worker -> supervisor  {"ready": true}\\n      once eventhub.started is emitted
     supervisor -> worker  {"stop": {"drain": seconds}}\\n    a rolling restart replaces it
@@ -57,9 +57,11 @@ class SharedSockets:
         channel.setblocking(True)
         return cls(channel)
 
-    def listening_socket(self, family: int, sockaddr: tuple[Any, ...], backlog: int) -> socket.socket:
+    def listening_socket(
+        self, family: int, sockaddr: tuple[Any, ...], backlog: int, socket_buffer: int = 0
+    ) -> socket.socket:
         """The supervisor's listening socket for this address (``OSError`` with its reason if none)."""
-        self._send({"listen": [family, list(sockaddr), backlog]})
+        self._send({"listen": [family, list(sockaddr), backlog, socket_buffer]})
         message, fds, _flags, _address = socket.recv_fds(self._channel, 1024, 1)
         if message.startswith(b"ok") and fds:
             return socket.socket(fileno=fds[0])
