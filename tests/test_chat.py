@@ -382,3 +382,23 @@ def test_a_wrong_setting_stops_eventhub_run_with_status_2(
     last = result.stderr.strip().splitlines()[-1]
     assert last == f"eventhub: error: {error}", result.stderr
     assert "listening" not in result.stderr
+
+
+def test_the_room_emits_its_connection_and_message_events(hub: eventhub.Hub) -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+    hub.subscribe("chat.>", lambda event: seen.append((event.name, event.payload)))
+    room = ChatRoom(ChatSettings(), None, hub)
+    alice = Member(room, 1)
+    alice.protocol.data_received(b"hello\n/nick ada\n")
+    alice.disconnect()
+    names = [name for name, _ in seen]
+    assert names == ["chat.connection.made", "chat.message", "chat.connection.lost"]
+    assert seen[1][1]["text"] == "hello" and seen[1][1]["nick"] == "guest1"
+    assert seen[2][1]["nick"] == "ada" and seen[2][1]["error"] is None
+    assert str(seen[0][1]["peer"]).endswith(":1")
+
+
+def test_an_unwatched_room_builds_no_payload(hub: eventhub.Hub) -> None:
+    room = ChatRoom(ChatSettings(), None, hub)
+    assert not hub.wants("chat.message")
+    Member(room, 1).protocol.data_received(b"nobody listens\n")  # nothing to emit, nothing fails

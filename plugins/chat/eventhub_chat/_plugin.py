@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 import eventhub
 from eventhub.config import check_host, check_range, check_timeout, read_settings
 from eventhub.errors import ConfigError
-from eventhub_chat._room import ChatRoom
+from eventhub_chat._room import SERVICE, ChatRoom
 
 if TYPE_CHECKING:
     from eventhub.reactor import Listener, Reactor
 
 log = logging.getLogger("eventhub.chat")
 
-SERVICE = "chat"
 SECTION = "chat"  # what --set takes (chat.port=0), so errors name chat.KEY too
 
 
@@ -71,7 +70,7 @@ class ChatPlugin:
     @eventhub.hookimpl
     def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
         """Listen; returning the listener tells the hub to serve until SIGINT/SIGTERM."""
-        room = self.room = ChatRoom(self.settings, reactor)
+        room = self.room = ChatRoom(self.settings, reactor, hub)
         # observe_factory lets other plugins watch the connections (eventhub_connection_* hooks).
         factory = hub.observe_factory(room, SERVICE)
         settings = self.settings

@@ -37,19 +37,25 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eventhub.limits import AddressLimit, IdleSweep
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.protocols import FramingError, LineReceiver
 
 if TYPE_CHECKING:
+    from eventhub import Hub
     from eventhub.reactor import ReactorAPI, TimerHandle
     from eventhub_chat._plugin import ChatSettings
 
 __all__ = ["ChatProtocol", "ChatRoom"]
 
 log = logging.getLogger("eventhub.chat")
+
+# The events the room emits (when some handler subscribes): payload nick, peer,
+# host, port; text for a message; error (None for a clean close) when one leaves.
+SERVICE = "chat"
+MADE, LOST, MESSAGE = "chat.connection.made", "chat.connection.lost", "chat.message"
 
 NICK = re.compile(r"[A-Za-z0-9_-]{1,24}")
 HELP = "/nick NAME, /who, /quit"
@@ -83,9 +89,12 @@ class ChatRoom(ServerFactory):
     one (a room driven by hand in a test) there are neither.
     """
 
-    def __init__(self, settings: ChatSettings, reactor: ReactorAPI | None = None) -> None:
+    def __init__(
+        self, settings: ChatSettings, reactor: ReactorAPI | None = None, hub: Hub | None = None
+    ) -> None:
         self.settings = settings
         self.reactor = reactor
+        self.hub = hub
         self.per_address = AddressLimit(settings.max_per_address, exempt_loopback=settings.loopback_exempt)
         self.idle_sweep: IdleSweep[ChatProtocol] | None = None
         if reactor is not None:
@@ -132,6 +141,15 @@ class ChatRoom(ServerFactory):
             if nick.casefold() not in self.members:
                 return nick
 
+    def emit(self, name: str, member: ChatProtocol, **extra: Any) -> None:
+        """Emit ``chat.NAME`` about ``member`` on the hub, when some handler subscribes to it."""
+        hub = self.hub
+        if hub is None or not hub.wants(name) or member.transport is None:
+            return
+        peer = member.transport.get_peer()
+        payload = {"nick": member.nick, "peer": str(peer), "host": peer.host, "port": peer.port, **extra}
+        hub.emit(name, payload, source=SERVICE)
+
     def broadcast(self, text: str, *, sender: ChatProtocol | None = None) -> None:
         """Send ``text`` to every member but ``sender``; drop those who do not keep up."""
         data = ChatProtocol.encode(text)  # once for all members
@@ -177,6 +195,7 @@ class ChatProtocol(LineReceiver):
         log.debug("%s joined from %s", self.nick, transport.get_peer())
         self.send(f"* welcome, you are {self.nick}; commands: {HELP}")
         room.broadcast(f"* {self.nick} joined", sender=self)
+        room.emit(MADE, self)
 
     def data_received(self, data: bytes) -> None:
         self.idle = 0
@@ -197,6 +216,7 @@ class ChatProtocol(LineReceiver):
             self.command(*text[1:].split(maxsplit=1))
         elif text.strip():
             self.room.broadcast(f"<{self.nick}> {text}", sender=self)
+            self.room.emit(MESSAGE, self, text=text)
 
     def command(self, name: str = "", argument: str = "") -> None:
         if name == "nick":
@@ -263,6 +283,8 @@ class ChatProtocol(LineReceiver):
             del members[self.nick.casefold()]
             log.debug("%s left (%s)", self.nick, reason or "closed")
             self.room.broadcast(f"* {self.nick} left")
+            error = None if reason is None else f"{type(reason).__name__}: {reason}"
+            self.room.emit(LOST, self, error=error)
 
     @classmethod
     def encode(cls, text: str) -> bytes:
