@@ -116,13 +116,14 @@ class FailureLog:
 class Chain:
     """The ordered handlers of ``eventhub_execute`` and the policy for their errors."""
 
-    __slots__ = ("_links", "_monitors", "_stop_on_error", "compiled", "failures")
+    __slots__ = ("_links", "_monitors", "_stop_on_error", "calls", "compiled", "failures")
 
     def __init__(self, on_error: ErrorPolicy = "continue", failures: FailureLog | None = None) -> None:
         self._links: tuple[Link, ...] = ()
         # The calls to make and the links they came from, swapped together (the bus
         # runs the loop over them itself, then hands a failure to ``recover``).
         self.compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
+        self.calls: tuple[Call, ...] = ()  # compiled[0], for the bus's loop
         self._monitors: list[Monitor] = []
         self._stop_on_error = False
         self.failures = failures if failures is not None else FailureLog()
@@ -168,6 +169,7 @@ class Chain:
                 call = _distinct(call)  # recovery finds a failed call by its position: keep them apart
             calls.append(call)
         self.compiled = (tuple(calls), self._links)
+        self.calls = self.compiled[0]
 
     def __bool__(self) -> bool:
         return bool(self._links)
