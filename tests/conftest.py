@@ -18,3 +18,22 @@ def echo_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     venv = PluginVenv(tmp_path_factory.mktemp("echo") / "venv")
     venv.install(first_party("echo"))
     return venv
+
+
+# End-to-end tests (real pip installs, `eventhub run` subprocesses, other programs)
+# are marked `e2e`, so that `pytest -m "not e2e"` is the quick loop while editing.
+# A test is end to end when it asks for a fixture that builds an environment
+# (any `*venv`) or starts a process (the others below), or when its module is
+# one of these.
+E2E_FIXTURES = frozenset({"installed", "nats_server", "pytester", "workers", "server"})
+E2E_MODULES = frozenset(
+    {"test_benchmarks_smoke", "test_echo_many", "test_echo_serve", "test_events_e2e", "test_workers"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if isinstance(item, pytest.Function) else ""
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if module in E2E_MODULES or E2E_FIXTURES & fixtures or any(f.endswith("venv") for f in fixtures):
+            item.add_marker(pytest.mark.e2e)

@@ -613,6 +613,7 @@ def test_events_emitted_by_the_last_connections_to_close_reach_async_handlers() 
             factory.protocol = Conn
             listener = reactor.listen_tcp(0, factory)
             clients.append(socket.create_connection(("127.0.0.1", listener.get_host().port)))
+            reactor.linger_timeout = 0.05  # the client never closes: do not wait for its EOF
             reactor.call_later(0.05, hub.stop)
             return listener
 

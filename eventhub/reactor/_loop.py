@@ -556,10 +556,13 @@ class Reactor(CoroutineMethods):
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
         # Until every connection is closed, every task done (those that the last
         # connection_lost calls start too) and every thread result is in: bounded.
-        while self._shutdown_pending() and not self._timed_out:
-            self._run_once()
+        while not self._timed_out:
+            while self._shutdown_pending() and not self._timed_out:
+                self._run_once()
+            self._run_ready()  # connection_lost of the last ones to close...
+            if not self._shutdown_pending():  # ...which may have started tasks
+                break
         timer.cancel()
-        self._run_ready()
         self._fire("after", "shutdown")
 
     def _let_connections_end(self, seconds: float) -> None:
@@ -571,7 +574,8 @@ class Reactor(CoroutineMethods):
         timer.cancel()
 
     def _shutdown_pending(self) -> bool:
-        return bool(self._connections or self._runner.tasks or self._thread_results or self._ready)
+        # Not the ready queue: a callback that re-arms itself forever must not hold the shutdown.
+        return bool(self._connections or self._runner.tasks or self._thread_results)
 
     def _shutdown_timed_out(self) -> None:
         self._timed_out = True
