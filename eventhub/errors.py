@@ -96,3 +96,9 @@ def is_user_interrupt(error: BaseException) -> bool:
     return (
         isinstance(error, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     )
+
+
+def reraise_user_interrupt(error: BaseException) -> None:
+    """Raise ``error`` again if it is the user's Ctrl-C; a seam catching ``PLUGIN_ERRORS`` calls it first."""
+    if is_user_interrupt(error):
+        raise error

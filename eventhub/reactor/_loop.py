@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from eventhub.errors import UsageError
+from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.coroutines import CoroutineMethods
@@ -105,7 +105,8 @@ def _call_handlers(fds: list[int], handlers: dict[int, Callable[[], None]]) -> N
         if handler is not None:
             try:
                 handler()
-            except Exception:  # handlers own their errors; this is a bug in one
+            except PLUGIN_ERRORS as failure:  # handlers own their errors; this is a bug in one
+                reraise_user_interrupt(failure)
                 log.exception("I/O handler for descriptor %d raised", fd)
 
 
@@ -433,7 +434,8 @@ class Reactor(CoroutineMethods):
                         handler = writers.get(fd)
                         if handler is not None:
                             handler()
-                except Exception:  # handlers own their errors; this is a bug in one
+                except PLUGIN_ERRORS as failure:  # handlers own their errors; this is a bug in one
+                    reraise_user_interrupt(failure)
                     log.exception("I/O handler for descriptor %d raised", fd)
         else:
             readable, writable = poll_lists(timeout)
@@ -454,7 +456,8 @@ class Reactor(CoroutineMethods):
             fn, args, kw = ready.popleft()
             try:
                 fn(*args, **kw)
-            except Exception:
+            except PLUGIN_ERRORS as failure:
+                reraise_user_interrupt(failure)
                 log.exception("callback %r raised", fn)
 
     # -- signals --------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from eventhub.reactor.tcp import _Throttle
+from eventhub._logging import RateLimitedLog
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
@@ -38,7 +38,7 @@ class OutputBound:
         self.buffered = 0
         self.shed = 0  # connections closed for it, in all
         self._scheduled = False
-        self._throttle = _Throttle()
+        self._throttle = RateLimitedLog(logging.getLogger("eventhub.reactor"))
 
     def over(self) -> None:
         """``buffered`` passed ``limit``: shed on the next pass (not inside the write that passed it)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from eventhub.errors import UsageError
+from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 
 __all__ = ["EVENTS", "PHASES", "SystemTriggers"]
 
@@ -47,7 +47,7 @@ class SystemTriggers:
         for triggers in self._triggers.values():
             triggers[:] = [t for t in triggers if t[0] != trigger_id]
 
-    def fire(self, phase: str, event: str) -> list[tuple[Callable[..., object], Exception]]:
+    def fire(self, phase: str, event: str) -> list[tuple[Callable[..., object], BaseException]]:
         """Run (and forget) the triggers of ``phase`` ``event``; returns ``(fn, exception)`` per failure.
 
         One that raises does not keep the others from running. Triggers added
@@ -58,6 +58,7 @@ class SystemTriggers:
         for _, fn, args in self._triggers.pop((phase, event), []):
             try:
                 fn(*args)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
+                reraise_user_interrupt(exc)
                 failures.append((fn, exc))
         return failures

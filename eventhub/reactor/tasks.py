@@ -47,7 +47,7 @@ from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
-from eventhub.errors import Cancelled, UsageError
+from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_interrupt
 
 __all__ = ["Future", "Runner", "Task", "Timeout"]
 
@@ -184,7 +184,8 @@ class Future(Generic[T]):
 def _call_back(fn: Callable[[Future[Any]], object], future: Future[Any]) -> None:
     try:
         fn(future)
-    except Exception:
+    except PLUGIN_ERRORS as failure:
+        reraise_user_interrupt(failure)
         log.exception("done callback %r of %r raised", fn, future)
 
 

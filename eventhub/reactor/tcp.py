@@ -25,11 +25,11 @@ import os
 import select
 import socket
 import struct
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from eventhub.errors import ServiceError, UsageError
+from eventhub._logging import RateLimitedLog
+from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
 from eventhub.reactor.pollers import DescriptorLimitError
 
@@ -49,7 +49,6 @@ HIGH_WATER = 64 * 1024
 ACCEPT_BURST = 64
 # Without a spare descriptor, accepting pauses this long after EMFILE.
 ACCEPT_RETRY_DELAY = 0.5
-REFUSAL_LOG_INTERVAL = 5.0  # seconds between two log lines about refused connections
 
 _LATER = (BlockingIOError, InterruptedError)
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -133,7 +132,8 @@ class Connection:
         self._reading = True
         try:
             self._protocol.make_connection(self)
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
             self._protocol_failed(exc, "connection_made")
 
     # -- reading (the hot path) -----------------------------------------------
@@ -158,7 +158,8 @@ class Connection:
             data = view[:n].tobytes()
             try:
                 self._protocol.data_received(data)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
+                reraise_user_interrupt(exc)
                 self._protocol_failed(exc, "data_received")
         else:
             self._read_eof()
@@ -171,7 +172,8 @@ class Connection:
             return
         try:
             keep_open = self._protocol.eof_received()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
             self._protocol_failed(exc, "eof_received")
             return
         if not keep_open:
@@ -277,7 +279,8 @@ class Connection:
             self._protocol.pause_writing()
             if self._producer is not None and self._streaming:
                 self._producer.pause_producing()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
             self._protocol_failed(exc, "pause_writing")
 
     def _resume_protocol(self) -> None:
@@ -286,7 +289,8 @@ class Connection:
             self._protocol.resume_writing()
             if self._producer is not None and self._streaming:
                 self._producer.resume_producing()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
             self._protocol_failed(exc, "resume_writing")
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
@@ -333,7 +337,8 @@ class Connection:
             return
         try:
             producer.resume_producing()
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
             self._protocol_failed(exc, "resume_producing")
             return
         if self._producer is producer and not self._buffer:
@@ -421,7 +426,7 @@ class Connection:
     def is_closing(self) -> bool:
         return self._state != _OPEN
 
-    def _protocol_failed(self, exc: Exception, callback: str) -> None:
+    def _protocol_failed(self, exc: BaseException, callback: str) -> None:
         """Protocol code raised: log it once, close this connection with it as the reason."""
         log.error(
             "%s.%s raised %s; closing the connection with %s",
@@ -460,7 +465,8 @@ class Connection:
             if producer is not None:
                 producer.stop_producing()
             self._protocol.connection_lost(reason)
-        except Exception:
+        except PLUGIN_ERRORS as failure:
+            reraise_user_interrupt(failure)
             log.exception("%s.connection_lost raised", type(self._protocol).__name__)
         if self._connector is not None:
             self._connector._connection_lost(reason)
@@ -562,32 +568,6 @@ def _open_spare() -> int | None:
         return None
 
 
-class _Throttle:
-    """Logs a repeated warning at most once per interval, counting the ones it held back.
-
-    A flood of clients past a descriptor limit must not become a flood of log
-    lines (each of which costs more than refusing the connection did).
-    """
-
-    __slots__ = ("_clock", "_held", "_next")
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._held = 0
-        self._next = 0.0
-
-    def log(self, level: int, message: str, *args: object) -> None:
-        now = self._clock()
-        if now < self._next:
-            self._held += 1
-            return
-        if self._held:
-            message += f" (and {self._held} more since the last such line)"
-            self._held = 0
-        self._next = now + REFUSAL_LOG_INTERVAL
-        log.log(level, message, *args)
-
-
 class Listener:
     """A listening TCP port. ``get_host()`` is where it listens; ``stop_listening()`` closes it.
 
@@ -632,7 +612,7 @@ class Listener:
         self._host: Address | None = None
         self._spare: int | None = None
         self._paused = False
-        self._refusals = _Throttle()
+        self._refusals = RateLimitedLog(log)
 
     def __repr__(self) -> str:
         where = self._host or _where(self._interface or "0.0.0.0", self._port)
@@ -770,7 +750,8 @@ class Listener:
     def _build(self, peer: Address) -> Protocol | None:
         try:
             return self._factory.build_protocol(peer)
-        except Exception:
+        except PLUGIN_ERRORS as failure:
+            reraise_user_interrupt(failure)
             log.exception(
                 "%s.build_protocol raised; closing the connection from %s",
                 type(self._factory).__name__,
@@ -862,7 +843,8 @@ class Connector:
         self.factory.do_start()
         try:
             self.factory.start_connecting(self)
-        except Exception:
+        except PLUGIN_ERRORS as failure:
+            reraise_user_interrupt(failure)
             log.exception("%s.start_connecting raised", type(self.factory).__name__)
         if self.timeout is not None:
             self._timer = self._reactor.call_later(self.timeout, self._timed_out)
@@ -952,7 +934,8 @@ class Connector:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             protocol = self.factory.build_protocol(peer)
-        except Exception as exc:
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
             log.exception("%s.build_protocol raised", type(self.factory).__name__)
             sock.close()
             self._report_failed(exc)
@@ -993,7 +976,8 @@ class Connector:
         self._state = _DISCONNECTED
         try:
             self.factory.client_connection_failed(self, reason)
-        except Exception:
+        except PLUGIN_ERRORS as failure:
+            reraise_user_interrupt(failure)
             log.exception("%s.client_connection_failed raised", type(self.factory).__name__)
         self.factory.do_stop()
 
@@ -1002,7 +986,8 @@ class Connector:
         self.transport = None
         try:
             self.factory.client_connection_lost(self, reason)
-        except Exception:
+        except PLUGIN_ERRORS as failure:
+            reraise_user_interrupt(failure)
             log.exception("%s.client_connection_lost raised", type(self.factory).__name__)
         self.factory.do_stop()
 

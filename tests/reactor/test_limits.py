@@ -156,7 +156,7 @@ def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str)
         proc.wait()
     assert proc.returncode == 0, err
     assert out.strip() == "clean exit"
-    # Three refusals, one log line: repeats within REFUSAL_LOG_INTERVAL are only counted.
+    # Three refusals, one log line: repeats within the interval are only counted.
     assert err.count("refused the connection") == 1, err
     assert "Too many open files" in err
 
@@ -417,10 +417,10 @@ def test_signal_to_a_serving_process_flushes_then_exits_cleanly(backend: str, si
 def test_repeated_refusals_are_logged_once_per_interval_with_a_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from eventhub.reactor import tcp
+    from eventhub._logging import RateLimitedLog
 
     now = [1000.0]
-    throttle = tcp._Throttle(clock=lambda: now[0])
+    throttle = RateLimitedLog(logging.getLogger("eventhub.reactor"), clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="eventhub.reactor"):
         for second in range(12):  # a refusal every second for 12 s, the interval being 5 s
             now[0] = 1000.0 + second
