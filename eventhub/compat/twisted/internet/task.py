@@ -40,11 +40,26 @@ class IReactorTime(Protocol):
     def seconds(self) -> float: ...
 
 
+class _TwistedTime(_testing.Clock):
+    """eventhub's fake clock, advancing as Twisted's does: time jumps, then what is due runs.
+
+    (``eventhub.testing.Clock`` stops at each due time instead, so a callback
+    sees its own due time; Twisted's callbacks see the time advanced to.)
+    """
+
+    def advance_to(self, when: float) -> None:
+        if not when >= self._now:
+            raise ValueError(f"cannot move a Clock back from {self._now} to {when!r}")
+        self._now = when
+        while (deadline := self._timers.next_deadline()) is not None and deadline <= when:
+            self._fire(self._timers.pop_due(when))
+
+
 class Clock:
     """Fake time (Twisted's ``task.Clock``): nothing runs until ``advance``."""
 
     def __init__(self) -> None:
-        self.eventhub_clock = _testing.Clock()
+        self.eventhub_clock: _testing.Clock = _TwistedTime()
 
     def seconds(self) -> float:
         return self.eventhub_clock.seconds()
@@ -57,7 +72,7 @@ class Clock:
         return [DelayedCall(h, self.eventhub_clock) for h in self.eventhub_clock.pending()]
 
     def advance(self, amount: float) -> None:
-        """Move time forward, running every call that comes due, in order."""
+        """Move time forward by ``amount``, then run every call due by then, in order."""
         self.eventhub_clock.advance(amount)
 
     def pump(self, timings: list[float]) -> None:
