@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from eventhub.compat.twisted.internet.address import IPv4Address, from_eventhub
+from eventhub.compat.twisted.internet.defer import Deferred, succeed
 from eventhub.compat.twisted.internet.error import CannotListenError
 from eventhub.compat.twisted.internet.protocol import (
     ClientFactory,
@@ -30,7 +32,6 @@ from eventhub.compat.twisted.internet.protocol import (
     TwistedConnector,
 )
 from eventhub.errors import ServiceError
-from eventhub.protocol import Address
 from eventhub.reactor.api import ListenerAPI, ReactorAPI
 from eventhub.reactor.timers import TimerHandle
 
@@ -53,11 +54,16 @@ class ListeningPort:
         self.eventhub_listener = listener
         self.factory = factory
 
-    def getHost(self) -> Address:
-        return self.eventhub_listener.get_host()
+    def getHost(self) -> IPv4Address:
+        return from_eventhub(self.eventhub_listener.get_host())
 
-    def stopListening(self) -> None:
+    def stopListening(self) -> Deferred[None]:
+        """Close the listening socket (at once: the Deferred has fired already)."""
         self.eventhub_listener.stop_listening()
+        return succeed(None)
+
+    def startListening(self) -> None:
+        """Listening started in ``listenTCP`` already: nothing to do."""
 
     def __repr__(self) -> str:
         return f"<ListeningPort {self.getHost()} {type(self.factory).__name__}>"

@@ -16,9 +16,11 @@ reports (``ConnectionResetError``, ``TimeoutError``, ``ConnectionRefusedError``.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from eventhub import protocol as _eh
+from eventhub.compat.twisted.internet.address import IPv4Address, from_eventhub
 from eventhub.compat.twisted.internet.error import ConnectionDone
 from eventhub.compat.twisted.python.failure import Failure
 from eventhub.protocol import Address, Connector
@@ -29,6 +31,7 @@ __all__ = [
     "Factory",
     "Failure",
     "Protocol",
+    "ReconnectingClientFactory",
     "ServerFactory",
     "TwistedTransport",
     "connectionDone",
@@ -80,11 +83,11 @@ class TwistedTransport:
     def abortConnection(self) -> None:
         self.eventhub_transport.abort_connection()
 
-    def getPeer(self) -> Address:
-        return self.eventhub_transport.get_peer()
+    def getPeer(self) -> IPv4Address:
+        return from_eventhub(self.eventhub_transport.get_peer())
 
-    def getHost(self) -> Address:
-        return self.eventhub_transport.get_host()
+    def getHost(self) -> IPv4Address:
+        return from_eventhub(self.eventhub_transport.get_host())
 
     def pauseProducing(self) -> None:
         """Stop reading from the peer (a transport is its protocol's producer)."""
@@ -218,6 +221,80 @@ class ClientFactory(Factory):
         """An established connection ended."""
 
 
+class ReconnectingClientFactory(ClientFactory):
+    """A client factory that connects again, with exponential backoff, whenever a connection fails
+    or is lost, until ``stopTrying()``. Call ``resetDelay()`` once a connection works (in
+    ``buildProtocol``, typically), as in Twisted.
+
+    The delay grows by ``factor`` from ``initialDelay`` up to ``maxDelay``, with
+    normally distributed ``jitter``; ``maxRetries`` (if set) bounds the attempts.
+    ``clock`` is the compat reactor unless set (a ``task.Clock`` in tests).
+    """
+
+    maxDelay: float = 3600
+    initialDelay: float = 1.0
+    factor: float = 2.7182818284590451
+    jitter: float = 0.11962656472
+    delay: float = initialDelay
+    retries: int = 0
+    maxRetries: int | None = None
+    _callID: Any = None
+    connector: TwistedConnector | None = None
+    clock: Any = None
+    continueTrying: int = 1
+
+    def clientConnectionFailed(self, connector: TwistedConnector, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def clientConnectionLost(self, connector: TwistedConnector, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def retry(self, connector: TwistedConnector | None = None) -> None:
+        """Schedule the next attempt after the (grown) delay."""
+        if not self.continueTrying:
+            return
+        if connector is None:
+            if self.connector is None:
+                raise ValueError("no connector to retry")
+            connector = self.connector
+        self.retries += 1
+        if self.maxRetries is not None and self.retries > self.maxRetries:
+            return
+        self.delay = min(self.delay * self.factor, self.maxDelay)
+        if self.jitter:
+            self.delay = random.normalvariate(self.delay, self.delay * self.jitter)
+
+        def reconnector() -> None:
+            self._callID = None
+            connector.connect()
+
+        if self.clock is None:
+            from eventhub.compat.twisted.internet import _global
+
+            self.clock = _global.get()
+        self._callID = self.clock.callLater(self.delay, reconnector)
+
+    def stopTrying(self) -> None:
+        """Stop reconnecting: cancel a scheduled attempt, stop one in progress."""
+        if self._callID is not None:
+            self._callID.cancel()
+            self._callID = None
+        self.continueTrying = 0
+        if self.connector is not None:
+            self.connector.stopConnecting()  # does nothing unless an attempt is in progress
+
+    def resetDelay(self) -> None:
+        """Back to ``initialDelay`` and zero retries (call it when a connection works)."""
+        self.delay = self.initialDelay
+        self.retries = 0
+        self._callID = None
+        self.continueTrying = 1
+
+
 class TwistedConnector:
     """What ``reactor.connectTCP`` returns and client factories are given, Twisted's names."""
 
@@ -235,8 +312,8 @@ class TwistedConnector:
     def stopConnecting(self) -> None:
         self.eventhub_connector.stop_connecting()
 
-    def getDestination(self) -> Address:
-        return self.eventhub_connector.get_destination()
+    def getDestination(self) -> IPv4Address:
+        return from_eventhub(self.eventhub_connector.get_destination())
 
 
 class _FactoryBridge:
