@@ -31,7 +31,7 @@ from eventhub.compat.twisted.internet.protocol import (
     ServerFactoryBridge,
     TwistedConnector,
 )
-from eventhub.errors import ServiceError
+from eventhub.errors import ServiceError, UsageError
 from eventhub.reactor.api import ListenerAPI, ReactorAPI
 from eventhub.reactor.timers import TimerHandle
 
@@ -116,11 +116,18 @@ class TwistedReactor:
         self._reactor: ReactorAPI | None = None
         self._lock = threading.Lock()
         self._pool_size = DEFAULT_THREAD_POOL_SIZE
+        self._backend = "auto"
 
     def _default_reactor(self) -> ReactorAPI:
         from eventhub.reactor import Reactor
 
-        return Reactor(max_threads=self._pool_size)
+        return Reactor(self._backend, max_threads=self._pool_size)
+
+    def use_backend(self, backend: str) -> None:
+        """Choose the backend (``auto``, ``select``, ``poll``, ``epoll``) before the reactor exists."""
+        if self._reactor is not None:
+            raise UsageError("the reactor exists already: choose its backend before using it")
+        self._backend = backend
 
     @property
     def eventhub_reactor(self) -> ReactorAPI:

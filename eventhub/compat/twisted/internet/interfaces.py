@@ -10,6 +10,7 @@ on it. These are plain markers with the two questions code asks of them::
 
     IPushProducer.providedBy(Producer())      # True
     IPushProducer.implementedBy(Producer)     # True
+    IPushProducer(Producer())                 # the object itself ("adapting" to what it provides)
 
 Nothing is checked or adapted (no ``verifyObject``, no adapter registry): what
 a transport needs of a producer it finds by name, as in Twisted at run time.
@@ -39,7 +40,18 @@ __all__ = [
 C = TypeVar("C", bound=type)
 
 
+_NO_DEFAULT: Any = object()
+
+
 class _InterfaceClass(type):
+    def __call__(cls, obj: Any, default: Any = _NO_DEFAULT) -> Any:
+        """``IService(application)``: ``obj`` itself if it provides the interface (no adapter registry)."""
+        if cls.providedBy(obj):
+            return obj
+        if default is not _NO_DEFAULT:
+            return default
+        raise TypeError(f"Could not adapt {obj!r} to {cls.__name__}")
+
     def providedBy(cls, obj: object) -> bool:
         """True if ``obj``'s class was declared with ``@implementer(cls)`` (or a sub-interface)."""
         return cls.implementedBy(type(obj))
