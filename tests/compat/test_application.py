@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from eventhub.compat.twisted import TwistedReactor, use_reactor
 from eventhub.compat.twisted.application import internet, service, strports
-from eventhub.compat.twisted.internet import _global, protocol, task
-from eventhub.compat.twisted.internet._reactor import TwistedReactor
+from eventhub.compat.twisted.internet import protocol, task
 from eventhub.compat.twisted.internet.error import CannotListenError
 from eventhub.testing import MemoryReactor
 
@@ -17,7 +17,7 @@ from eventhub.testing import MemoryReactor
 @pytest.fixture
 def memory() -> Iterator[MemoryReactor]:
     reactor = MemoryReactor()
-    undo = _global.install(TwistedReactor(lambda: reactor))
+    undo = use_reactor(TwistedReactor(lambda: reactor))
     yield reactor
     undo()
 

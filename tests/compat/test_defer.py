@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from eventhub.compat.twisted.internet import _global
+from eventhub.compat.twisted import TwistedReactor, use_reactor
 from eventhub.compat.twisted.internet import defer as compat_defer
-from eventhub.compat.twisted.internet._reactor import TwistedReactor
 from eventhub.compat.twisted.python.failure import Failure, NoCurrentExceptionError
 from eventhub.errors import Cancelled
 from eventhub.testing import MemoryReactor
@@ -332,7 +331,7 @@ def test_failure_captures_the_current_exception_and_prints_it() -> None:
 @pytest.fixture
 def memory() -> Iterator[MemoryReactor]:
     reactor = MemoryReactor()
-    undo = _global.install(TwistedReactor(lambda: reactor))
+    undo = use_reactor(TwistedReactor(lambda: reactor))
     yield reactor
     undo()
 
@@ -404,6 +403,30 @@ def test_cancelling_from_coroutine_cancels_the_task(memory: MemoryReactor) -> No
     assert errors[0].check(compat_defer.CancelledError)
     assert memory.tasks == frozenset()
     assert memory.clock.pending() == []
+
+
+def test_a_coroutine_that_swallows_its_cancellation_does_not_fire_twice(memory: MemoryReactor) -> None:
+    async def stubborn() -> str:
+        try:
+            await memory.sleep(100)
+        except Cancelled:
+            return "ignored the cancel"
+        return "slept"
+
+    d = compat_defer.Deferred.fromCoroutine(stubborn())
+    errors: list[Any] = []
+    d.addErrback(errors.append)
+    memory.run_ready()
+    d.cancel()
+    memory.run_ready()
+    assert errors[0].check(compat_defer.CancelledError) and memory.tasks == frozenset()
+
+
+def test_from_future_of_a_thread_result(memory: MemoryReactor) -> None:
+    seen: list[Any] = []
+    compat_defer.Deferred.fromFuture(memory.defer_to_thread(lambda: "from a thread")).addCallback(seen.append)
+    memory.run_ready()
+    assert seen == ["from a thread"]
 
 
 def test_add_timeout() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from eventhub.compat.twisted import TwistedReactor
 from eventhub.compat.twisted.internet import endpoints, protocol, task
-from eventhub.compat.twisted.internet._reactor import TwistedReactor
 from eventhub.compat.twisted.internet.address import IPv4Address, IPv6Address
 from eventhub.compat.twisted.internet.error import CannotListenError, ConnectionDone
 from eventhub.compat.twisted.internet.interfaces import (
@@ -40,18 +40,26 @@ def test_parse(description: str, expected: tuple[str, list[str], dict[str, str]]
 
 
 def test_server_and_client_from_string() -> None:
-    compat = TwistedReactor(MemoryReactor)
-    server = endpoints.serverFromString(compat, "tcp:8080:interface=127.0.0.1:backlog=7")
-    assert isinstance(server, endpoints.TCP4ServerEndpoint)
-    assert (server._port, server._backlog, server._interface) == (8080, 7, "127.0.0.1")
-    six = endpoints.serverFromString(compat, "tcp6:8080")
-    assert isinstance(six, endpoints.TCP6ServerEndpoint) and six._interface == "::"
-    client = endpoints.clientFromString(compat, "tcp:host=localhost:port=80:timeout=5")
-    assert (client._host, client._port, client._timeout) == ("localhost", 80, 5.0)
-    positional = endpoints.clientFromString(compat, "tcp:example.com:80")
-    assert (positional._host, positional._port) == ("example.com", 80)
-    six_client = endpoints.clientFromString(compat, "tcp6:host=\\:\\:1:port=1")
-    assert isinstance(six_client, endpoints.TCP6ClientEndpoint) and six_client._host == "::1"
+    memory = MemoryReactor()
+    compat = TwistedReactor(lambda: memory)
+    factory = protocol.Factory.forProtocol(protocol.Protocol)
+    for description in ("tcp:8080:interface=127.0.0.1:backlog=7", "tcp6:8081", "tcp:8082"):
+        endpoints.serverFromString(compat, description).listen(factory)
+    assert [(c.port, c.backlog, c.interface) for c in memory.tcp_servers] == [
+        (8080, 7, "127.0.0.1"),
+        (8081, 50, "::"),
+        (8082, 50, ""),
+    ]
+    assert isinstance(endpoints.serverFromString(compat, "tcp6:1"), endpoints.TCP6ServerEndpoint)
+    client_factory = protocol.ClientFactory()
+    clients = ("tcp:host=localhost:port=80:timeout=5", "tcp:example.com:81", "tcp6:host=\\:\\:1:port=82")
+    for description in clients:
+        endpoints.clientFromString(compat, description).connect(client_factory)
+    assert [(c.host, c.port, c.timeout) for c in memory.tcp_clients] == [
+        ("localhost", 80, 5.0),
+        ("example.com", 81, 30),
+        ("::1", 82, 30),
+    ]
     with pytest.raises(ValueError, match=r"Unknown endpoint type: 'unix'.*tcp, tcp6"):
         endpoints.serverFromString(compat, "unix:/tmp/sock")
     with pytest.raises(ValueError, match="bad client endpoint description"):

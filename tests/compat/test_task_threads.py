@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from eventhub.compat.twisted.internet import _global, threads
+from eventhub.compat.twisted import TwistedReactor, use_reactor
 from eventhub.compat.twisted.internet import defer as compat_defer
 from eventhub.compat.twisted.internet import task as compat_task
-from eventhub.compat.twisted.internet._reactor import TwistedReactor
+from eventhub.compat.twisted.internet import threads
 from eventhub.reactor import Reactor
 from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 
@@ -173,7 +173,7 @@ def test_react_exits_with_main_s_outcome(tmp_path: Any) -> None:
 @pytest.fixture
 def compat() -> Iterator[TwistedReactor]:
     reactor = TwistedReactor(lambda: Reactor("select"))
-    undo = _global.install(reactor)
+    undo = use_reactor(reactor)
     yield reactor
     undo()
 

@@ -31,13 +31,19 @@ The package mirrors Twisted's layout: replace ``twisted`` by
 ======================================  ===========================================
 
 ``python -m eventhub.compat.twisted FILE.tac`` (or ``eventhub run --tac FILE.tac``)
-runs a ``.tac`` file as ``twistd -n -y FILE.tac`` does. What differs from
+runs a ``.tac`` file as ``twistd -n -y FILE.tac`` does.
+
+In tests, ``undo = use_reactor(TwistedReactor(lambda: MemoryReactor()))`` makes
+the helpers that find the reactor themselves (``Deferred.fromCoroutine``,
+``deferToThread``, ``LoopingCall``'s default clock, ``strports``) use that one
+until ``undo()``. What differs from
 Twisted, and what is not here, is in ``docs/migration-twisted.md``.
 """
 
 from __future__ import annotations
 
 from eventhub.compat.twisted.internet import protocol
+from eventhub.compat.twisted.internet._global import install as use_reactor
 from eventhub.compat.twisted.internet._reactor import (
     INTERFACE_ENV,
     DelayedCall,
@@ -47,4 +53,13 @@ from eventhub.compat.twisted.internet._reactor import (
     reactor,
 )
 
-__all__ = ["INTERFACE_ENV", "DelayedCall", "ListeningPort", "TwistedReactor", "log", "protocol", "reactor"]
+__all__ = [
+    "INTERFACE_ENV",
+    "DelayedCall",
+    "ListeningPort",
+    "TwistedReactor",
+    "log",
+    "protocol",
+    "reactor",
+    "use_reactor",
+]

@@ -347,9 +347,12 @@ class Deferred(Generic[T]):
         d: Deferred[Any] = cls(cancel)
 
         def done(f: Future[Any]) -> None:
+            if d.called:  # cancelled already, whatever the coroutine did with its Cancelled
+                if not f.cancelled():
+                    f.exception()  # mark it retrieved: the Deferred has reported the outcome
+                return
             if f.cancelled():
-                if not d.called:
-                    d.errback(Failure(CancelledError()))
+                d.errback(Failure(CancelledError()))
                 return
             error = f.exception()
             if error is None:
