@@ -181,6 +181,25 @@ def test_after_line_length_exceeded_without_closing_parsing_starts_afresh(basic:
     assert proto.events == [("too long", b"z" * 25), ("line", b"tail"), ("line", b"next")]
 
 
+def test_pause_producing_holds_lines_back(basic: ModuleType) -> None:
+    class Pausing(basic.LineReceiver):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            self.lines: list[bytes] = []
+
+        def lineReceived(self, line: bytes) -> None:
+            self.lines.append(line)
+            if line == b"PAUSE":
+                self.pauseProducing()
+
+    proto = Pausing()
+    Wire(proto, basic)
+    proto.dataReceived(b"a\r\nPAUSE\r\nb\r\n")
+    proto.dataReceived(b"c\r\n")
+    assert proto.lines == [b"a", b"PAUSE"]
+    proto.resumeProducing()
+    assert proto.lines == [b"a", b"PAUSE", b"b", b"c"]
+
+
 def test_send_line_and_clear_line_buffer(basic: ModuleType) -> None:
     class Clearing(basic.LineReceiver):  # type: ignore[name-defined,misc]
         cleared = b""

@@ -198,7 +198,8 @@ def test_tac_with_two_services_stopped_by_sigterm(argv: list[str], programs: lis
     assert [program.line() for _ in range(3)] == ["started ticker", "tick 1", "tick 2"]
     out, err = program.terminate()
     assert program.process.returncode == 0, err
-    assert out.splitlines() == ["stopping ticker", "stopping echo"]  # the reverse of the start order
+    # The reverse of the start order, and the shutdown waited for the echo service's Deferred.
+    assert out.splitlines() == ["stopping ticker", "stopping echo", "echo stopped"]
     assert "application 'two-services' started" in err and "Traceback" not in err
 
 

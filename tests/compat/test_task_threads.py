@@ -249,3 +249,17 @@ def test_call_when_running_after_start_runs_soon(compat: TwistedReactor) -> None
     compat.addSystemEventTrigger("before", "shutdown", order.append, "before shutdown")
     run_until_stopped(compat.eventhub_reactor)
     assert order == ["started", "while running", "before shutdown"]
+
+
+def test_a_shutdown_trigger_returning_a_deferred_delays_the_end_of_shutdown(compat: TwistedReactor) -> None:
+    order: list[str] = []
+
+    def slow_stop() -> compat_defer.Deferred[None]:
+        order.append("stopping")
+        return compat_task.deferLater(compat, 0.01, order.append, "stopped later")
+
+    compat.addSystemEventTrigger("before", "shutdown", slow_stop)
+    compat.addSystemEventTrigger("after", "shutdown", order.append, "after shutdown")
+    compat.callWhenRunning(compat.stop)
+    run_until_stopped(compat.eventhub_reactor)
+    assert order == ["stopping", "stopped later", "after shutdown"]

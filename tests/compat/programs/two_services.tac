@@ -1,7 +1,7 @@
 # A .tac file with two services: an echo server on a free port and a timer, under one application.
 # Each service says when it starts and stops (on stdout), so the tests see the order.
 from eventhub.compat.twisted.application import internet, service
-from eventhub.compat.twisted.internet import endpoints, protocol, reactor
+from eventhub.compat.twisted.internet import endpoints, protocol, reactor, task
 from eventhub.compat.twisted.protocols import wire
 
 
@@ -16,7 +16,9 @@ class EchoService(internet.StreamServerEndpointService):
 
     def stopService(self):
         say("stopping echo")
-        return super().stopService()
+        super().stopService()
+        # A Deferred that fires later: the shutdown waits for it, as twistd does.
+        return task.deferLater(reactor, 0.01, say, "echo stopped")
 
 
 class Ticker(internet.TimerService):

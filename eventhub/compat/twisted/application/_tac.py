@@ -4,9 +4,9 @@ or ``eventhub run --tac FILE.tac``.
 The file is executed; it must define ``application`` (``service.Application``).
 Its services start when the reactor runs (``privilegedStartService`` then
 ``startService``, in the order they were added); SIGINT or SIGTERM stops the
-reactor, and its "before shutdown" trigger stops them in reverse order. A
-Deferred that ``stopService`` returns is not waited for beyond the reactor's
-own graceful shutdown (connections flushed, bounded by its ``shutdown_timeout``).
+reactor, and its "before shutdown" trigger stops them in reverse order; the
+shutdown waits for the Deferred ``stopService`` returns, up to the reactor's
+``shutdown_timeout``.
 
 Exit status: 0 after a clean stop; 1 if a service failed to start; 2 if the
 file cannot be run or defines no ``application``.
@@ -22,6 +22,7 @@ from typing import Any
 
 from eventhub.compat.twisted.application.service import IService
 from eventhub.compat.twisted.internet import _global
+from eventhub.compat.twisted.internet.defer import maybeDeferred
 
 __all__ = ["TacError", "load_application", "run_tac"]
 
@@ -75,10 +76,12 @@ def run_tac(path: str | Path, *, backend: str | None = None) -> int:
             return
         log.info("%s: application %r started", path, application.name)
 
-    def stop() -> None:
-        if application.running:
-            application.stopService()
-            log.info("%s: application %r stopped", path, application.name)
+    def stop() -> Any:
+        if not application.running:
+            return None
+        stopped = maybeDeferred(application.stopService)
+        stopped.addCallback(lambda _: log.info("%s: application %r stopped", path, application.name))
+        return stopped  # the shutdown waits for it (bounded by the reactor's shutdown_timeout)
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", stop)

@@ -234,12 +234,33 @@ class TwistedReactor:
     def addSystemEventTrigger(
         self, phase: str, eventType: str, callable: Callable[..., object], *args: Any, **kw: Any
     ) -> int:
+        """Call ``callable(*args, **kw)`` in ``phase`` (before|during|after) of ``eventType``.
+
+        A shutdown trigger that returns a Deferred delays the end of the
+        shutdown until it fires, as in Twisted: it is awaited by a task, and the
+        reactor's shutdown waits for its tasks (up to its ``shutdown_timeout``).
+        Unlike Twisted, the next phase starts meanwhile (listeners close).
+        """
         fn = functools.partial(callable, *args, **kw) if kw else callable
+        if eventType == "shutdown":
+            fn = functools.partial(self._await_deferred, fn)
         call_args = () if kw else args
         return self.eventhub_reactor.add_system_event_trigger(phase, eventType, fn, *call_args)
 
+    def _await_deferred(self, fn: Callable[..., object], *args: Any) -> None:
+        result = fn(*args)
+        if isinstance(result, Deferred) and not (result.called and not result.paused):
+            self.eventhub_reactor.spawn(_until_fired(result, fn), name=f"shutdown trigger {fn!r}")
+
     def removeSystemEventTrigger(self, triggerID: int) -> None:
         self.eventhub_reactor.remove_system_event_trigger(triggerID)
+
+
+async def _until_fired(d: Deferred[Any], fn: Callable[..., object]) -> None:
+    try:
+        await d
+    except Exception as error:
+        log.error("shutdown trigger %r failed: %s", fn, error, exc_info=error)
 
 
 class ThreadPoolView:

@@ -13,6 +13,8 @@ Twisted's rules:
   starts with the over-long line and holds what was buffered after it), whose
   default closes the connection; the buffer is then dropped and what arrives
   next is parsed afresh, as in Twisted;
+- ``pauseProducing()`` holds delivery back (and pauses the transport) until
+  ``resumeProducing()``, as Twisted's ``LineReceiver`` does;
 - a string receiver whose peer breaks the framing calls
   ``handleParseError`` (netstrings) or ``lengthLimitExceeded(length)``
   (length prefixes); their defaults close the connection.
@@ -110,6 +112,28 @@ class LineReceiver(Protocol):
             return self.dataReceived(extra)
         return None
 
+    # -- producer (Twisted's _PauseableMixin) ------------------------------------------
+
+    paused: bool = False
+
+    def pauseProducing(self) -> None:
+        """Deliver nothing more, and stop reading from the peer, until ``resumeProducing``."""
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """Deliver what was held back, and read again."""
+        self.paused = False
+        if self.transport is not None:
+            self.transport.resumeProducing()
+        self.dataReceived(b"")
+
+    def stopProducing(self) -> None:
+        self.paused = True
+        if self.transport is not None:
+            self.transport.stopProducing()
+
     def clearLineBuffer(self) -> bytes:
         """Drop and return everything received and not yet delivered."""
         data = self._unframed() + self._raw
@@ -132,7 +156,7 @@ class LineReceiver(Protocol):
             self._busyReceiving = False
 
     def _deliver(self) -> Any:
-        while True:
+        while not self.paused:
             if not self.line_mode:
                 self._raw = self._unframed() + self._raw
                 if not self._raw:
@@ -152,6 +176,7 @@ class LineReceiver(Protocol):
             why = self.lineReceived(line)
             if why or (self.transport is not None and self.transport.disconnecting):
                 return why
+        return None
 
     def _next_line(self) -> bytes | None:
         if self._ready:
