@@ -93,6 +93,40 @@ def test_a_long_chain_of_already_fired_deferreds_does_not_recurse(defer: ModuleT
     assert d.result == 5000
 
 
+def test_deeply_nested_waiting_deferreds_continue_without_recursion(defer: ModuleType) -> None:
+    innermost = defer.Deferred()
+    d = innermost
+    for _ in range(5000):  # each waits on the one before: far deeper than the recursion limit
+        outer = defer.succeed(None)
+        outer.addCallback(lambda _, inner=d: inner)
+        d = outer
+    innermost.callback("through 5000 levels")
+    assert d.result == "through 5000 levels"
+
+
+def test_a_chained_deferred_gives_its_result_away(defer: ModuleType) -> None:
+    inner = defer.Deferred()
+    outer = defer.succeed(None)
+    outer.addCallback(lambda _: inner)
+    after: list[Any] = []
+    inner.callback("value")
+    inner.addCallback(after.append)  # added after the hand-over: sees None, as in Twisted
+    assert outer.result == "value" and after == [None]
+
+
+def test_a_paused_waiting_deferred_resumes_on_unpause(defer: ModuleType) -> None:
+    inner = defer.Deferred()
+    outer = defer.succeed(None)
+    outer.addCallback(lambda _: inner)
+    seen: list[Any] = []
+    outer.addCallback(seen.append)
+    outer.pause()
+    inner.callback("late")
+    assert seen == []
+    outer.unpause()
+    assert seen == ["late"]
+
+
 def test_callbacks_added_from_inside_a_callback_run_in_order(defer: ModuleType) -> None:
     trace: list[str] = []
     d = defer.Deferred()

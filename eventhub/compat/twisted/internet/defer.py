@@ -7,19 +7,22 @@ A ``Deferred`` is a result that is not there yet plus a chain of
 ``(callback, errback)`` pairs. When it fires, the result runs down the chain:
 a callback's return value (or a ``Failure`` of what it raised) is the input of
 the next pair, whose callback runs for a value and whose errback runs for a
-``Failure``. Everything that decides the order of calls lives in one method,
-``_runCallbacks``, a loop (never recursion, so long chains do not exhaust the
-stack) that stops when the chain is empty or the Deferred is *paused*:
+``Failure``. Everything that decides the order of calls lives in
+``_runCallbacks`` (and the step it repeats, ``_run_until_blocked``): a loop
+over a stack of Deferreds, never recursion, so that neither long chains nor
+Deferreds waiting on Deferreds thousands deep exhaust the Python stack.
+A Deferred's chain stops when it is empty or the Deferred is *paused*:
 
-- a callback returned another Deferred: the chain pauses until that one has a
-  result, which then continues this chain (the other Deferred's own result
-  becomes ``None``: its error, if any, is now this chain's to handle). If it
-  already has a result, it is taken at once, without pausing;
+- a callback returned another Deferred: if that one has a result, it is taken
+  at once; otherwise a *continuation* is appended to that one's chain and this
+  one pauses. When the other one's chain reaches the continuation, its result
+  (error included: it is now this chain's to handle) moves here, the other
+  one's result becomes ``None``, and the loop runs this chain next, then
+  resumes the other's;
 - ``pause()`` was called.
 
-A callback that adds callbacks to its own Deferred, or fires another Deferred
-that continues this one, never runs the chain re-entrantly: the running loop
-picks the new work up (``_running`` guards it).
+A callback that adds callbacks to its own Deferred never runs the chain
+re-entrantly: the running loop picks the new work up (``_running`` guards it).
 
 A Deferred garbage-collected with a ``Failure`` as its result logs it once,
 "Unhandled error in Deferred:", as Twisted does. Failures are
@@ -73,6 +76,11 @@ def _passthru(arg: Any) -> Any:
 
 
 _PASS: _Call = (_passthru, (), {})
+
+
+def _continuation(result: Any, waiting: Deferred[Any]) -> None:
+    """Marks where a Deferred's chain continues another's (never called: ``_runCallbacks`` does it)."""
+    raise AssertionError("a Deferred continuation was called")
 
 
 class AlreadyCalledError(Exception):
@@ -260,14 +268,40 @@ class Deferred(Generic[T]):
     # -- the one place callbacks run -------------------------------------------
 
     def _runCallbacks(self) -> None:
+        """Run the chain; continue the Deferreds waiting on it, in a loop (see the module docstring).
+
+        ``stack`` holds the Deferreds being run: when one's chain reaches the
+        continuation of a Deferred that waits on it, that one is pushed and run
+        next (its own result taken from this one), and this one resumes after
+        it. No recursion, however deep Deferreds wait on each other.
+        """
         if self._running:
             return  # the loop below, further up the stack, takes the new work
+        stack: list[Deferred[Any]] = [self]
+        while stack:
+            current = stack[-1]
+            waiting = current._run_until_blocked()
+            if waiting is not None:
+                stack.append(waiting)  # its turn now; current resumes once it is done
+            else:
+                stack.pop()  # finished, or paused until another Deferred fires
+
+    def _run_until_blocked(self) -> Deferred[Any] | None:
+        """Run callbacks until the chain is empty or paused; a Deferred to continue now, or None."""
         chain = self.callbacks
         while chain and not self.paused:
             success, failure = chain.pop(0)
             fn, args, kw = failure if isinstance(self.result, Failure) else success
             if fn is _passthru:
                 continue
+            if fn is _continuation:
+                waiting: Deferred[Any] = args[0]
+                waiting.result, self.result = self.result, None  # its error is the waiting one's now
+                waiting.paused -= 1
+                waiting._chainedTo = None
+                if not waiting.paused:
+                    return waiting
+                continue  # paused by its owner too: unpause() runs it later
             self._running = True
             try:
                 self.result = fn(self.result, *args, **kw)
@@ -280,6 +314,7 @@ class Deferred(Generic[T]):
                 self._running = False
             if isinstance(self.result, Deferred):
                 self._chain(self.result)
+        return None
 
     def _chain(self, inner: Deferred[Any]) -> None:
         """A callback returned ``inner``: take its result now, or pause until it has one."""
@@ -288,13 +323,10 @@ class Deferred(Generic[T]):
             return
         self.paused += 1
         self._chainedTo = inner
-        inner.addBoth(self._continue)
-
-    def _continue(self, result: Any) -> None:
-        self.result = result
-        self._chainedTo = None
-        self.unpause()
-        return None  # the inner Deferred's result is now None: its error is ours
+        continuation: _Call = (_continuation, (self,), {})
+        inner.callbacks.append((continuation, continuation))
+        if inner.called and not inner.paused:
+            inner._runCallbacks()  # its pending callbacks, then the continuation
 
     def __del__(self) -> None:
         result = getattr(self, "result", None)
