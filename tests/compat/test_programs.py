@@ -33,8 +33,10 @@ def flavour(request: pytest.FixtureRequest) -> str:
 class Program:
     """A program in a subprocess: its stdout line by line, SIGTERM, its exit; killed if it hangs."""
 
-    def __init__(self, argv: list[str]) -> None:
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, argv: list[str], cwd: Path | None = None) -> None:
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+        )
         self._guard = threading.Timer(HANG_TIMEOUT, self.process.kill)
         self._guard.start()
 
@@ -181,26 +183,46 @@ def test_defer_to_thread_line_server(flavour: str, programs: list[Program]) -> N
 # -- a .tac file ----------------------------------------------------------------------------
 
 TAC = PROGRAMS / "two_services.tac"
+TWISTD_SAID = "[stdout#info] "  # twistd logs what the .tac prints as "<time> [stdout#info] <text>"
+
+
+def _said(lines: list[str], twistd: bool) -> list[str]:
+    """What the .tac printed: its own lines, or (twistd) the log lines of its stdout."""
+    if twistd:
+        return [line.split(TWISTD_SAID, 1)[1] for line in lines if TWISTD_SAID in line]
+    return lines
 
 
 @pytest.mark.parametrize(
-    "argv",
-    [
-        [sys.executable, "-m", "eventhub", "run", "--tac", str(TAC)],
-        [sys.executable, "-m", "eventhub.compat.twisted", "-n", "-y", str(TAC)],
-    ],
-    ids=["eventhub run --tac", "python -m eventhub.compat.twisted"],
+    "runner", ["eventhub run --tac", "python -m eventhub.compat.twisted", "twistd -n -y (Twisted)"]
 )
-def test_tac_with_two_services_stopped_by_sigterm(argv: list[str], programs: list[Program]) -> None:
-    program = Program(argv)
+def test_tac_with_two_services_stopped_by_sigterm(
+    runner: str, programs: list[Program], tmp_path: Path
+) -> None:
+    twistd = runner.startswith("twistd")
+    if twistd:
+        pytest.importorskip("twisted.scripts.twistd")
+        tac = tmp_path / "two_services.tac"
+        tac.write_text(TAC.read_text().replace("eventhub.compat.twisted", "twisted"))
+        run_twistd = "from twisted.scripts.twistd import run; run()"
+        argv = [sys.executable, "-c", run_twistd, "-n", "--pidfile=", "-y", str(tac)]
+    elif runner.startswith("eventhub"):
+        argv = [sys.executable, "-m", "eventhub", "run", "--tac", str(TAC)]
+    else:
+        argv = [sys.executable, "-m", "eventhub.compat.twisted", "-n", "-y", str(TAC)]
+    program = Program(argv, cwd=tmp_path)
     programs.append(program)
-    assert program.line().startswith("started echo ")
-    assert [program.line() for _ in range(3)] == ["started ticker", "tick 1", "tick 2"]
+    started: list[str] = []
+    while len(started) < 4:
+        started += _said([program.line()], twistd)
+    assert started[0].startswith("started echo ")
+    assert started[1:] == ["started ticker", "tick 1", "tick 2"]
     out, err = program.terminate()
-    assert program.process.returncode == 0, err
+    # twistd ends by re-raising the signal that stopped it; eventhub exits 0 after a clean stop.
+    assert program.process.returncode == (-signal.SIGTERM if twistd else 0), err
     # The reverse of the start order, and the shutdown waited for the echo service's Deferred.
-    assert out.splitlines() == ["stopping ticker", "stopping echo", "echo stopped"]
-    assert "application 'two-services' started" in err and "Traceback" not in err
+    assert _said(out.splitlines(), twistd) == ["stopping ticker", "stopping echo", "echo stopped"]
+    assert "Traceback" not in out + err
 
 
 def test_tac_echo_service_serves(programs: list[Program]) -> None:
