@@ -338,6 +338,60 @@ def test_handled_errors_are_not_logged(caplog: pytest.LogCaptureFixture) -> None
     assert caplog.records == []
 
 
+def test_deferred_lock_and_semaphore(defer: ModuleType) -> None:
+    lock = defer.DeferredLock()
+    order: list[Any] = []
+    first = defer.Deferred()
+    lock.run(lambda: first).addCallback(lambda r: order.append(("first done", r)))
+    lock.run(order.append, "second ran")
+    assert lock.locked and order == []
+    first.callback("one")
+    assert order == ["second ran", ("first done", "one")] and not lock.locked  # released first
+    assert lock.acquire().called
+    queued = lock.acquire()
+    queued.addErrback(lambda f: order.append(f.type))
+    queued.cancel()  # a cancelled waiter is forgotten
+    assert order[-1] is defer.CancelledError
+    lock.release()
+    assert not lock.locked
+
+    semaphore = defer.DeferredSemaphore(2)
+    running: list[int] = []
+    gates = [defer.Deferred() for _ in range(3)]
+    for i, gate in enumerate(gates):
+        semaphore.run(lambda i=i, gate=gate: running.append(i) or gate)
+    assert running == [0, 1]
+    gates[0].callback(None)
+    assert running == [0, 1, 2]
+
+
+def test_deferred_queue(defer: ModuleType) -> None:
+    queue = defer.DeferredQueue(size=1, backlog=1)
+    got: list[str] = []
+    queue.get().addCallback(got.append)
+    with pytest.raises(defer.QueueUnderflow):
+        queue.get()
+    queue.put("a")
+    queue.put("b")
+    with pytest.raises(defer.QueueOverflow):
+        queue.put("c")
+    queue.get().addCallback(got.append)
+    assert got == ["a", "b"]
+
+
+def test_a_lock_in_async_with(memory: MemoryReactor) -> None:
+    lock = compat_defer.DeferredLock()
+    inside: list[bool] = []
+
+    async def hold() -> None:
+        async with lock:
+            inside.append(lock.locked)
+
+    task = memory.spawn(hold())
+    memory.run_ready()
+    assert task.done() and inside == [True] and not lock.locked
+
+
 # -- Failure -------------------------------------------------------------------
 
 

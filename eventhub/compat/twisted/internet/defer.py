@@ -53,7 +53,12 @@ __all__ = [
     "CancelledError",
     "Deferred",
     "DeferredList",
+    "DeferredLock",
+    "DeferredQueue",
+    "DeferredSemaphore",
     "FirstError",
+    "QueueOverflow",
+    "QueueUnderflow",
     "TimeoutError",
     "ensureDeferred",
     "fail",
@@ -599,3 +604,131 @@ class _InlineCallbacks:
                 self.waiting = yielded
                 return
             result = pending[1]
+
+
+# -- locks, semaphores, queues ----------------------------------------------------------
+
+
+class _ConcurrencyPrimitive:
+    """What DeferredLock and DeferredSemaphore share: waiters, ``run``, ``async with``."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Deferred[Any]] = []
+
+    def acquire(self) -> Deferred[Any]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def _cancelAcquire(self, d: Deferred[Any]) -> None:
+        self.waiting.remove(d)
+
+    def run(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Acquire, call ``f`` (its Deferred waited for), release, whatever happened."""
+
+        def execute(_: Any) -> Deferred[Any]:
+            return maybeDeferred(f, *args, **kwargs).addBoth(self._releaseAndReturn)
+
+        return self.acquire().addCallback(execute)
+
+    def _releaseAndReturn(self, result: Any) -> Any:
+        self.release()
+        return result
+
+    async def __aenter__(self) -> _ConcurrencyPrimitive:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class DeferredLock(_ConcurrencyPrimitive):
+    """A lock: ``acquire()`` fires with the lock once it is free; ``release()`` hands it to the next."""
+
+    locked = False
+
+    def acquire(self) -> Deferred[DeferredLock]:
+        d: Deferred[DeferredLock] = Deferred(self._cancelAcquire)
+        if self.locked:
+            self.waiting.append(d)
+        else:
+            self.locked = True
+            d.callback(self)
+        return d
+
+    def release(self) -> None:
+        if not self.locked:
+            raise AssertionError("Tried to release an unlocked lock")
+        self.locked = False
+        if self.waiting:
+            self.locked = True
+            self.waiting.pop(0).callback(self)
+
+
+class DeferredSemaphore(_ConcurrencyPrimitive):
+    """At most ``tokens`` holders at once (``run`` limits concurrency)."""
+
+    def __init__(self, tokens: int) -> None:
+        if tokens < 1:
+            raise ValueError("DeferredSemaphore requires tokens >= 1")
+        super().__init__()
+        self.tokens = tokens
+        self.limit = tokens
+
+    def acquire(self) -> Deferred[DeferredSemaphore]:
+        d: Deferred[DeferredSemaphore] = Deferred(self._cancelAcquire)
+        if self.tokens <= 0:
+            self.waiting.append(d)
+        else:
+            self.tokens -= 1
+            d.callback(self)
+        return d
+
+    def release(self) -> None:
+        if self.tokens >= self.limit:
+            raise AssertionError("Someone released me too many times: too many tokens!")
+        self.tokens += 1
+        if self.waiting:
+            self.tokens -= 1
+            self.waiting.pop(0).callback(self)
+
+
+class QueueOverflow(Exception):
+    """``put`` on a full ``DeferredQueue``."""
+
+
+class QueueUnderflow(Exception):
+    """``get`` on a ``DeferredQueue`` with ``backlog`` getters waiting already."""
+
+
+class DeferredQueue(Generic[T]):
+    """``put(x)``; ``get()`` is a Deferred firing with the next item (at once if one is there)."""
+
+    def __init__(self, size: int | None = None, backlog: int | None = None) -> None:
+        self.waiting: list[Deferred[T]] = []
+        self.pending: list[T] = []
+        self.size = size
+        self.backlog = backlog
+
+    def _cancelGet(self, d: Deferred[T]) -> None:
+        self.waiting.remove(d)
+
+    def put(self, obj: T) -> None:
+        if self.waiting:
+            self.waiting.pop(0).callback(obj)
+        elif self.size is None or len(self.pending) < self.size:
+            self.pending.append(obj)
+        else:
+            raise QueueOverflow()
+
+    def get(self) -> Deferred[T]:
+        d: Deferred[T] = Deferred(self._cancelGet)
+        if self.pending:
+            d.callback(self.pending.pop(0))
+        elif self.backlog is None or len(self.waiting) < self.backlog:
+            self.waiting.append(d)
+        else:
+            raise QueueUnderflow()
+        return d
