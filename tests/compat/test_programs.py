@@ -180,6 +180,19 @@ def test_defer_to_thread_line_server(flavour: str, programs: list[Program]) -> N
     assert program.process.returncode == 0, err
 
 
+def test_coroutines_awaiting_deferreds(flavour: str, programs: list[Program]) -> None:
+    program = Program.source("async_server.py", flavour)
+    programs.append(program)
+    client = Client(program.port())
+    client.send(b"hello world\r\nsome missing words\r\n")
+    answers = [client.read_until(b"\r\n"), client.read_until(b"\r\n")]
+    client.close()
+    assert answers == [b"HELLO WORLD\r\n", b"not found: missing\r\n"]
+    _, err = program.terminate()
+    assert program.process.returncode == 0, err
+    assert "Unhandled error" not in err  # consumeErrors: the failure was handled
+
+
 # -- a .tac file ----------------------------------------------------------------------------
 
 TAC = PROGRAMS / "two_services.tac"
