@@ -204,3 +204,37 @@ def test_reconnecting_client_factory_backs_off_and_stops() -> None:
     assert len(clock.getDelayedCalls()) == 1
     factory.stopTrying()
     assert clock.getDelayedCalls() == []
+
+
+def test_reconnecting_client_factory_on_real_sockets_connects_once_the_server_is_up() -> None:
+    compat = TwistedReactor(lambda: Reactor("select"))
+    events: list[str] = []
+    with socket.socket() as door:
+        door.bind(("127.0.0.1", 0))  # bound, not listening: connecting is refused, the port stays ours
+
+        class Connected(protocol.Protocol):
+            def connectionMade(self) -> None:
+                events.append("connected")
+                factory.stopTrying()  # else losing this connection at shutdown schedules a retry
+                compat.stop()
+
+        class Factory(protocol.ReconnectingClientFactory):
+            initialDelay = 0.01
+            factor = 1.0
+            jitter = 0
+
+            def buildProtocol(self, addr: Any) -> protocol.Protocol:
+                self.resetDelay()
+                return Connected()
+
+            def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+                events.append(f"failed: {reason.type.__name__}")
+                door.listen()  # the server comes up; the retry finds it
+                super().clientConnectionFailed(connector, reason)
+
+        factory = Factory()
+        factory.clock = compat  # not the global reactor (Twisted's default too)
+        compat.connectTCP("127.0.0.1", door.getsockname()[1], factory)
+        run_until_stopped(compat.eventhub_reactor)
+    assert events == ["failed: ConnectionRefusedError", "connected"]
+    assert factory.retries == 0  # reset by buildProtocol
