@@ -162,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"log every hook call with its plugin, arguments, result and time (also ${TRACE_ENV}=1)",
     )
+    run.add_argument(
+        "--tac",
+        metavar="FILE",
+        help="run a Twisted .tac file's application on eventhub.compat.twisted instead of the plugins "
+        "(as 'twistd -n -y FILE'); see docs/migration-twisted.md",
+    )
     run.set_defaults(handler=_run)
 
     plugins = commands.add_parser(
@@ -293,6 +299,10 @@ def _register_named(hub: Hub, spec: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.tac:
+        from eventhub.compat.twisted.application._tac import run_tac
+
+        return run_tac(args.tac, backend=args.backend)
     hub = _load_hub(args, backend=args.backend)
     if args.strict and hub.load_failures:
         names = ", ".join(record.name for record in hub.load_failures)

@@ -1,333 +1,36 @@
-"""Twisted's ``twisted.internet.protocol`` names, bridged to ``eventhub.protocol``.
+"""Where ``twisted.internet.protocol`` lived before the compat layer became a package.
 
-The classes users subclass (``Protocol``, ``Factory``, ``ServerFactory``,
-``ClientFactory``) are plain Twisted-shaped classes with Twisted's camelCase names;
-they do not inherit from eventhub's. The bridge lives at the boundary: the
-reactor talks to a ``ProtocolBridge`` (an ``eventhub.protocol.Protocol``) that
-forwards each snake_case callback to the Twisted-style protocol it wraps, and
-to a ``ServerFactoryBridge`` / ``ClientFactoryBridge`` that forwards to the
-Twisted-style factory. One bridge object per connection, no mixins.
-
-Reasons given to ``connectionLost`` / ``clientConnectionFailed`` /
-``clientConnectionLost`` are ``Failure`` objects, as in Twisted: a clean close
-is ``Failure(ConnectionDone())``, anything else wraps the exception eventhub
-reports (``ConnectionResetError``, ``TimeoutError``, ``ConnectionRefusedError``...).
+Kept importable; the code is in ``eventhub.compat.twisted.internet.protocol``.
 """
 
 from __future__ import annotations
 
-import traceback
-from typing import Any
-
-from eventhub import protocol as _eh
-from eventhub.protocol import Address, Connector
+from eventhub.compat.twisted.internet.protocol import (
+    ClientFactory,
+    ClientFactoryBridge,
+    ConnectionDone,
+    Factory,
+    Failure,
+    Protocol,
+    ProtocolBridge,
+    ServerFactory,
+    ServerFactoryBridge,
+    TwistedConnector,
+    TwistedTransport,
+    connectionDone,
+)
 
 __all__ = [
     "ClientFactory",
+    "ClientFactoryBridge",
     "ConnectionDone",
     "Factory",
     "Failure",
     "Protocol",
+    "ProtocolBridge",
     "ServerFactory",
+    "ServerFactoryBridge",
+    "TwistedConnector",
     "TwistedTransport",
     "connectionDone",
 ]
-
-
-class ConnectionDone(ConnectionError):
-    """The connection was closed cleanly (Twisted's ``error.ConnectionDone``)."""
-
-    def __init__(self, message: str = "Connection was closed cleanly.") -> None:
-        super().__init__(message)
-
-
-class Failure:
-    """The everyday surface of Twisted's ``Failure``: an exception and what to ask of it."""
-
-    __slots__ = ("type", "value")
-
-    def __init__(self, exc: BaseException) -> None:
-        self.value = exc
-        self.type: type[BaseException] = type(exc)
-
-    def __repr__(self) -> str:
-        return f"<Failure {self.type.__name__}: {self.value}>"
-
-    def getErrorMessage(self) -> str:
-        return str(self.value)
-
-    def check(self, *types: type[BaseException]) -> type[BaseException] | None:
-        """The first of ``types`` the exception is an instance of, else None."""
-        for t in types:
-            if isinstance(self.value, t):
-                return t
-        return None
-
-    def trap(self, *types: type[BaseException]) -> type[BaseException]:
-        """Like ``check``, but re-raise the exception when it is none of ``types``."""
-        matched = self.check(*types)
-        if matched is None:
-            raise self.value
-        return matched
-
-    def raiseException(self) -> None:
-        raise self.value
-
-    def getTraceback(self) -> str:
-        return "".join(traceback.format_exception(self.type, self.value, self.value.__traceback__))
-
-
-connectionDone = Failure(ConnectionDone())
-
-
-def _failure(reason: BaseException | None) -> Failure:
-    return Failure(reason if reason is not None else ConnectionDone())
-
-
-class _ProducerBridge:
-    """A Twisted-style producer (camelCase) seen as an ``eventhub.protocol.Producer``."""
-
-    __slots__ = ("_producer",)
-
-    def __init__(self, producer: Any) -> None:
-        self._producer = producer
-
-    def pause_producing(self) -> None:
-        self._producer.pauseProducing()
-
-    def resume_producing(self) -> None:
-        self._producer.resumeProducing()
-
-    def stop_producing(self) -> None:
-        self._producer.stopProducing()
-
-
-class TwistedTransport:
-    """``self.transport`` of a Twisted-style protocol: Twisted's names over an eventhub transport."""
-
-    __slots__ = ("eventhub_transport",)
-
-    def __init__(self, transport: _eh.Transport) -> None:
-        self.eventhub_transport = transport
-
-    def write(self, data: bytes) -> None:
-        self.eventhub_transport.write(data)
-
-    def writeSequence(self, data: list[bytes]) -> None:
-        self.eventhub_transport.write_sequence(data)
-
-    def loseConnection(self) -> None:
-        self.eventhub_transport.lose_connection()
-
-    def abortConnection(self) -> None:
-        self.eventhub_transport.abort_connection()
-
-    def getPeer(self) -> Address:
-        return self.eventhub_transport.get_peer()
-
-    def getHost(self) -> Address:
-        return self.eventhub_transport.get_host()
-
-    def pauseProducing(self) -> None:
-        """Stop reading from the peer (a transport is its protocol's producer)."""
-        self.eventhub_transport.pause_reading()
-
-    def resumeProducing(self) -> None:
-        self.eventhub_transport.resume_reading()
-
-    def stopProducing(self) -> None:
-        self.eventhub_transport.lose_connection()
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.eventhub_transport.register_producer(_ProducerBridge(producer), streaming)
-
-    def unregisterProducer(self) -> None:
-        self.eventhub_transport.unregister_producer()
-
-    @property
-    def disconnecting(self) -> bool:
-        return self.eventhub_transport.is_closing()
-
-    @property
-    def connected(self) -> bool:
-        return not self.eventhub_transport.is_closing()
-
-
-class Protocol:
-    """Subclass and override ``connectionMade``, ``dataReceived``, ``connectionLost``."""
-
-    factory: Any = None
-    transport: TwistedTransport | None = None
-    connected: int = 0
-
-    def makeConnection(self, transport: TwistedTransport) -> None:
-        self.connected = 1
-        self.transport = transport
-        self.connectionMade()
-
-    def connectionMade(self) -> None:
-        """The connection is up; ``self.transport`` is set."""
-
-    def dataReceived(self, data: bytes) -> None:
-        """Bytes arrived, in chunks of any size."""
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        """The connection is closed; ``reason.check(ConnectionDone)`` for a clean close."""
-
-
-class ProtocolBridge(_eh.Protocol):
-    """The eventhub protocol the reactor drives; forwards to a Twisted-style protocol.
-
-    EOF: a protocol with ``readConnectionLost`` (Twisted's IHalfCloseableProtocol)
-    gets it and the connection stays half-open; otherwise the connection closes,
-    as Twisted does.
-    """
-
-    def __init__(self, wrapped: Protocol) -> None:
-        self.wrapped = wrapped
-
-    def connection_made(self, transport: _eh.Transport) -> None:
-        self.transport = transport
-        self.wrapped.makeConnection(TwistedTransport(transport))
-
-    def data_received(self, data: bytes) -> None:
-        self.wrapped.dataReceived(data)
-
-    def eof_received(self) -> bool | None:
-        half_close = getattr(self.wrapped, "readConnectionLost", None)
-        if half_close is None:
-            return None
-        half_close()
-        return True
-
-    def connection_lost(self, reason: BaseException | None) -> None:
-        self.wrapped.connected = 0
-        self.wrapped.connectionLost(_failure(reason))
-
-
-class Factory:
-    """Builds one protocol per connection: set ``protocol`` or override ``buildProtocol``."""
-
-    protocol: type[Protocol] | None = None
-    numPorts = 0
-
-    @classmethod
-    def forProtocol(cls, protocol: type[Protocol], *args: Any, **kw: Any) -> Factory:
-        factory = cls(*args, **kw)
-        factory.protocol = protocol
-        return factory
-
-    def buildProtocol(self, addr: Address) -> Protocol | None:
-        if self.protocol is None:
-            raise TypeError(f"{type(self).__name__}.protocol is not set; set it to a Protocol class")
-        proto = self.protocol()
-        proto.factory = self
-        return proto
-
-    def doStart(self) -> None:
-        if not self.numPorts:
-            self.startFactory()
-        self.numPorts += 1
-
-    def doStop(self) -> None:
-        if self.numPorts <= 0:
-            return
-        self.numPorts -= 1
-        if not self.numPorts:
-            self.stopFactory()
-
-    def startFactory(self) -> None:
-        """Before the first port or connection attempt using this factory starts."""
-
-    def stopFactory(self) -> None:
-        """After the last one stopped."""
-
-
-class ServerFactory(Factory):
-    """A factory for ``reactor.listenTCP``."""
-
-
-class ClientFactory(Factory):
-    """A factory for ``reactor.connectTCP``; hears how each attempt ends."""
-
-    def startedConnecting(self, connector: TwistedConnector) -> None:
-        """An attempt is starting."""
-
-    def clientConnectionFailed(self, connector: TwistedConnector, reason: Failure) -> None:
-        """The attempt failed (refused, timed out...); ``connector.connect()`` retries."""
-
-    def clientConnectionLost(self, connector: TwistedConnector, reason: Failure) -> None:
-        """An established connection ended."""
-
-
-class TwistedConnector:
-    """What ``reactor.connectTCP`` returns and client factories are given, Twisted's names."""
-
-    __slots__ = ("eventhub_connector",)
-
-    def __init__(self, connector: Connector) -> None:
-        self.eventhub_connector = connector
-
-    def connect(self) -> None:
-        self.eventhub_connector.connect()
-
-    def disconnect(self) -> None:
-        self.eventhub_connector.disconnect()
-
-    def stopConnecting(self) -> None:
-        self.eventhub_connector.stop_connecting()
-
-    def getDestination(self) -> Address:
-        return self.eventhub_connector.get_destination()
-
-
-class _FactoryBridge:
-    """What both bridges share: building the bridged protocol, forwarding start/stop.
-
-    The Twisted-style factory keeps the one count of its users (``numPorts``,
-    Twisted's public name): the bridge forwards every ``do_start`` / ``do_stop``
-    instead of counting them itself, as ``eventhub.protocol.Factory`` would.
-    """
-
-    wrapped: Factory
-
-    def build_protocol(self, addr: Address) -> _eh.Protocol | None:
-        proto = self.wrapped.buildProtocol(addr)
-        return None if proto is None else ProtocolBridge(proto)
-
-    def do_start(self) -> None:
-        self.wrapped.doStart()
-
-    def do_stop(self) -> None:
-        self.wrapped.doStop()
-
-
-class ServerFactoryBridge(_FactoryBridge, _eh.ServerFactory):
-    """The eventhub factory ``listenTCP`` gives the reactor for a Twisted-style factory."""
-
-    def __init__(self, wrapped: Factory) -> None:
-        self.wrapped = wrapped
-
-
-class ClientFactoryBridge(_FactoryBridge, _eh.ClientFactory):
-    """The eventhub factory ``connectTCP`` gives the reactor for a Twisted-style factory."""
-
-    def __init__(self, wrapped: ClientFactory) -> None:
-        self.wrapped = wrapped
-        self.client = wrapped
-        self._connector: TwistedConnector | None = None
-
-    def twisted_connector(self, connector: Connector) -> TwistedConnector:
-        """The one ``TwistedConnector`` for ``connector`` (the same object every time)."""
-        if self._connector is None or self._connector.eventhub_connector is not connector:
-            self._connector = TwistedConnector(connector)
-        return self._connector
-
-    def start_connecting(self, connector: Connector) -> None:
-        self.client.startedConnecting(self.twisted_connector(connector))
-
-    def client_connection_failed(self, connector: Connector, reason: BaseException) -> None:
-        self.client.clientConnectionFailed(self.twisted_connector(connector), Failure(reason))
-
-    def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
-        self.client.clientConnectionLost(self.twisted_connector(connector), _failure(reason))

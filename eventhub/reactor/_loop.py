@@ -237,6 +237,19 @@ class Reactor(CoroutineMethods):
             self._pool = ThreadPool(self._max_threads)
         return self._pool
 
+    @property
+    def max_threads(self) -> int:
+        """The most threads the pool runs at once; raising it takes effect at the next job."""
+        return self._max_threads
+
+    @max_threads.setter
+    def max_threads(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"max_threads must be >= 1, got {count}")
+        self._max_threads = count
+        if self._pool is not None:
+            self._pool.max_workers = count
+
     def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
         """Run ``fn(*args, **kw)`` on the reactor's thread pool; an exception is logged."""
         self._thread_pool().submit(fn, args, kw or NO_KWARGS)

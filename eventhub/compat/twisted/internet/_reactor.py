@@ -1,17 +1,4 @@
-"""Run Twisted-style code on eventhub: ``from eventhub.compat.twisted import reactor, protocol``.
-
-The seed's echo server runs with only its import line changed::
-
-    from eventhub.compat.twisted import reactor, protocol
-
-    class Echo(protocol.Protocol):
-        def dataReceived(self, data):
-            self.transport.write(data)
-
-    factory = protocol.ServerFactory()
-    factory.protocol = Echo
-    reactor.listenTCP(8000, factory)
-    reactor.run()
+"""The compat ``reactor``: Twisted's reactor methods over an eventhub reactor.
 
 ``reactor`` is the one import-time global reactor in eventhub (it exists to
 mimic Twisted's). It is a ``TwistedReactor``: Twisted's method names over an
@@ -32,31 +19,30 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from eventhub.compat import twisted_protocol as protocol
-from eventhub.compat.twisted_protocol import (
+from eventhub.compat.twisted.internet.address import IPv4Address, from_eventhub
+from eventhub.compat.twisted.internet.defer import Deferred, succeed
+from eventhub.compat.twisted.internet.error import CannotListenError
+from eventhub.compat.twisted.internet.protocol import (
     ClientFactory,
     ClientFactoryBridge,
     Factory,
     ServerFactoryBridge,
     TwistedConnector,
 )
-from eventhub.protocol import Address
+from eventhub.errors import ServiceError, UsageError
 from eventhub.reactor.api import ListenerAPI, ReactorAPI
 from eventhub.reactor.timers import TimerHandle
 
-__all__ = ["DelayedCall", "ListeningPort", "TwistedReactor", "protocol", "reactor"]
+__all__ = ["INTERFACE_ENV", "DelayedCall", "ListeningPort", "ThreadPoolView", "TwistedReactor", "reactor"]
 
 log = logging.getLogger("eventhub.compat.twisted")
 
 INTERFACE_ENV = "EVENTHUB_TWISTED_INTERFACE"
 
 
-def _default_reactor() -> ReactorAPI:
-    from eventhub.reactor import Reactor
-
-    return Reactor()
+DEFAULT_THREAD_POOL_SIZE = 10
 
 
 class ListeningPort:
@@ -68,14 +54,23 @@ class ListeningPort:
         self.eventhub_listener = listener
         self.factory = factory
 
-    def getHost(self) -> Address:
-        return self.eventhub_listener.get_host()
+    def getHost(self) -> IPv4Address:
+        return from_eventhub(self.eventhub_listener.get_host())
 
-    def stopListening(self) -> None:
+    def stopListening(self) -> Deferred[None]:
+        """Close the listening socket (at once: the Deferred has fired already)."""
         self.eventhub_listener.stop_listening()
+        return succeed(None)
+
+    def startListening(self) -> None:
+        """Listening started in ``listenTCP`` already: nothing to do."""
 
     def __repr__(self) -> str:
         return f"<ListeningPort {self.getHost()} {type(self.factory).__name__}>"
+
+
+class _HasSeconds(Protocol):
+    def seconds(self) -> float: ...
 
 
 class DelayedCall:
@@ -87,7 +82,7 @@ class DelayedCall:
 
     __slots__ = ("_reactor", "handle")
 
-    def __init__(self, handle: TimerHandle, reactor: ReactorAPI) -> None:
+    def __init__(self, handle: TimerHandle, reactor: _HasSeconds) -> None:
         self.handle = handle
         self._reactor = reactor
 
@@ -116,10 +111,23 @@ class TwistedReactor:
     (the default) or, in tests, an ``eventhub.testing.MemoryReactor``.
     """
 
-    def __init__(self, make_reactor: Callable[[], ReactorAPI] = _default_reactor) -> None:
-        self._make_reactor = make_reactor
+    def __init__(self, make_reactor: Callable[[], ReactorAPI] | None = None) -> None:
+        self._make_reactor = make_reactor or self._default_reactor
         self._reactor: ReactorAPI | None = None
         self._lock = threading.Lock()
+        self._pool_size = DEFAULT_THREAD_POOL_SIZE
+        self._backend = "auto"
+
+    def _default_reactor(self) -> ReactorAPI:
+        from eventhub.reactor import Reactor
+
+        return Reactor(self._backend, max_threads=self._pool_size)
+
+    def use_backend(self, backend: str) -> None:
+        """Choose the backend (``auto``, ``select``, ``poll``, ``epoll``) before the reactor exists."""
+        if self._reactor is not None:
+            raise UsageError("the reactor exists already: choose its backend before using it")
+        self._backend = backend
 
     @property
     def eventhub_reactor(self) -> ReactorAPI:
@@ -139,7 +147,10 @@ class TwistedReactor:
     def listenTCP(self, port: int, factory: Factory, backlog: int = 50, interface: str = "") -> ListeningPort:
         """Listen on ``interface:port``; ``""`` is all interfaces, as in Twisted (see module doc)."""
         chosen = interface or os.environ.get(INTERFACE_ENV, "")
-        listener = self.eventhub_reactor.listen_tcp(port, ServerFactoryBridge(factory), backlog, chosen)
+        try:
+            listener = self.eventhub_reactor.listen_tcp(port, ServerFactoryBridge(factory), backlog, chosen)
+        except ServiceError as error:
+            raise CannotListenError(chosen, port, error) from error
         if chosen:
             log.info("listenTCP: listening on %s", listener.get_host())
         else:
@@ -190,6 +201,27 @@ class TwistedReactor:
         """The reactor's clock: monotonic (Twisted's is ``time.time()``)."""
         return self.eventhub_reactor.seconds()
 
+    def getDelayedCalls(self) -> list[DelayedCall]:
+        """Not tracked by eventhub's reactor: always empty (see docs/migration-twisted.md)."""
+        return []
+
+    # -- threads ---------------------------------------------------------------
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """The most threads ``callInThread`` / ``deferToThread`` use at once (10 by default)."""
+        if size < 1:
+            raise ValueError(f"thread pool size must be >= 1, got {size}")
+        self._pool_size = size
+        if self._reactor is not None:
+            from eventhub.reactor import Reactor
+
+            if isinstance(self._reactor, Reactor):
+                self._reactor.max_threads = size
+
+    def getThreadPool(self) -> ThreadPoolView:
+        """Twisted's ``reactor.getThreadPool()``: ``callInThread``, ``max``, ``adjustPoolsize``."""
+        return ThreadPoolView(self)
+
     # -- lifecycle -----------------------------------------------------------
 
     def run(self, installSignalHandlers: bool = True) -> None:
@@ -202,12 +234,56 @@ class TwistedReactor:
     def addSystemEventTrigger(
         self, phase: str, eventType: str, callable: Callable[..., object], *args: Any, **kw: Any
     ) -> int:
+        """Call ``callable(*args, **kw)`` in ``phase`` (before|during|after) of ``eventType``.
+
+        A shutdown trigger that returns a Deferred delays the end of the
+        shutdown until it fires, as in Twisted: it is awaited by a task, and the
+        reactor's shutdown waits for its tasks (up to its ``shutdown_timeout``).
+        Unlike Twisted, the next phase starts meanwhile (listeners close).
+        """
         fn = functools.partial(callable, *args, **kw) if kw else callable
+        if eventType == "shutdown":
+            fn = functools.partial(self._await_deferred, fn)
         call_args = () if kw else args
         return self.eventhub_reactor.add_system_event_trigger(phase, eventType, fn, *call_args)
 
+    def _await_deferred(self, fn: Callable[..., object], *args: Any) -> None:
+        result = fn(*args)
+        if isinstance(result, Deferred) and not (result.called and not result.paused):
+            self.eventhub_reactor.spawn(_until_fired(result, fn), name=f"shutdown trigger {fn!r}")
+
     def removeSystemEventTrigger(self, triggerID: int) -> None:
         self.eventhub_reactor.remove_system_event_trigger(triggerID)
+
+
+async def _until_fired(d: Deferred[Any], fn: Callable[..., object]) -> None:
+    try:
+        await d
+    except Exception as error:
+        log.error("shutdown trigger %r failed: %s", fn, error, exc_info=error)
+
+
+class ThreadPoolView:
+    """What ``getThreadPool()`` returns: the reactor's pool, seen with Twisted's names."""
+
+    __slots__ = ("_reactor",)
+
+    min = 0
+
+    def __init__(self, reactor: TwistedReactor) -> None:
+        self._reactor = reactor
+
+    @property
+    def max(self) -> int:
+        return self._reactor._pool_size
+
+    def callInThread(self, fn: Callable[..., object], *args: Any, **kw: Any) -> None:
+        self._reactor.callInThread(fn, *args, **kw)
+
+    def adjustPoolsize(self, minthreads: int | None = None, maxthreads: int | None = None) -> None:
+        """Only ``maxthreads`` matters: eventhub starts threads on demand, keeps none in reserve."""
+        if maxthreads is not None:
+            self._reactor.suggestThreadPoolSize(maxthreads)
 
 
 reactor = TwistedReactor()

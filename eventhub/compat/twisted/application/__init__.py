@@ -1,0 +1,1 @@
+"""``twisted.application``: ``service``, ``internet`` and ``strports``, for ``.tac`` files."""

@@ -1,0 +1,1 @@
+"""``twisted.protocols``: ``basic`` (line and string receivers) and ``wire`` (Echo, Discard, Daytime)."""

@@ -1,0 +1,1 @@
+"""``twisted.python``: ``failure`` and ``log``."""
