@@ -20,6 +20,7 @@ protocol callback closes that connection only: it becomes the reason given to
 from __future__ import annotations
 
 import socket
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, runtime_checkable
 from typing import Protocol as _Interface
@@ -36,6 +37,7 @@ __all__ = [
     "Protocol",
     "ServerFactory",
     "Transport",
+    "UNIXAddress",
 ]
 
 
@@ -63,6 +65,59 @@ class Address:
         if self.family == socket.AF_INET6:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UNIXAddress(Address):
+    """One end of a UNIX socket connection: ``path`` (``host`` too), and the peer's credentials.
+
+    ``port`` is 0 and ``family`` ``socket.AF_UNIX``. A path starting with NUL
+    is a Linux abstract name, shown as ``@name``. ``pid``, ``uid`` and ``gid``
+    are the peer process's, from ``SO_PEERCRED`` (``None`` where the system
+    does not say, and for the local end).
+    """
+
+    port: int = 0
+    family: int = getattr(socket, "AF_UNIX", 1)
+    pid: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+    @property
+    def path(self) -> str:
+        return self.host
+
+    @classmethod
+    def of_peer(cls, sock: socket.socket) -> UNIXAddress:
+        """The peer of a connected UNIX socket, with its credentials where the system gives them."""
+        try:
+            path = _unix_path(sock.getpeername())
+        except OSError:
+            path = ""
+        peercred = getattr(socket, "SO_PEERCRED", None)
+        if peercred is None:
+            return cls(path)
+        try:
+            pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, 12))
+        except OSError:
+            return cls(path)
+        return cls(path, pid=pid, uid=uid, gid=gid)
+
+    def __str__(self) -> str:
+        if self.host.startswith("\0"):
+            return "@" + self.host[1:]
+        return self.host or "<unnamed>"
+
+
+def _unix_path(sockaddr: Any) -> str:
+    return sockaddr.decode("utf-8", "surrogateescape") if isinstance(sockaddr, bytes) else str(sockaddr)
+
+
+def address_of(sock: socket.socket, sockaddr: Any) -> Address:
+    """The ``Address`` (or ``UNIXAddress``, for a UNIX socket) of ``sockaddr`` on ``sock``."""
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return UNIXAddress(_unix_path(sockaddr))
+    return Address.from_sockaddr(sockaddr, sock.family)
 
 
 @runtime_checkable

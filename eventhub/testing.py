@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eventhub.errors import ServiceError, UsageError
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, UNIXAddress
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import ReactorAPI
 from eventhub.reactor.coroutines import CoroutineMethods
@@ -40,7 +40,9 @@ __all__ = [
     "HANG_TIMEOUT",
     "Clock",
     "ConnectTCPCall",
+    "ConnectUNIXCall",
     "ListenTCPCall",
+    "ListenUNIXCall",
     "MemoryConnector",
     "MemoryListener",
     "MemoryReactor",
@@ -245,6 +247,27 @@ class ConnectTCPCall:
     connector: MemoryConnector
 
 
+@dataclass(frozen=True, slots=True)
+class ListenUNIXCall:
+    """One ``MemoryReactor.listen_unix`` call, as the code under test made it."""
+
+    path: str
+    factory: Factory
+    mode: int
+    backlog: int
+    listener: MemoryListener
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectUNIXCall:
+    """One ``MemoryReactor.connect_unix`` call, as the code under test made it."""
+
+    path: str
+    factory: ClientFactory
+    timeout: float | None
+    connector: MemoryConnector
+
+
 class MemoryListener:
     """What ``MemoryReactor.listen_tcp`` returns: ``get_host()``, ``stop_listening()``.
 
@@ -396,6 +419,8 @@ class MemoryReactor(CoroutineMethods):
         self.clock = clock if clock is not None else Clock()
         self.tcp_servers: list[ListenTCPCall] = []
         self.tcp_clients: list[ConnectTCPCall] = []
+        self.unix_servers: list[ListenUNIXCall] = []
+        self.unix_clients: list[ConnectUNIXCall] = []
         self._listeners: list[MemoryListener] = []
         self._ready: deque[_Call] = deque()
         self._triggers = SystemTriggers()
@@ -485,6 +510,28 @@ class MemoryReactor(CoroutineMethods):
         connector.connect()
         return connector
 
+    # -- UNIX sockets --------------------------------------------------------
+
+    def listen_unix(
+        self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128
+    ) -> MemoryListener:
+        """Record the call; a path in use raises ServiceError."""
+        host = UNIXAddress(path)
+        if any(listener.get_host() == host for listener in self._listeners):
+            raise ServiceError(f"cannot listen on {host}: address already in use")
+        listener = MemoryListener(self, host, factory)
+        self._listeners.append(listener)
+        self.unix_servers.append(ListenUNIXCall(path, factory, mode, backlog, listener))
+        factory.do_start()
+        return listener
+
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> MemoryConnector:
+        """Record the call and start the attempt; the test ends it (``succeed``/``fail``)."""
+        connector = MemoryConnector(path, 0, factory)
+        self.unix_clients.append(ConnectUNIXCall(path, factory, timeout, connector))
+        connector.connect()
+        return connector
+
     # -- system event triggers -----------------------------------------------
 
     def add_system_event_trigger(
@@ -538,8 +585,8 @@ class MemoryReactor(CoroutineMethods):
             task.cancel()
         for listener in list(self._listeners):
             listener.stop_listening()
-        for call in self.tcp_clients:
-            call.connector.stop_connecting()
+        for connector in [c.connector for c in self.tcp_clients] + [c.connector for c in self.unix_clients]:
+            connector.stop_connecting()
         self._fire("during", "shutdown")
         self.run_ready()
         self._fire("after", "shutdown")

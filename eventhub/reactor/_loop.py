@@ -299,6 +299,28 @@ class Reactor(CoroutineMethods):
         connector.connect()
         return connector
 
+    # -- UNIX sockets (unix.py), TLS (tls.py), UDP (udp.py) ---------------------
+
+    def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> Listener:
+        """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract).
+
+        A file left by a dead server is replaced; a live server there is a
+        ``ServiceError`` ("address already in use"). The file is removed on stop.
+        """
+        from eventhub.reactor.unix import UNIXListener
+
+        listener = UNIXListener(self, path, factory, backlog, mode)
+        listener.start_listening()
+        return listener
+
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+        """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
+        from eventhub.reactor.unix import UNIXConnector
+
+        connector = UNIXConnector(self, path, factory, timeout)
+        connector.connect()
+        return connector
+
     # -- system event triggers ------------------------------------------------
 
     def add_system_event_trigger(

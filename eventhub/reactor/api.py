@@ -94,6 +94,14 @@ class ReactorAPI(Protocol):
         """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``."""
         ...
 
+    def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> ListenerAPI:
+        """Listen on the UNIX socket ``path`` (``"\\0name"``: a Linux abstract name)."""
+        ...
+
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+        """Connect to the UNIX socket ``path``; the outcome reaches ``factory``."""
+        ...
+
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
         """Run ``coro`` as a task (see ``eventhub.reactor.tasks``)."""
         ...

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import ServiceError, UsageError
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, UNIXAddress, address_of
 from eventhub.reactor.pollers import DescriptorLimitError
 
 if TYPE_CHECKING:
@@ -460,7 +460,7 @@ class Connection:
 
     def get_host(self) -> Address:
         if self._host is None:
-            self._host = Address.from_sockaddr(self._sock.getsockname(), self._peer.family)
+            self._host = address_of(self._sock, self._sock.getsockname())
         return self._host
 
 
@@ -690,11 +690,11 @@ class Listener:
             self._reactor.add_reader(self._fd, self._on_readable)
 
     def _serve(self, sock: socket.socket, addr: Any) -> None:
-        peer = Address.from_sockaddr(addr, sock.family)
+        peer = _peer_of(sock, addr)
         fd = sock.fileno()
         try:
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _no_delay(sock)
             self._reactor.add_reader(fd, _not_ready)  # checks the backend can watch fd
         except DescriptorLimitError as exc:
             self._refusals.log(
@@ -723,6 +723,17 @@ class Listener:
                 peer,
             )
             return None
+
+
+def _peer_of(sock: socket.socket, sockaddr: Any) -> Address:
+    if sock.family == getattr(socket, "AF_UNIX", None):  # a UNIX socket (unix.py): with credentials
+        return UNIXAddress.of_peer(sock)
+    return Address.from_sockaddr(sockaddr, sock.family)
+
+
+def _no_delay(sock: socket.socket) -> None:
+    if sock.family != getattr(socket, "AF_UNIX", None):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _not_ready() -> None:
@@ -812,6 +823,10 @@ class Connector:
             log.exception("%s.start_connecting raised", type(self.factory).__name__)
         if self.timeout is not None:
             self._timer = self._reactor.call_later(self.timeout, self._timed_out)
+        self._resolve()
+
+    def _resolve(self) -> None:
+        """Resolve the destination, then ``_resolved(infos)`` (``unix.UNIXConnector`` has a path)."""
         try:  # a numeric address needs no resolver
             infos = socket.getaddrinfo(
                 self.host,
@@ -892,11 +907,11 @@ class Connector:
             return
         self._reactor.remove_writer(sock.fileno())
         self._cleanup(close=False)
-        self._connected(sock, Address.from_sockaddr(peer, sock.family))
+        self._connected(sock, _peer_of(sock, peer))
 
     def _connected(self, sock: socket.socket, peer: Address) -> None:
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _no_delay(sock)
             protocol = self.factory.build_protocol(peer)
         except Exception as exc:
             log.exception("%s.build_protocol raised", type(self.factory).__name__)
