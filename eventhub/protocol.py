@@ -172,6 +172,14 @@ class Transport(_Interface):
     def get_host(self) -> Address:
         """The local address."""
 
+    def get_extra(self, name: str, default: Any = None) -> Any:
+        """Details of the connection by name (asyncio's ``get_extra_info``), else ``default``.
+
+        Every connection: ``socket``, ``peername``, ``sockname``. TLS adds
+        ``peercert``, ``peercert_binary``, ``cipher``, ``alpn_protocol``,
+        ``version``, ``server_hostname``, ``ssl_object``.
+        """
+
     def pause_reading(self) -> None:
         """Stop calling ``data_received`` until ``resume_reading``."""
 

@@ -20,6 +20,7 @@ Typical use::
 from __future__ import annotations
 
 import itertools
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -40,8 +41,10 @@ __all__ = [
     "HANG_TIMEOUT",
     "Clock",
     "ConnectTCPCall",
+    "ConnectTLSCall",
     "ConnectUNIXCall",
     "ListenTCPCall",
+    "ListenTLSCall",
     "ListenUNIXCall",
     "MemoryConnector",
     "MemoryListener",
@@ -65,7 +68,8 @@ class StringTransport:
 
     Attributes a test reads: ``disconnecting`` (``lose_connection`` was called),
     ``aborted``, ``eof_written``, ``reading_paused``, ``producer`` / ``streaming``,
-    ``write_buffer_limits`` (``(high, low)`` as last set), ``dropped``.
+    ``write_buffer_limits`` (``(high, low)`` as last set), ``dropped``; a test sets
+    ``extra`` (what ``get_extra`` answers).
     """
 
     def __init__(
@@ -84,6 +88,8 @@ class StringTransport:
         self.streaming: bool | None = None
         self.write_buffer_limits: tuple[int, int] = (HIGH_WATER, HIGH_WATER // 4)
         self.dropped = 0
+        #: What ``get_extra`` answers (a test sets ``peercert``, ``alpn_protocol``... here).
+        self.extra: dict[str, Any] = {}
 
     # What the test reads.
     def value(self) -> bytes:
@@ -129,6 +135,11 @@ class StringTransport:
 
     def get_host(self) -> Address:
         return self.host
+
+    def get_extra(self, name: str, default: Any = None) -> Any:
+        if name in ("peername", "sockname"):
+            return self.peer if name == "peername" else self.host
+        return self.extra.get(name, default)
 
     def pause_reading(self) -> None:
         self.reading_paused = True
@@ -264,6 +275,31 @@ class ConnectUNIXCall:
 
     path: str
     factory: ClientFactory
+    timeout: float | None
+    connector: MemoryConnector
+
+
+@dataclass(frozen=True, slots=True)
+class ListenTLSCall:
+    """One ``MemoryReactor.listen_tls`` call (no TLS is played: the test drives plaintext)."""
+
+    port: int
+    factory: Factory
+    context: ssl.SSLContext
+    interface: str
+    backlog: int
+    listener: MemoryListener
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectTLSCall:
+    """One ``MemoryReactor.connect_tls`` call, as the code under test made it."""
+
+    host: str
+    port: int
+    factory: ClientFactory
+    context: ssl.SSLContext
+    server_hostname: str | None
     timeout: float | None
     connector: MemoryConnector
 
@@ -421,6 +457,8 @@ class MemoryReactor(CoroutineMethods):
         self.tcp_clients: list[ConnectTCPCall] = []
         self.unix_servers: list[ListenUNIXCall] = []
         self.unix_clients: list[ConnectUNIXCall] = []
+        self.tls_servers: list[ListenTLSCall] = []
+        self.tls_clients: list[ConnectTLSCall] = []
         self._listeners: list[MemoryListener] = []
         self._ready: deque[_Call] = deque()
         self._triggers = SystemTriggers()
@@ -492,13 +530,8 @@ class MemoryReactor(CoroutineMethods):
         self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
     ) -> MemoryListener:
         """Record the call; port 0 gets a fake free port; a port in use raises ServiceError."""
-        host = Address(interface or "0.0.0.0", port or next(self._free_ports))
-        if any(listener.get_host() == host for listener in self._listeners):
-            raise ServiceError(f"cannot listen on {host}: address already in use")
-        listener = MemoryListener(self, host, factory)
-        self._listeners.append(listener)
+        listener = self._listen(Address(interface or "0.0.0.0", port or next(self._free_ports)), factory)
         self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener))
-        factory.do_start()
         return listener
 
     def connect_tcp(
@@ -510,19 +543,56 @@ class MemoryReactor(CoroutineMethods):
         connector.connect()
         return connector
 
+    # -- TLS (recorded; the connections are plaintext StringTransports) -------
+
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: ssl.SSLContext,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        handshake_timeout: float | None = 30.0,
+    ) -> MemoryListener:
+        """Record the call in ``tls_servers``; otherwise as ``listen_tcp``."""
+        listener = self._listen(Address(interface or "0.0.0.0", port or next(self._free_ports)), factory)
+        self.tls_servers.append(ListenTLSCall(port, factory, context, interface, backlog, listener))
+        return listener
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = 30.0,
+    ) -> MemoryConnector:
+        """Record the call in ``tls_clients`` and start the attempt; the test ends it."""
+        connector = MemoryConnector(host, port, factory)
+        self.tls_clients.append(
+            ConnectTLSCall(host, port, factory, context, server_hostname, timeout, connector)
+        )
+        connector.connect()
+        return connector
+
+    def _listen(self, host: Address, factory: Factory) -> MemoryListener:
+        if any(listener.get_host() == host for listener in self._listeners):
+            raise ServiceError(f"cannot listen on {host}: address already in use")
+        listener = MemoryListener(self, host, factory)
+        self._listeners.append(listener)
+        factory.do_start()
+        return listener
+
     # -- UNIX sockets --------------------------------------------------------
 
     def listen_unix(
         self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128
     ) -> MemoryListener:
         """Record the call; a path in use raises ServiceError."""
-        host = UNIXAddress(path)
-        if any(listener.get_host() == host for listener in self._listeners):
-            raise ServiceError(f"cannot listen on {host}: address already in use")
-        listener = MemoryListener(self, host, factory)
-        self._listeners.append(listener)
+        listener = self._listen(UNIXAddress(path), factory)
         self.unix_servers.append(ListenUNIXCall(path, factory, mode, backlog, listener))
-        factory.do_start()
         return listener
 
     def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> MemoryConnector:
@@ -585,7 +655,8 @@ class MemoryReactor(CoroutineMethods):
             task.cancel()
         for listener in list(self._listeners):
             listener.stop_listening()
-        for connector in [c.connector for c in self.tcp_clients] + [c.connector for c in self.unix_clients]:
+        connectors = [c.connector for c in self.tcp_clients] + [c.connector for c in self.unix_clients]
+        for connector in connectors + [c.connector for c in self.tls_clients]:
             connector.stop_connecting()
         self._fire("during", "shutdown")
         self.run_ready()

@@ -66,6 +66,7 @@ from eventhub.reactor.threads import ThreadPool, ThreadResult
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
+    import ssl
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, Factory
@@ -320,6 +321,48 @@ class Reactor(CoroutineMethods):
         connector = UNIXConnector(self, path, factory, timeout)
         connector.connect()
         return connector
+
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: ssl.SSLContext,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        handshake_timeout: float | None = 30.0,
+    ) -> Listener:
+        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``).
+
+        The protocols ``factory`` builds see plaintext and get ``connection_made``
+        once the handshake has completed; a failed handshake closes that
+        connection with one log line.
+        """
+        from eventhub.reactor.tls import TLSServerFactory
+
+        return self.listen_tcp(
+            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
+        )
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = 30.0,
+    ) -> Connector:
+        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``).
+
+        A handshake that fails (a certificate not verified, say) reaches
+        ``factory.client_connection_failed`` as a failed connection does.
+        """
+        from eventhub.reactor.tls import TLSClientFactory
+
+        name = server_hostname if server_hostname is not None else host
+        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
+        return self.connect_tcp(host, port, wrapper, timeout)
 
     # -- system event triggers ------------------------------------------------
 

@@ -34,10 +34,12 @@ from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protoco
 from eventhub.reactor.pollers import DescriptorLimitError
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterable
 
     from eventhub.reactor._loop import Reactor
     from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor.tls import TLSLayer
 
 __all__ = ["Connection", "Connector", "Listener"]
 
@@ -453,10 +455,47 @@ class Connection:
         if self._connector is not None:
             self._connector._connection_lost(reason)
 
-    # -- addresses ------------------------------------------------------------
+    # -- addresses, TLS -------------------------------------------------------
 
     def get_peer(self) -> Address:
         return self._peer
+
+    def get_extra(self, name: str, default: Any = None) -> Any:
+        """``socket``, ``peername`` or ``sockname``; ``default`` for anything else."""
+        if name == "socket":
+            return self._sock
+        if name in ("peername", "sockname"):
+            return self._peer if name == "peername" else self.get_host()
+        return default
+
+    def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout: float | None = 30.0,
+    ) -> TLSLayer:
+        """STARTTLS: what was written so far goes out in clear, then TLS (see ``tls.py``).
+
+        Returns the TLS transport, also set as the protocol's ``transport``:
+        write through it from now on. Writes made before the handshake completes
+        are sent once it has; a failed handshake closes the connection.
+        """
+        from eventhub.reactor.tls import TLSLayer
+
+        layer = TLSLayer(
+            self._reactor,
+            self._protocol,
+            context,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            handshake_timeout=handshake_timeout,
+            app_connected=True,
+        )
+        self._protocol.transport = layer
+        self._protocol = layer
+        layer.connection_made(self)
+        return layer
 
     def get_host(self) -> Address:
         if self._host is None:
