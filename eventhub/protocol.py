@@ -32,6 +32,8 @@ __all__ = [
     "Address",
     "ClientFactory",
     "Connector",
+    "DatagramProtocol",
+    "DatagramTransport",
     "Factory",
     "Producer",
     "Protocol",
@@ -320,3 +322,65 @@ class ClientFactory(Factory):
 
     def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
         """An established connection ended (after its protocol's ``connection_lost``)."""
+
+
+@runtime_checkable
+class DatagramTransport(_Interface):
+    """What a ``DatagramProtocol`` may do with its port (``eventhub.reactor.udp.UDPPort``)."""
+
+    def write(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (or to the connected address); dropped if the kernel has no room."""
+
+    def connect(self, addr: Any) -> None:
+        """Exchange datagrams with ``addr`` only (an IP literal and port)."""
+
+    def join_group(self, group: str, interface: str = "") -> None:
+        """Join a multicast group."""
+
+    def leave_group(self, group: str, interface: str = "") -> None:
+        """Leave a multicast group."""
+
+    def set_ttl(self, ttl: int) -> None:
+        """Hops a multicast datagram sent from here may travel."""
+
+    def get_host(self) -> Address:
+        """The local address."""
+
+    def stop_listening(self) -> None:
+        """Close the port; ``connection_lost(None)`` follows."""
+
+    def is_closing(self) -> bool:
+        """True once closed."""
+
+
+class DatagramProtocol:
+    """The user's code for one UDP port. Subclass it and override what you need.
+
+    Callback order::
+
+        connection_made -> (datagram_received | error_received)* -> connection_lost
+
+    ``connection_made`` comes when the port is bound (``self.transport`` is
+    set), ``connection_lost(None)`` after it is closed. ``addr`` is what
+    ``recvfrom`` gives: ``(host, port)`` for IPv4, ``(host, port, flow, scope)``
+    for IPv6; pass it back to ``transport.write(data, addr)`` to answer.
+    ``error_received`` gets an ``OSError`` the port met (an ICMP
+    port-unreachable on a connected port arrives as ``ConnectionRefusedError``);
+    the port keeps serving. An exception from these callbacks is logged, and the
+    port keeps serving too: one bad datagram must not stop the others.
+    """
+
+    transport: DatagramTransport | None = None
+
+    def connection_made(self, transport: DatagramTransport) -> None:
+        """The port is bound. ``self.transport`` is already set."""
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """One datagram (possibly empty) arrived from ``addr``."""
+
+    def error_received(self, exc: OSError) -> None:
+        """A send or receive failed with ``exc``; the port is still open."""
+
+    def connection_lost(self, reason: BaseException | None) -> None:
+        """The port is closed."""

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eventhub.errors import ServiceError, UsageError
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, UNIXAddress
+from eventhub.protocol import (
+    Address,
+    ClientFactory,
+    DatagramProtocol,
+    Factory,
+    Producer,
+    Protocol,
+    UNIXAddress,
+)
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import ReactorAPI
 from eventhub.reactor.coroutines import CoroutineMethods
@@ -45,8 +53,10 @@ __all__ = [
     "ConnectUNIXCall",
     "ListenTCPCall",
     "ListenTLSCall",
+    "ListenUDPCall",
     "ListenUNIXCall",
     "MemoryConnector",
+    "MemoryDatagramPort",
     "MemoryListener",
     "MemoryReactor",
     "StringTransport",
@@ -344,6 +354,75 @@ class MemoryListener:
         return protocol, transport
 
 
+class MemoryDatagramPort:
+    """What ``MemoryReactor.listen_udp`` returns: a ``DatagramTransport`` that records.
+
+    ``written`` holds ``(data, addr)`` per ``write`` (``addr`` None once
+    connected); ``groups`` the multicast groups joined; ``receive(data, addr)``
+    plays a datagram arriving.
+    """
+
+    def __init__(self, reactor: MemoryReactor, host: Address, protocol: DatagramProtocol) -> None:
+        self._reactor = reactor
+        self._host = host
+        self.protocol = protocol
+        self.written: list[tuple[bytes, Any]] = []
+        self.groups: set[tuple[str, str]] = set()
+        self.connected: Any = None
+        self.ttl = 1
+        self.listening = True
+
+    def __repr__(self) -> str:
+        return f"<MemoryDatagramPort {self._host} {'listening' if self.listening else 'stopped'}>"
+
+    def write(self, data: Data, addr: Any = None) -> None:
+        if not self.listening:
+            return
+        if addr is None and self.connected is None:
+            raise UsageError("write() on an unconnected UDP port needs addr")
+        self.written.append((bytes(data), addr))
+
+    def connect(self, addr: Any) -> None:
+        self.connected = addr
+
+    def join_group(self, group: str, interface: str = "") -> None:
+        self.groups.add((group, interface))
+
+    def leave_group(self, group: str, interface: str = "") -> None:
+        self.groups.discard((group, interface))
+
+    def set_ttl(self, ttl: int) -> None:
+        self.ttl = ttl
+
+    def get_host(self) -> Address:
+        return self._host
+
+    def is_closing(self) -> bool:
+        return not self.listening
+
+    def stop_listening(self) -> None:
+        if self.listening:
+            self.listening = False
+            self._reactor._listeners.remove(self)
+            self.protocol.connection_lost(None)
+
+    def receive(self, data: bytes, addr: Any = ("127.0.0.1", 54321)) -> None:
+        """A datagram arrives from ``addr``."""
+        if not self.listening:
+            raise UsageError(f"{self!r} is not listening")
+        self.protocol.datagram_received(data, addr)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenUDPCall:
+    """One ``MemoryReactor.listen_udp`` call, as the code under test made it."""
+
+    port: int
+    protocol: DatagramProtocol
+    interface: str
+    port_object: MemoryDatagramPort
+
+
 _CONNECTING, _CONNECTED, _DISCONNECTED = "connecting", "connected", "disconnected"
 
 
@@ -431,7 +510,11 @@ class MemoryReactor(CoroutineMethods):
 
     - ``listen_tcp`` / ``connect_tcp`` record a ``ListenTCPCall`` / ``ConnectTCPCall``
       in ``tcp_servers`` / ``tcp_clients`` and return a ``MemoryListener`` /
-      ``MemoryConnector`` that the test drives.
+      ``MemoryConnector`` that the test drives. ``listen_tls`` / ``connect_tls``
+      (``tls_servers`` / ``tls_clients``: no TLS is played, the transports carry
+      plaintext) and ``listen_unix`` / ``connect_unix`` (``unix_servers`` /
+      ``unix_clients``) do the same; ``listen_udp`` records in ``udp_servers``
+      and returns a ``MemoryDatagramPort``.
     - ``call_later`` runs on ``clock`` (a ``Clock``); ``advance(seconds)`` moves it.
     - ``call_soon`` / ``call_from_thread`` queue a call; ``run_ready()`` runs the queue.
     - ``call_in_thread`` / ``defer_to_thread`` run the function on the queue too, in
@@ -459,7 +542,8 @@ class MemoryReactor(CoroutineMethods):
         self.unix_clients: list[ConnectUNIXCall] = []
         self.tls_servers: list[ListenTLSCall] = []
         self.tls_clients: list[ConnectTLSCall] = []
-        self._listeners: list[MemoryListener] = []
+        self.udp_servers: list[ListenUDPCall] = []
+        self._listeners: list[MemoryListener | MemoryDatagramPort] = []
         self._ready: deque[_Call] = deque()
         self._triggers = SystemTriggers()
         self._free_ports = itertools.count(40000)
@@ -578,12 +662,30 @@ class MemoryReactor(CoroutineMethods):
         return connector
 
     def _listen(self, host: Address, factory: Factory) -> MemoryListener:
-        if any(listener.get_host() == host for listener in self._listeners):
+        if any(isinstance(x, MemoryListener) and x.get_host() == host for x in self._listeners):
             raise ServiceError(f"cannot listen on {host}: address already in use")
         listener = MemoryListener(self, host, factory)
         self._listeners.append(listener)
         factory.do_start()
         return listener
+
+    # -- UDP -------------------------------------------------------------------
+
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> MemoryDatagramPort:
+        """Record the call in ``udp_servers``; the protocol gets ``connection_made`` at once."""
+        host = Address(interface or "0.0.0.0", port or next(self._free_ports))
+        if not reuse_address and any(
+            isinstance(x, MemoryDatagramPort) and x.get_host() == host for x in self._listeners
+        ):
+            raise ServiceError(f"cannot listen on udp {host}: address already in use")
+        udp = MemoryDatagramPort(self, host, protocol)
+        self._listeners.append(udp)
+        self.udp_servers.append(ListenUDPCall(port, protocol, interface, udp))
+        protocol.transport = udp
+        protocol.connection_made(udp)
+        return udp
 
     # -- UNIX sockets --------------------------------------------------------
 

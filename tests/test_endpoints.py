@@ -196,3 +196,37 @@ def test_listen_and_connect_reach_the_reactor() -> None:
     unix.stop_listening()
     for call in reactor.tcp_clients + reactor.unix_clients:  # type: ignore[operator]
         call.connector.stop_connecting()
+
+
+def test_udp_endpoint_listens_with_a_datagram_protocol() -> None:
+    from eventhub.protocol import DatagramProtocol
+
+    reactor = MemoryReactor()
+    protocol = DatagramProtocol()
+    port = server_from_string(reactor, "udp:9000:interface=0.0.0.0").listen(protocol)
+    assert reactor.udp_servers[0].interface == "0.0.0.0" and protocol.transport is port
+    port.stop_listening()
+
+
+def test_every_server_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str], tmp_path: Path) -> None:
+    from eventhub.protocol import DatagramProtocol
+
+    factory = ServerFactory()
+    factory.protocol = Protocol
+    listeners = [
+        server_from_string(reactor, text).listen(factory)
+        for text in (
+            "tcp:0",
+            f"tls:0:certKey={pems['chain']}:privateKey={pems['key']}",
+            f"unix:{tmp_path}/e.sock:mode=600",
+        )
+    ]
+    listeners.append(server_from_string(reactor, "udp:0").listen(DatagramProtocol()))
+    assert [type(x).__name__ for x in listeners] == ["Listener", "Listener", "UNIXListener", "UDPPort"]
+    assert all(x.get_host().port > 0 for x in (listeners[0], listeners[1], listeners[3]))
+    assert (tmp_path / "e.sock").exists()
+    for listener in listeners:
+        listener.stop_listening()
+    reactor.call_soon(reactor.stop)
+    reactor.run(install_signal_handlers=False)
+    assert not (tmp_path / "e.sock").exists()

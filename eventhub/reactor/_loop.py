@@ -69,7 +69,8 @@ if TYPE_CHECKING:
     import ssl
     from types import FrameType
 
-    from eventhub.protocol import ClientFactory, Factory
+    from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
+    from eventhub.reactor.udp import UDPPort
 
 __all__ = ["Reactor"]
 
@@ -174,7 +175,7 @@ class Reactor(CoroutineMethods):
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
         self._triggers = SystemTriggers()
-        self._listeners: set[Listener] = set()
+        self._listeners: set[Listener | UDPPort] = set()
         self._connections: set[Connection] = set()
         self._connectors: set[Connector] = set()
         self._running = False
@@ -363,6 +364,19 @@ class Reactor(CoroutineMethods):
         name = server_hostname if server_hostname is not None else host
         wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
         return self.connect_tcp(host, port, wrapper, timeout)
+
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> UDPPort:
+        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``udp.py``).
+
+        ``reuse_address`` lets several sockets of this host bind the same port
+        (listeners of one multicast group). Port 0: read the real one from
+        ``get_host()``. A port in use raises ``ServiceError``.
+        """
+        from eventhub.reactor.udp import listen_udp
+
+        return listen_udp(self, port, protocol, interface, reuse_address)
 
     # -- system event triggers ------------------------------------------------
 

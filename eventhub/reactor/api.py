@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Coroutine
 
-    from eventhub.protocol import Address, ClientFactory, Connector, Factory
+    from eventhub.protocol import (
+        Address,
+        ClientFactory,
+        Connector,
+        DatagramProtocol,
+        DatagramTransport,
+        Factory,
+    )
     from eventhub.reactor.streams import Stream, StreamHandler
     from eventhub.reactor.tasks import Future, Task, Timeout
     from eventhub.reactor.threads import ThreadResult
@@ -118,6 +125,12 @@ class ReactorAPI(Protocol):
         handshake_timeout: float | None = 30.0,
     ) -> Connector:
         """``connect_tcp`` then a TLS handshake; a failed handshake is a failed connection."""
+        ...
+
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> DatagramTransport:
+        """Bind a UDP port and serve ``protocol`` (see ``eventhub.reactor.udp``)."""
         ...
 
     def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> ListenerAPI:
