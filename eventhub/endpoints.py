@@ -35,19 +35,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eventhub.errors import UsageError
+from eventhub.errors import ConfigError, ServiceError, UsageError
 
 if TYPE_CHECKING:
-    from eventhub.protocol import ClientFactory, Connector
+    import logging
+    from collections.abc import Iterable
+
+    from eventhub.protocol import ClientFactory, Connector, DatagramProtocol, Factory
     from eventhub.reactor.api import ListenerAPI
 
 __all__ = [
     "ClientEndpoint",
     "EndpointError",
     "ServerEndpoint",
+    "check_listen",
     "client_from_string",
+    "listen_all",
     "parse",
+    "quote",
     "server_from_string",
+    "tcp_endpoint",
 ]
 
 
@@ -319,9 +326,12 @@ class ServerEndpoint:
     options: dict[str, Any]
     context: ssl.SSLContext | None = None
 
-    def listen(self, factory: Any) -> ListenerAPI:
-        """Start listening; the listener's ``get_host()`` says where, ``stop_listening()`` stops."""
-        o, reactor = self.options, self.reactor
+    def listen(self, factory: Any, backlog: int = 128) -> ListenerAPI:
+        """Start listening; the listener's ``get_host()`` says where, ``stop_listening()`` stops.
+
+        ``backlog`` applies unless the string gives one (``backlog=N``).
+        """
+        o, reactor = {"backlog": backlog, **self.options}, self.reactor
         if self.kind == "tcp":
             return reactor.listen_tcp(o["port"], factory, o.get("backlog", 128), o["interface"])  # type: ignore[no-any-return]
         if self.kind == "tls":
@@ -400,3 +410,77 @@ def _with_text(text: str, build: Callable[..., ssl.SSLContext], *args: Any) -> s
         return build(*args)
     except EndpointError as exc:
         raise EndpointError(f"endpoint {text!r}: {exc}") from None
+
+
+# -- a plugin's ``listen`` key ------------------------------------------------------
+
+
+def quote(value: str) -> str:
+    """``value`` escaped for an endpoint field (``\\``, ``:`` and ``=``)."""
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def tcp_endpoint(host: str, port: int) -> str:
+    """The endpoint string a plugin's older ``host``/``port`` settings mean."""
+    return f"tcp:{port}:interface={quote(host)}"
+
+
+def check_listen(key: str, texts: Iterable[str]) -> tuple[str, ...]:
+    """Parse every server endpoint of a ``listen`` setting now (certificates read too).
+
+    Raises ``ConfigError`` naming ``key`` (``echo.listen``) and the endpoint, so
+    that a typo is exit status 2 at start-up, not a failure once serving.
+    """
+    texts = tuple(texts)
+    for text in texts:
+        try:
+            server_from_string(None, text)
+        except EndpointError as exc:
+            raise ConfigError(key, str(exc)) from None
+    return texts
+
+
+def listen_all(
+    reactor: Any,
+    texts: Iterable[str],
+    factory: Factory,
+    *,
+    datagram: Callable[[], DatagramProtocol] | None = None,
+    logger: logging.Logger,
+    service: str,
+    backlog: int = 128,
+) -> list[ListenerAPI]:
+    """Listen on every endpoint of a plugin's ``listen`` key; one "listening on" line each.
+
+    Stream endpoints (tcp, tls, unix) serve ``factory`` (with ``backlog`` unless
+    the string sets one); each udp endpoint serves
+    a protocol ``datagram()`` builds (a service without one refuses udp). The
+    line is ``listening on WHERE (BACKEND backend)``, WHERE being
+    ``127.0.0.1:8000`` for tcp and prefixed by the kind for the others
+    (``tls 127.0.0.1:8443``, ``unix /run/app.sock``, ``udp 127.0.0.1:9000``).
+    If one cannot start, those already started are stopped and ``ServiceError``
+    names the endpoint.
+    """
+    backend = getattr(reactor, "backend", "?")
+    listeners: list[ListenerAPI] = []
+    try:
+        for text in texts:
+            endpoint = server_from_string(reactor, text)
+            if endpoint.kind == "udp":
+                if datagram is None:
+                    raise ServiceError(
+                        f"{service}: cannot listen on {text!r}: this service has no datagram protocol"
+                    )
+                listener = endpoint.listen(datagram())
+            else:
+                listener = endpoint.listen(factory, backlog)
+            listeners.append(listener)
+            where = str(listener.get_host())
+            if endpoint.kind != "tcp":
+                where = f"{endpoint.kind} {where}"
+            logger.info("listening on %s (%s backend)", where, backend)
+    except BaseException:
+        for listener in listeners:
+            listener.stop_listening()
+        raise
+    return listeners

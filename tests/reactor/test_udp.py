@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import subprocess
 from typing import Any
 
 import pytest
+from support import talk
 
 from eventhub.errors import ServiceError
 from eventhub.protocol import DatagramProtocol, DatagramTransport
@@ -89,24 +89,6 @@ def test_a_port_in_use_is_a_service_error(reactor: Reactor) -> None:
     port.stop_listening()
     reactor.call_soon(reactor.stop)
     run(reactor)
-
-
-def talk(command: list[str], line: bytes) -> bytes:
-    """Start ``command``, write ``line`` to it, read until the echo comes back, then end it."""
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            proc.stdin.write(line)
-            proc.stdin.flush()
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = proc.stdout.read1(4096)  # type: ignore[attr-defined]
-                if not chunk:
-                    break
-                got += chunk
-            return got
-        finally:
-            proc.kill()
 
 
 @pytest.mark.parametrize("tool", ["socat", "nc"])
