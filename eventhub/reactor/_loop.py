@@ -584,7 +584,7 @@ class Reactor(CoroutineMethods):
             connector.stop_connecting()
         self._fire("during", "shutdown")
         for conn in list(self._connections):
-            conn.lose_connection()
+            conn.close_for_shutdown()
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
         while (self._connections or self._runner.tasks) and not self._timed_out:

@@ -362,6 +362,14 @@ class Connection:
         if not self._buffer:
             self._linger()
 
+    def close_for_shutdown(self) -> None:
+        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
+        layer = self._protocol
+        if isinstance(layer, _Layer):
+            layer.lose_connection()
+        else:
+            self.lose_connection()
+
     # Why linger: close() on a socket whose receive queue is not empty makes the
     # kernel send RST instead of FIN, and RST throws away whatever of ours is
     # still in the kernel's send queue: a client that sent more than we read
@@ -501,6 +509,13 @@ class Connection:
         if self._host is None:
             self._host = address_of(self._sock, self._sock.getsockname())
         return self._host
+
+
+class _Layer(Protocol):
+    """A protocol that is itself a transport for one above it (``tls.TLSLayer``)."""
+
+    def lose_connection(self) -> None:
+        raise NotImplementedError
 
 
 def _byte_view(data: object) -> bytes | memoryview:

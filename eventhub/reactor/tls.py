@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import UsageError
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, ServerFactory, Transport
+from eventhub.reactor.tcp import _Layer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -66,7 +67,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class TLSLayer(Protocol):
+class TLSLayer(_Layer):
     """One TLS session over one connection: a Protocol below, a Transport above."""
 
     def __init__(

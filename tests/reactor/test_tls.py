@@ -543,3 +543,25 @@ def test_renegotiation_is_refused(
     assert made[0].received == b"before\n"
     assert len(made[0].lost) == 1 and isinstance(made[0].lost[0], ssl.SSLError)
     assert "TLS session with 127.0.0.1:" in caplog.text
+
+
+def test_stopping_the_reactor_sends_close_notify(
+    reactor: Reactor, ca: trustme.CA, server_cert: trustme.LeafCert
+) -> None:
+    factory, _ = recorder_factory()
+    port = reactor.listen_tls(0, factory, server_context(server_cert)).get_host().port
+
+    def client() -> bytes:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+        with client_context(ca).wrap_socket(
+            raw, server_hostname="localhost", suppress_ragged_eofs=False
+        ) as s:
+            s.sendall(b"x")
+            assert s.recv(1) == b"x"
+            reactor.call_from_thread(reactor.stop)
+            return s.recv(10)  # b"" after close_notify; a bare close would raise SSLEOFError
+
+    bg: list[Background] = []
+    reactor.call_soon(lambda: bg.append(Background(client)))
+    run(reactor)
+    assert bg[0].result() == b""
