@@ -140,11 +140,32 @@ class TLSLayer(_Layer):
 
     def pause_writing(self) -> None:
         if self._app_connected:
-            self._app.pause_writing()
+            self._call_app("pause_writing")
 
     def resume_writing(self) -> None:
         if self._app_connected:
-            self._app.resume_writing()
+            self._call_app("resume_writing")
+
+    def _call_app(self, callback: str, *args: Any) -> Any:
+        """Call the protocol above; if it raises, log once and close (it hears the error as the reason)."""
+        try:
+            return getattr(self._app, callback)(*args)
+        except Exception as exc:
+            if self.failure is None:
+                self.failure = exc
+                log.error(
+                    "%s.%s raised %s; closing the TLS connection with %s",
+                    type(self._app).__name__,
+                    callback,
+                    type(exc).__name__,
+                    self.get_peer(),
+                    exc_info=exc,
+                )
+            self._state = _State.CLOSING
+            self._cancel_timer()
+            if self._lower is not None:
+                self._lower.abort_connection()
+            return None
 
     # -- handshake ------------------------------------------------------------
 
@@ -170,7 +191,7 @@ class TLSLayer(_Layer):
         else:
             self._app_connected = True
             self._app.transport = self
-            self._app.connection_made(self)
+            self._call_app("connection_made", self)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -216,15 +237,15 @@ class TLSLayer(_Layer):
                 self._peer_closed()
                 return
             if self._app_connected and self._state is _State.OPEN:
-                self._app.data_received(data)
+                self._call_app("data_received", data)
         self._flush()  # a TLS 1.3 KeyUpdate, say, wants an answer
 
     def _peer_closed(self) -> None:
         """The peer sent close_notify: an EOF, as the connection below reports one."""
         if self._state is not _State.OPEN or not self._app_connected:
             return
-        keep_open = self._app.eof_received()
-        if not keep_open:
+        keep_open = self._call_app("eof_received")
+        if not keep_open and self._state is _State.OPEN:
             self.lose_connection()
 
     # -- the transport side (called by the protocol above) --------------------

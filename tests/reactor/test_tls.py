@@ -450,8 +450,8 @@ def test_a_stalled_handshake_times_out(
 ) -> None:
     factory, made = recorder_factory()
     # A short timeout, so the test need not wait 30 s: it is what is tested, not a threshold.
-    reactor.listen_tls(0, factory, server_context(server_cert), handshake_timeout=0.2)
-    port = next(iter(reactor._listeners)).get_host().port
+    listener = reactor.listen_tls(0, factory, server_context(server_cert), handshake_timeout=0.2)
+    port = listener.get_host().port
 
     def client() -> bytes:
         with socket.create_connection(("127.0.0.1", port), timeout=HANG) as raw:
@@ -565,3 +565,36 @@ def test_stopping_the_reactor_sends_close_notify(
     reactor.call_soon(lambda: bg.append(Background(client)))
     run(reactor)
     assert bg[0].result() == b""
+
+
+def test_an_exception_in_the_protocol_closes_that_connection_only(
+    reactor: Reactor, ca: trustme.CA, server_cert: trustme.LeafCert, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost: list[BaseException | None] = []
+    gone = threading.Event()
+
+    class Faulty(Protocol):
+        def data_received(self, data: bytes) -> None:
+            if data == b"boom":
+                raise RuntimeError("fault in data_received")
+            assert self.transport is not None
+            self.transport.write(data)
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            lost.append(reason)
+            gone.set()
+
+    port = reactor.listen_tls(0, factory_for(Faulty), server_context(server_cert)).get_host().port
+
+    def clients() -> bytes:
+        with tls_client(client_context(ca), port) as s:
+            s.sendall(b"boom")
+            wait_for(gone, "the faulty connection closing")
+        return tls_echo(client_context(ca), port, b"others are served")
+
+    with caplog.at_level(logging.ERROR, logger="eventhub.reactor"):
+        assert serve_then(reactor, clients) == b"others are served"
+    assert isinstance(lost[0], RuntimeError) and lost[1] is None
+    assert (
+        "Faulty.data_received raised RuntimeError; closing the TLS connection with 127.0.0.1:" in caplog.text
+    )
