@@ -7,7 +7,8 @@ asyncio ``create_server(ssl=...)`` server, the same on uvloop, and Twisted's
 ``listenSSL`` (pyOpenSSL). The client (this process, pinned to its own core
 when there are two) holds ``connections`` TLS connections, each doing
 ``rounds`` request/response round trips of ``size`` bytes, and a bulk run
-(one connection, 64 KiB messages). Reported: the server's CPU time (user +
+(one connection, 64 KiB messages). Each is sampled ``--repeat`` times (3),
+the subjects interleaved, and the median reported: the server's CPU time (user +
 system, /proc) per round trip and per MB echoed, and the ratio to asyncio's.
 
 UDP: eventhub's ``listen_udp``, asyncio's ``create_datagram_endpoint`` and a
@@ -39,8 +40,13 @@ from typing import Any
 from benchmarks._proc import Server, cpu_seconds, pin_cpus, python_module
 
 SERVER = "benchmarks.servers.transports"
-TLS_SUBJECTS = {"eventhub-tls": None, "asyncio-tls": None, "uvloop-tls": "uvloop", "twisted-tls": "OpenSSL"}
-UDP_SUBJECTS = {"eventhub-udp": None, "asyncio-udp": None, "bare-udp": None}
+TLS_SUBJECTS: dict[str, str | None] = {
+    "eventhub-tls": None,
+    "asyncio-tls": None,
+    "uvloop-tls": "uvloop",
+    "twisted-tls": "OpenSSL",
+}
+UDP_SUBJECTS: dict[str, str | None] = {"eventhub-udp": None, "asyncio-udp": None, "bare-udp": None}
 
 
 def _certificates(folder: Path) -> tuple[str, str, ssl.SSLContext]:
@@ -135,57 +141,77 @@ def _measure(impl: str, extra: list[str], cpu: int | None, load: Any) -> dict[st
     return {"server_cpu_s": spent, **(result or {})}
 
 
-def run_tls(quick: bool, cpu: int | None) -> dict[str, Any]:
-    connections, rounds, size = (2, 200, 1024) if quick else (8, 4000, 1024)
-    bulk_rounds = 20 if quick else 400
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _sampled(subjects: dict[str, Any], repeat: int, sample: Any) -> dict[str, Any]:
+    """``sample(impl)`` ``repeat`` times per subject, the subjects interleaved (noise spreads evenly)."""
+    samples: dict[str, list[dict[str, float]]] = {}
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="eventhub-bench-tls-") as folder:
-        chain, key, context = _certificates(Path(folder))
-        for impl, module in TLS_SUBJECTS.items():
+    for _ in range(repeat):
+        for impl, module in subjects.items():
+            if impl in out:
+                continue
             reason = _missing(module)
             if reason:
                 out[impl] = {"skipped": reason}
                 continue
-
-            def small(port: int, warmup: bool) -> dict[str, Any]:
-                _tls_load(port, context, connections, rounds // 10 if warmup else rounds, size)
-                return {"round_trips": connections * rounds}
-
-            def bulk(port: int, warmup: bool) -> dict[str, Any]:
-                _tls_load(port, context, 1, bulk_rounds // 10 if warmup else bulk_rounds, 65536)
-                return {"bytes": bulk_rounds * 65536 * 2}
-
             try:
-                a = _measure(impl, ["--cert", chain, "--key", key], cpu, small)
-                b = _measure(impl, ["--cert", chain, "--key", key], cpu, bulk)
+                samples.setdefault(impl, []).append(sample(impl))
             except Exception as exc:  # a peer that fails to start is reported, not fatal
                 out[impl] = {"skipped": f"{type(exc).__name__}: {exc}"}
-                continue
-            out[impl] = {
+                samples.pop(impl, None)
+    for impl, rows in samples.items():
+        out[impl] = {name: _median([row[name] for row in rows]) for name in rows[0]}
+        out[impl]["samples"] = len(rows)
+    return {impl: out[impl] for impl in subjects}
+
+
+def run_tls(quick: bool, cpu: int | None, repeat: int) -> dict[str, Any]:
+    connections, rounds, size = (2, 200, 1024) if quick else (8, 4000, 1024)
+    bulk_rounds = 20 if quick else 1500
+    with tempfile.TemporaryDirectory(prefix="eventhub-bench-tls-") as folder:
+        chain, key, context = _certificates(Path(folder))
+        argv = ["--cert", chain, "--key", key]
+
+        def small(port: int, warmup: bool) -> dict[str, Any]:
+            _tls_load(port, context, connections, rounds // 10 if warmup else rounds, size)
+            return {"round_trips": connections * rounds}
+
+        def bulk(port: int, warmup: bool) -> dict[str, Any]:
+            _tls_load(port, context, 1, bulk_rounds // 10 if warmup else bulk_rounds, 65536)
+            return {"bytes": bulk_rounds * 65536 * 2}
+
+        def sample(impl: str) -> dict[str, float]:
+            a = _measure(impl, argv, cpu, small)
+            b = _measure(impl, argv, cpu, bulk)
+            return {
                 "us_per_round_trip": 1e6 * a["server_cpu_s"] / a["round_trips"],
                 "cpu_s_per_gb": b["server_cpu_s"] / (b["bytes"] / 1e9),
             }
+
+        out = _sampled(TLS_SUBJECTS, repeat, sample)
     _ratios(out, "asyncio-tls", ("us_per_round_trip", "cpu_s_per_gb"))
     return out
 
 
-def run_udp(quick: bool, cpu: int | None) -> dict[str, Any]:
+def run_udp(quick: bool, cpu: int | None, repeat: int) -> dict[str, Any]:
     datagrams, size, window = (5_000, 64, 16) if quick else (200_000, 64, 32)
-    out: dict[str, Any] = {}
-    for impl in UDP_SUBJECTS:
 
-        def load(port: int, warmup: bool) -> dict[str, Any]:
-            count = datagrams // 10 if warmup else datagrams
-            lost = _udp_load(port, count, size, window)
-            return {"datagrams": count, "lost": lost}
+    def load(port: int, warmup: bool) -> dict[str, Any]:
+        count = datagrams // 10 if warmup else datagrams
+        lost = _udp_load(port, count, size, window)
+        return {"datagrams": count, "lost": lost}
 
-        try:
-            result = _measure(impl, [], cpu, load)
-        except Exception as exc:
-            out[impl] = {"skipped": f"{type(exc).__name__}: {exc}"}
-            continue
+    def sample(impl: str) -> dict[str, float]:
+        result = _measure(impl, [], cpu, load)
         spent = max(result["server_cpu_s"], 0.01)  # /proc ticks are 10 ms
-        out[impl] = {"datagrams_per_cpu_s": result["datagrams"] / spent, "lost": result["lost"]}
+        return {"datagrams_per_cpu_s": result["datagrams"] / spent, "lost": result["lost"]}
+
+    out = _sampled(UDP_SUBJECTS, repeat, sample)
     base = out.get("bare-udp", {}).get("datagrams_per_cpu_s")
     for row in out.values():
         if base and "datagrams_per_cpu_s" in row:
@@ -215,11 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     cli.add_argument("--quick", action="store_true", help="tiny loads: checks that everything runs")
     cli.add_argument("--json", type=Path, help="also write the results here")
+    cli.add_argument("--repeat", type=int, default=3, help="samples per subject (the median is reported)")
     args = cli.parse_args(argv)
     server_cpu, client_cpu = pin_cpus()
     if client_cpu is not None:
         os.sched_setaffinity(0, {client_cpu})
-    results = {"tls": run_tls(args.quick, server_cpu), "udp": run_udp(args.quick, server_cpu)}
+    repeat = 1 if args.quick else max(1, args.repeat)
+    results = {"tls": run_tls(args.quick, server_cpu, repeat), "udp": run_udp(args.quick, server_cpu, repeat)}
     _print(
         "TLS echo: server CPU per 1 KiB round trip (us) and per GB echoed in 64 KiB messages (s)",
         results["tls"],

@@ -230,3 +230,55 @@ def test_every_server_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str],
     reactor.call_soon(reactor.stop)
     reactor.run(install_signal_handlers=False)
     assert not (tmp_path / "e.sock").exists()
+
+
+def test_every_client_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str], tmp_path: Path) -> None:
+    class Echo(Protocol):
+        def data_received(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    server = ServerFactory()
+    server.protocol = Echo
+    tcp = server_from_string(reactor, "tcp:0").listen(server)
+    tls = server_from_string(reactor, f"tls:0:certKey={pems['both']}").listen(server)
+    unix = server_from_string(reactor, f"unix:{tmp_path}/c.sock").listen(server)
+    clients = [
+        f"tcp:host=127.0.0.1:port={tcp.get_host().port}",
+        f"tls:host=localhost:port={tls.get_host().port}:caCerts={pems['ca']}",
+        f"unix:path={tmp_path}/c.sock",
+    ]
+    heard: list[tuple[str, Any]] = []
+
+    class Ping(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            transport.write(b"ping")
+
+        def data_received(self, data: bytes) -> None:
+            heard.append((self.factory.text, data))
+            assert self.transport is not None
+            self.transport.lose_connection()
+
+    class Client(ClientFactory):
+        protocol = Ping
+
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def client_connection_lost(self, connector: Any, reason: BaseException | None) -> None:
+            if len(heard) == len(clients):
+                reactor.stop()
+
+        def client_connection_failed(self, connector: Any, reason: BaseException) -> None:
+            heard.append((self.text, reason))
+            reactor.stop()
+
+    for text in clients:
+        client_from_string(reactor, text).connect(Client(text))
+    timer = reactor.call_later(20, reactor.stop)  # a hang guard
+    reactor.run(install_signal_handlers=False)
+    timer.cancel()
+    assert sorted(heard) == sorted((text, b"ping") for text in clients)
+    for listener in (tcp, tls, unix):
+        listener.stop_listening()

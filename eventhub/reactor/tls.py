@@ -38,6 +38,7 @@ import contextlib
 import enum
 import logging
 import ssl
+import typing
 from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import UsageError
@@ -221,9 +222,15 @@ class TLSLayer(_Layer):
 
     def _read_plain(self) -> None:
         """Deliver what can be decrypted from the incoming BIO, unless reading is paused."""
+        # Into the reactor's buffer, then a copy at the size that came (as
+        # tcp.Connection reads): read(256 KiB) would malloc 256 KiB each time,
+        # an mmap/munmap pair, to return the 16 KiB of one record.
+        view = self._reactor._recv_view
         while not self._read_paused and self._state is not _State.CLOSED:
             try:
-                data = self._ssl.read(_PIECE)
+                # With a buffer, read() returns the count (typeshed says bytes).
+                n = typing.cast(int, self._ssl.read(len(view), view))
+                data = view[:n].tobytes()
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
