@@ -326,14 +326,16 @@ class ServerEndpoint:
     options: dict[str, Any]
     context: ssl.SSLContext | None = None
 
-    def listen(self, factory: Any, backlog: int = 128) -> ListenerAPI:
+    def listen(self, factory: Any, backlog: int = 128, socket_buffer: int = 0) -> ListenerAPI:
         """Start listening; the listener's ``get_host()`` says where, ``stop_listening()`` stops.
 
-        ``backlog`` applies unless the string gives one (``backlog=N``).
+        ``backlog`` applies unless the string gives one (``backlog=N``);
+        ``socket_buffer`` (tcp only) is ``listen_tcp``'s.
         """
         o, reactor = {"backlog": backlog, **self.options}, self.reactor
         if self.kind == "tcp":
-            return reactor.listen_tcp(o["port"], factory, o.get("backlog", 128), o["interface"])  # type: ignore[no-any-return]
+            extra = {"socket_buffer": socket_buffer} if socket_buffer else {}
+            return reactor.listen_tcp(o["port"], factory, o.get("backlog", 128), o["interface"], **extra)  # type: ignore[no-any-return]
         if self.kind == "tls":
             return reactor.listen_tls(  # type: ignore[no-any-return]
                 o["port"], factory, self.context, interface=o["interface"], backlog=o.get("backlog", 128)
@@ -449,11 +451,12 @@ def listen_all(
     logger: logging.Logger,
     service: str,
     backlog: int = 128,
+    socket_buffer: int = 0,
 ) -> list[ListenerAPI]:
     """Listen on every endpoint of a plugin's ``listen`` key; one "listening on" line each.
 
     Stream endpoints (tcp, tls, unix) serve ``factory`` (with ``backlog`` unless
-    the string sets one); each udp endpoint serves
+    the string sets one; ``socket_buffer`` for tcp); each udp endpoint serves
     a protocol ``datagram()`` builds (a service without one refuses udp). The
     line is ``listening on WHERE (BACKEND backend)``, WHERE being
     ``127.0.0.1:8000`` for tcp and prefixed by the kind for the others
@@ -473,7 +476,7 @@ def listen_all(
                     )
                 listener = endpoint.listen(datagram())
             else:
-                listener = endpoint.listen(factory, backlog)
+                listener = endpoint.listen(factory, backlog, socket_buffer)
             listeners.append(listener)
             where = str(listener.get_host())
             if endpoint.kind != "tcp":

@@ -107,3 +107,13 @@ def test_listen_all_stops_what_it_started_when_one_fails() -> None:
         ServiceError, match="t: cannot listen on 'udp:1': this service has no datagram protocol"
     ):
         listen_all(reactor, ["udp:1"], factory, logger=log, service="t")
+
+
+def test_unix_peers_are_local_for_the_per_address_limit() -> None:
+    from eventhub.limits import AddressLimit
+    from eventhub.protocol import UNIXAddress
+
+    limit = AddressLimit(1)
+    assert all(limit.admit(UNIXAddress("")) for _ in range(3)), "not one shared 'address'"
+    strict = AddressLimit(1, exempt_loopback=False)
+    assert strict.admit(UNIXAddress("")) and not strict.admit(UNIXAddress(""))

@@ -46,7 +46,7 @@ from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protoco
 from eventhub.reactor.tcp import _Layer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from eventhub.protocol import Connector
     from eventhub.reactor._loop import Reactor
@@ -191,8 +191,7 @@ class TLSLayer(_Layer):
                 self.write(data)
         else:
             self._app_connected = True
-            self._app.transport = self
-            self._call_app("connection_made", self)
+            self._call_app("make_connection", self)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -298,11 +297,17 @@ class TLSLayer(_Layer):
         if self._lower is not None:
             self._lower.lose_connection()
 
-    def abort_connection(self) -> None:
+    def abort_connection(self, reason: BaseException | None = None) -> None:
+        """Close at once (the peer gets a reset); ``connection_lost`` hears ``reason``."""
+        if reason is not None and self.failure is None:
+            self.failure = reason
         self._state = _State.CLOSING
         self._cancel_timer()
         if self._lower is not None:
             self._lower.abort_connection()
+
+    def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
+        self._reactor.call_soon(fn, *args)
 
     def is_closing(self) -> bool:
         return self._state in (_State.CLOSING, _State.CLOSED)

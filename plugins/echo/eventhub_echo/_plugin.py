@@ -42,6 +42,7 @@ class EchoPlugin:
             logger=log,
             service=SERVICE,
             backlog=settings.backlog,
+            socket_buffer=settings.socket_buffer,
         )
         self.listener = self.listeners[0]
         return self.listeners
