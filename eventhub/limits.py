@@ -22,6 +22,7 @@ progress only when it next looks).
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -40,6 +41,9 @@ def is_loopback(host: str) -> bool:
     return host.startswith("127.") or host == "::1"
 
 
+_AF_UNIX: int = getattr(socket, "AF_UNIX", -1)
+
+
 class AddressLimit:
     """At most ``limit`` open connections per peer address (0: no limit).
 
@@ -55,12 +59,14 @@ class AddressLimit:
         self.refused = 0
         self._open: Counter[str] = Counter()
 
-    def _counts(self, host: str) -> bool:
-        return bool(self.limit) and not (self.exempt_loopback and is_loopback(host))
+    def _counts(self, peer: Address) -> bool:
+        # A UNIX socket's peers are on this host too (and all share one "address").
+        local = is_loopback(peer.host) or peer.family == _AF_UNIX
+        return bool(self.limit) and not (self.exempt_loopback and local)
 
     def admit(self, peer: Address) -> bool:
         host = peer.host
-        if not self._counts(host):
+        if not self._counts(peer):
             return True
         if self._open[host] >= self.limit:
             self.refused += 1
@@ -70,7 +76,7 @@ class AddressLimit:
 
     def release(self, peer: Address) -> None:
         host = peer.host
-        if not self._counts(host) or not self._open[host]:
+        if not self._counts(peer) or not self._open[host]:
             return
         self._open[host] -= 1
         if not self._open[host]:

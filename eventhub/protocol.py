@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, runtime_checkable
 from typing import Protocol as _Interface
@@ -32,11 +33,14 @@ __all__ = [
     "Address",
     "ClientFactory",
     "Connector",
+    "DatagramProtocol",
+    "DatagramTransport",
     "Factory",
     "Producer",
     "Protocol",
     "ServerFactory",
     "Transport",
+    "UNIXAddress",
 ]
 
 
@@ -74,6 +78,59 @@ class Address:
         if self.family == socket.AF_INET6:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UNIXAddress(Address):
+    """One end of a UNIX socket connection: ``path`` (``host`` too), and the peer's credentials.
+
+    ``port`` is 0 and ``family`` ``socket.AF_UNIX``. A path starting with NUL
+    is a Linux abstract name, shown as ``@name``. ``pid``, ``uid`` and ``gid``
+    are the peer process's, from ``SO_PEERCRED`` (``None`` where the system
+    does not say, and for the local end).
+    """
+
+    port: int = 0
+    family: int = getattr(socket, "AF_UNIX", 1)
+    pid: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+    @property
+    def path(self) -> str:
+        return self.host
+
+    @classmethod
+    def of_peer(cls, sock: socket.socket) -> UNIXAddress:
+        """The peer of a connected UNIX socket, with its credentials where the system gives them."""
+        try:
+            path = _unix_path(sock.getpeername())
+        except OSError:
+            path = ""
+        peercred = getattr(socket, "SO_PEERCRED", None)
+        if peercred is None:
+            return cls(path)
+        try:
+            pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, 12))
+        except OSError:
+            return cls(path)
+        return cls(path, pid=pid, uid=uid, gid=gid)
+
+    def __str__(self) -> str:
+        if self.host.startswith("\0"):
+            return "@" + self.host[1:]
+        return self.host or "<unnamed>"
+
+
+def _unix_path(sockaddr: Any) -> str:
+    return sockaddr.decode("utf-8", "surrogateescape") if isinstance(sockaddr, bytes) else str(sockaddr)
+
+
+def address_of(sock: socket.socket, sockaddr: Any) -> Address:
+    """The ``Address`` (or ``UNIXAddress``, for a UNIX socket) of ``sockaddr`` on ``sock``."""
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return UNIXAddress(_unix_path(sockaddr))
+    return Address.from_sockaddr(sockaddr, sock.family)
 
 
 def _ipv4_mapped(host: str) -> str | None:
@@ -136,6 +193,14 @@ class Transport(_Interface):
 
     def get_host(self) -> Address:
         """The local address."""
+
+    def get_extra(self, name: str, default: Any = None) -> Any:
+        """Details of the connection by name (asyncio's ``get_extra_info``), else ``default``.
+
+        Every connection: ``socket``, ``peername``, ``sockname``. TLS adds
+        ``peercert``, ``peercert_binary``, ``cipher``, ``alpn_protocol``,
+        ``version``, ``server_hostname``, ``ssl_object``.
+        """
 
     def pause_reading(self) -> None:
         """Stop calling ``data_received`` until ``resume_reading``."""
@@ -295,3 +360,65 @@ class ClientFactory(Factory):
 
     def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
         """An established connection ended (after its protocol's ``connection_lost``)."""
+
+
+@runtime_checkable
+class DatagramTransport(_Interface):
+    """What a ``DatagramProtocol`` may do with its port (``eventhub.reactor.udp.UDPPort``)."""
+
+    def write(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (or to the connected address); dropped if the kernel has no room."""
+
+    def connect(self, addr: Any) -> None:
+        """Exchange datagrams with ``addr`` only (an IP literal and port)."""
+
+    def join_group(self, group: str, interface: str = "") -> None:
+        """Join a multicast group."""
+
+    def leave_group(self, group: str, interface: str = "") -> None:
+        """Leave a multicast group."""
+
+    def set_ttl(self, ttl: int) -> None:
+        """Hops a multicast datagram sent from here may travel."""
+
+    def get_host(self) -> Address:
+        """The local address."""
+
+    def stop_listening(self) -> None:
+        """Close the port; ``connection_lost(None)`` follows."""
+
+    def is_closing(self) -> bool:
+        """True once closed."""
+
+
+class DatagramProtocol:
+    """The user's code for one UDP port. Subclass it and override what you need.
+
+    Callback order::
+
+        connection_made -> (datagram_received | error_received)* -> connection_lost
+
+    ``connection_made`` comes when the port is bound (``self.transport`` is
+    set), ``connection_lost(None)`` after it is closed. ``addr`` is what
+    ``recvfrom`` gives: ``(host, port)`` for IPv4, ``(host, port, flow, scope)``
+    for IPv6; pass it back to ``transport.write(data, addr)`` to answer.
+    ``error_received`` gets an ``OSError`` the port met (an ICMP
+    port-unreachable on a connected port arrives as ``ConnectionRefusedError``);
+    the port keeps serving. An exception from these callbacks is logged, and the
+    port keeps serving too: one bad datagram must not stop the others.
+    """
+
+    transport: DatagramTransport | None = None
+
+    def connection_made(self, transport: DatagramTransport) -> None:
+        """The port is bound. ``self.transport`` is already set."""
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """One datagram (possibly empty) arrived from ``addr``."""
+
+    def error_received(self, exc: OSError) -> None:
+        """A send or receive failed with ``exc``; the port is still open."""
+
+    def connection_lost(self, reason: BaseException | None) -> None:
+        """The port is closed."""

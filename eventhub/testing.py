@@ -20,6 +20,7 @@ Typical use::
 from __future__ import annotations
 
 import itertools
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -27,7 +28,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eventhub.errors import ServiceError, UsageError
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.protocol import (
+    Address,
+    ClientFactory,
+    DatagramProtocol,
+    Factory,
+    Producer,
+    Protocol,
+    UNIXAddress,
+)
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import ReactorAPI
 from eventhub.reactor.coroutines import CoroutineMethods
@@ -40,8 +49,14 @@ __all__ = [
     "HANG_TIMEOUT",
     "Clock",
     "ConnectTCPCall",
+    "ConnectTLSCall",
+    "ConnectUNIXCall",
     "ListenTCPCall",
+    "ListenTLSCall",
+    "ListenUDPCall",
+    "ListenUNIXCall",
     "MemoryConnector",
+    "MemoryDatagramPort",
     "MemoryListener",
     "MemoryReactor",
     "StringTransport",
@@ -63,7 +78,8 @@ class StringTransport:
 
     Attributes a test reads: ``disconnecting`` (``lose_connection`` was called),
     ``aborted``, ``eof_written``, ``reading_paused``, ``producer`` / ``streaming``,
-    ``write_buffer_limits`` (``(high, low)`` as last set), ``dropped``.
+    ``write_buffer_limits`` (``(high, low)`` as last set), ``dropped``; a test sets
+    ``extra`` (what ``get_extra`` answers).
 
     ``call_soon`` goes to ``reactor`` when one is given (a ``MemoryReactor``:
     the test decides when queued calls run); without one, the call runs at once
@@ -91,6 +107,8 @@ class StringTransport:
         self.streaming: bool | None = None
         self.write_buffer_limits: tuple[int, int] = (HIGH_WATER, HIGH_WATER // 4)
         self.dropped = 0
+        #: What ``get_extra`` answers (a test sets ``peercert``, ``alpn_protocol``... here).
+        self.extra: dict[str, Any] = {}
 
     # What the test reads.
     def value(self) -> bytes:
@@ -136,6 +154,11 @@ class StringTransport:
 
     def get_host(self) -> Address:
         return self.host
+
+    def get_extra(self, name: str, default: Any = None) -> Any:
+        if name in ("peername", "sockname"):
+            return self.peer if name == "peername" else self.host
+        return self.extra.get(name, default)
 
     def pause_reading(self) -> None:
         self.reading_paused = True
@@ -270,6 +293,52 @@ class ConnectTCPCall:
     connector: MemoryConnector
 
 
+@dataclass(frozen=True, slots=True)
+class ListenUNIXCall:
+    """One ``MemoryReactor.listen_unix`` call, as the code under test made it."""
+
+    path: str
+    factory: Factory
+    mode: int
+    backlog: int
+    listener: MemoryListener
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectUNIXCall:
+    """One ``MemoryReactor.connect_unix`` call, as the code under test made it."""
+
+    path: str
+    factory: ClientFactory
+    timeout: float | None
+    connector: MemoryConnector
+
+
+@dataclass(frozen=True, slots=True)
+class ListenTLSCall:
+    """One ``MemoryReactor.listen_tls`` call (no TLS is played: the test drives plaintext)."""
+
+    port: int
+    factory: Factory
+    context: ssl.SSLContext
+    interface: str
+    backlog: int
+    listener: MemoryListener
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectTLSCall:
+    """One ``MemoryReactor.connect_tls`` call, as the code under test made it."""
+
+    host: str
+    port: int
+    factory: ClientFactory
+    context: ssl.SSLContext
+    server_hostname: str | None
+    timeout: float | None
+    connector: MemoryConnector
+
+
 class MemoryListener:
     """What ``MemoryReactor.listen_tcp`` returns: ``get_host()``, ``stop_listening()``.
 
@@ -308,6 +377,75 @@ class MemoryListener:
         transport = StringTransport(peer=peer, host=self._host)
         protocol.make_connection(transport)
         return protocol, transport
+
+
+class MemoryDatagramPort:
+    """What ``MemoryReactor.listen_udp`` returns: a ``DatagramTransport`` that records.
+
+    ``written`` holds ``(data, addr)`` per ``write`` (``addr`` None once
+    connected); ``groups`` the multicast groups joined; ``receive(data, addr)``
+    plays a datagram arriving.
+    """
+
+    def __init__(self, reactor: MemoryReactor, host: Address, protocol: DatagramProtocol) -> None:
+        self._reactor = reactor
+        self._host = host
+        self.protocol = protocol
+        self.written: list[tuple[bytes, Any]] = []
+        self.groups: set[tuple[str, str]] = set()
+        self.connected: Any = None
+        self.ttl = 1
+        self.listening = True
+
+    def __repr__(self) -> str:
+        return f"<MemoryDatagramPort {self._host} {'listening' if self.listening else 'stopped'}>"
+
+    def write(self, data: Data, addr: Any = None) -> None:
+        if not self.listening:
+            return
+        if addr is None and self.connected is None:
+            raise UsageError("write() on an unconnected UDP port needs addr")
+        self.written.append((bytes(data), addr))
+
+    def connect(self, addr: Any) -> None:
+        self.connected = addr
+
+    def join_group(self, group: str, interface: str = "") -> None:
+        self.groups.add((group, interface))
+
+    def leave_group(self, group: str, interface: str = "") -> None:
+        self.groups.discard((group, interface))
+
+    def set_ttl(self, ttl: int) -> None:
+        self.ttl = ttl
+
+    def get_host(self) -> Address:
+        return self._host
+
+    def is_closing(self) -> bool:
+        return not self.listening
+
+    def stop_listening(self) -> None:
+        if self.listening:
+            self.listening = False
+            self._reactor._listeners.remove(self)
+            self.protocol.connection_lost(None)
+
+    def receive(self, data: bytes, addr: Any = ("127.0.0.1", 54321)) -> None:
+        """A datagram arrives from ``addr``."""
+        if not self.listening:
+            raise UsageError(f"{self!r} is not listening")
+        self.protocol.datagram_received(data, addr)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenUDPCall:
+    """One ``MemoryReactor.listen_udp`` call, as the code under test made it."""
+
+    port: int
+    protocol: DatagramProtocol
+    interface: str
+    port_object: MemoryDatagramPort
 
 
 _CONNECTING, _CONNECTED, _DISCONNECTED = "connecting", "connected", "disconnected"
@@ -397,7 +535,11 @@ class MemoryReactor(CoroutineMethods):
 
     - ``listen_tcp`` / ``connect_tcp`` record a ``ListenTCPCall`` / ``ConnectTCPCall``
       in ``tcp_servers`` / ``tcp_clients`` and return a ``MemoryListener`` /
-      ``MemoryConnector`` that the test drives.
+      ``MemoryConnector`` that the test drives. ``listen_tls`` / ``connect_tls``
+      (``tls_servers`` / ``tls_clients``: no TLS is played, the transports carry
+      plaintext) and ``listen_unix`` / ``connect_unix`` (``unix_servers`` /
+      ``unix_clients``) do the same; ``listen_udp`` records in ``udp_servers``
+      and returns a ``MemoryDatagramPort``.
     - ``call_later`` runs on ``clock`` (a ``Clock``); ``advance(seconds)`` moves it.
     - ``call_soon`` / ``call_from_thread`` queue a call; ``run_ready()`` runs the queue.
     - ``call_in_thread`` / ``defer_to_thread`` run the function on the queue too, in
@@ -421,7 +563,12 @@ class MemoryReactor(CoroutineMethods):
         self.clock = clock if clock is not None else Clock()
         self.tcp_servers: list[ListenTCPCall] = []
         self.tcp_clients: list[ConnectTCPCall] = []
-        self._listeners: list[MemoryListener] = []
+        self.unix_servers: list[ListenUNIXCall] = []
+        self.unix_clients: list[ConnectUNIXCall] = []
+        self.tls_servers: list[ListenTLSCall] = []
+        self.tls_clients: list[ConnectTLSCall] = []
+        self.udp_servers: list[ListenUDPCall] = []
+        self._listeners: list[MemoryListener | MemoryDatagramPort] = []
         self._ready: deque[_Call] = deque()
         self._triggers = SystemTriggers()
         self._free_ports = itertools.count(40000)
@@ -506,13 +653,8 @@ class MemoryReactor(CoroutineMethods):
         socket_buffer: int = 0,
     ) -> MemoryListener:
         """Record the call; port 0 gets a fake free port; a port in use raises ServiceError."""
-        host = Address(interface or "0.0.0.0", port or next(self._free_ports))
-        if any(listener.get_host() == host for listener in self._listeners):
-            raise ServiceError(f"cannot listen on {host}: address already in use")
-        listener = MemoryListener(self, host, factory)
-        self._listeners.append(listener)
+        listener = self._listen(Address(interface or "0.0.0.0", port or next(self._free_ports)), factory)
         self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener, socket_buffer))
-        factory.do_start()
         return listener
 
     def connect_tcp(
@@ -521,6 +663,83 @@ class MemoryReactor(CoroutineMethods):
         """Record the call and start the attempt; the test ends it (``succeed``/``fail``)."""
         connector = MemoryConnector(host, port, factory)
         self.tcp_clients.append(ConnectTCPCall(host, port, factory, timeout, connector))
+        connector.connect()
+        return connector
+
+    # -- TLS (recorded; the connections are plaintext StringTransports) -------
+
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: ssl.SSLContext,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        handshake_timeout: float | None = 30.0,
+    ) -> MemoryListener:
+        """Record the call in ``tls_servers``; otherwise as ``listen_tcp``."""
+        listener = self._listen(Address(interface or "0.0.0.0", port or next(self._free_ports)), factory)
+        self.tls_servers.append(ListenTLSCall(port, factory, context, interface, backlog, listener))
+        return listener
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = 30.0,
+    ) -> MemoryConnector:
+        """Record the call in ``tls_clients`` and start the attempt; the test ends it."""
+        connector = MemoryConnector(host, port, factory)
+        self.tls_clients.append(
+            ConnectTLSCall(host, port, factory, context, server_hostname, timeout, connector)
+        )
+        connector.connect()
+        return connector
+
+    def _listen(self, host: Address, factory: Factory) -> MemoryListener:
+        if any(isinstance(x, MemoryListener) and x.get_host() == host for x in self._listeners):
+            raise ServiceError(f"cannot listen on {host}: address already in use")
+        listener = MemoryListener(self, host, factory)
+        self._listeners.append(listener)
+        factory.do_start()
+        return listener
+
+    # -- UDP -------------------------------------------------------------------
+
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> MemoryDatagramPort:
+        """Record the call in ``udp_servers``; the protocol gets ``connection_made`` at once."""
+        host = Address(interface or "0.0.0.0", port or next(self._free_ports))
+        if not reuse_address and any(
+            isinstance(x, MemoryDatagramPort) and x.get_host() == host for x in self._listeners
+        ):
+            raise ServiceError(f"cannot listen on udp {host}: address already in use")
+        udp = MemoryDatagramPort(self, host, protocol)
+        self._listeners.append(udp)
+        self.udp_servers.append(ListenUDPCall(port, protocol, interface, udp))
+        protocol.transport = udp
+        protocol.connection_made(udp)  # DatagramProtocol has no make_connection
+        return udp
+
+    # -- UNIX sockets --------------------------------------------------------
+
+    def listen_unix(
+        self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128
+    ) -> MemoryListener:
+        """Record the call; a path in use raises ServiceError."""
+        listener = self._listen(UNIXAddress(path), factory)
+        self.unix_servers.append(ListenUNIXCall(path, factory, mode, backlog, listener))
+        return listener
+
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> MemoryConnector:
+        """Record the call and start the attempt; the test ends it (``succeed``/``fail``)."""
+        connector = MemoryConnector(path, 0, factory)
+        self.unix_clients.append(ConnectUNIXCall(path, factory, timeout, connector))
         connector.connect()
         return connector
 
@@ -577,8 +796,9 @@ class MemoryReactor(CoroutineMethods):
             task.cancel()
         for listener in list(self._listeners):
             listener.stop_listening()
-        for call in self.tcp_clients:
-            call.connector.stop_connecting()
+        connectors = [c.connector for c in self.tcp_clients] + [c.connector for c in self.unix_clients]
+        for connector in connectors + [c.connector for c in self.tls_clients]:
+            connector.stop_connecting()
         self._fire("during", "shutdown")
         self.run_ready()
         self._fire("after", "shutdown")

@@ -146,8 +146,8 @@ class Served:
     manager: a server still running at the end is killed.
     """
 
-    def __init__(self, venv: PluginVenv, *args: str) -> None:
-        self.process = venv.start(*args)
+    def __init__(self, venv: PluginVenv, *args: str, cwd: Path | None = None) -> None:
+        self.process = venv.start(*args, cwd=cwd)
         self.lines: list[str] = []
         self.stdout_lines: list[str] = []
         self._changed = threading.Condition()
@@ -229,6 +229,31 @@ class Served:
             self.process.wait()
         for reader in self._readers:
             reader.join(10)
+
+
+def talk(command: Sequence[str], line: bytes, expect: bytes | None = None) -> bytes:
+    """Start a peer program, write ``line`` to it, read its output until ``expect`` (the line), end it.
+
+    For peers that never exit by themselves (``socat -``, ``nc -u``, ``openssl
+    s_client``): the test waits for what it expects, not for a time.
+    """
+    expect = line if expect is None else expect
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            got = b""
+            while expect not in got:
+                chunk = proc.stdout.read1(4096)
+                if not chunk:
+                    break
+                got += chunk
+            return got
+        finally:
+            proc.kill()
 
 
 def assert_clean_exit(status: int, stderr: str) -> None:

@@ -365,9 +365,10 @@ def test_several_clients_at_once_through_eventhub_run(server: tuple[Served, int]
     ("setting", "error"),
     [
         ("chat.port=70000", "chat.port: must be between 0 and 65535, not 70000"),
-        ("chat.idle_timeout=1e-9", (
-            "chat.idle_timeout: must be 0 (off) or a number of seconds >= 0.1, not 1e-09"
-        )),
+        (
+            "chat.idle_timeout=1e-9",
+            ("chat.idle_timeout: must be 0 (off) or a number of seconds >= 0.1, not 1e-09"),
+        ),
         # The host is checked up front too (it used to fail only when listening, status 1).
         ("chat.host=", 'chat.host: must not be empty; "0.0.0.0" or "::" listen on every interface'),
         ("chat.host=not a host", "chat.host: must be an IP address or a host name, not 'not a host'"),

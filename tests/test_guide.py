@@ -161,5 +161,7 @@ def test_the_operations_table_names_every_setting_of_echo_and_chat_with_its_defa
             key = f"{folder}.{field.name}"
             assert key in rows, f"operations.md has no row for {key}"
             default = getattr(settings, field.name)
+            if isinstance(default, tuple):  # TOML has arrays, not tuples
+                default = list(default)
             if default is not None:
                 assert tomllib.loads(f"value = {rows[key]}")["value"] == default, key

@@ -9,7 +9,9 @@
 
 The loop is in ``_loop.py`` (read its opening comment first), the backends in
 ``pollers.py``, timers in ``timers.py``, the thread pool in ``threads.py`` and
-TCP (listeners, connections, connectors) in ``tcp.py``, coroutines in
+TCP (listeners, connections, connectors) in ``tcp.py``, UNIX sockets in
+``unix.py`` (the same connections), TLS in ``tls.py`` (a layer between a
+connection and its protocol, over ``ssl.MemoryBIO``), UDP in ``udp.py``, coroutines in
 ``tasks.py`` (``spawn``, ``sleep``, ``timeout``) and ``streams.py``. Code handed a reactor
 should annotate it as ``ReactorAPI`` (``api.py``), which ``MemoryReactor`` of
 ``eventhub.testing`` satisfies too.

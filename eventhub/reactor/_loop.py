@@ -67,10 +67,12 @@ from eventhub.reactor.threads import ThreadPool, ThreadResult
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
+    import ssl
     from types import FrameType
 
-    from eventhub.protocol import ClientFactory, Factory
+    from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
     from eventhub.reactor.sharing import SharedSockets
+    from eventhub.reactor.udp import UDPPort
 
 __all__ = ["Reactor"]
 
@@ -187,7 +189,7 @@ class Reactor(CoroutineMethods):
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
         self._triggers = SystemTriggers()
-        self._listeners: set[Listener] = set()
+        self._listeners: set[Listener | UDPPort] = set()
         self._connections: set[Connection] = set()
         #: Bytes buffered toward all peers, and the bound past which the biggest are closed.
         self.output_bound = OutputBound(self, max_buffered_output)
@@ -351,6 +353,83 @@ class Reactor(CoroutineMethods):
         connector = Connector(self, host, port, factory, timeout)
         connector.connect()
         return connector
+
+    # -- UNIX sockets (unix.py), TLS (tls.py), UDP (udp.py) ---------------------
+
+    def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> Listener:
+        """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract).
+
+        A file left by a dead server is replaced; a live server there is a
+        ``ServiceError`` ("address already in use"). The file is removed on stop.
+        """
+        from eventhub.reactor.unix import UNIXListener
+
+        listener = UNIXListener(self, path, factory, backlog, mode)
+        listener.start_listening()
+        return listener
+
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+        """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
+        from eventhub.reactor.unix import UNIXConnector
+
+        connector = UNIXConnector(self, path, factory, timeout)
+        connector.connect()
+        return connector
+
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: ssl.SSLContext,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        handshake_timeout: float | None = 30.0,
+    ) -> Listener:
+        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``).
+
+        The protocols ``factory`` builds see plaintext and get ``connection_made``
+        once the handshake has completed; a failed handshake closes that
+        connection with one log line.
+        """
+        from eventhub.reactor.tls import TLSServerFactory
+
+        return self.listen_tcp(
+            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
+        )
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = 30.0,
+    ) -> Connector:
+        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``).
+
+        A handshake that fails (a certificate not verified, say) reaches
+        ``factory.client_connection_failed`` as a failed connection does.
+        """
+        from eventhub.reactor.tls import TLSClientFactory
+
+        name = server_hostname if server_hostname is not None else host
+        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
+        return self.connect_tcp(host, port, wrapper, timeout)
+
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> UDPPort:
+        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``udp.py``).
+
+        ``reuse_address`` lets several sockets of this host bind the same port
+        (listeners of one multicast group). Port 0: read the real one from
+        ``get_host()``. A port in use raises ``ServiceError``.
+        """
+        from eventhub.reactor.udp import listen_udp
+
+        return listen_udp(self, port, protocol, interface, reuse_address)
 
     # -- system event triggers ------------------------------------------------
 
@@ -567,7 +646,7 @@ class Reactor(CoroutineMethods):
         if self._drain and self._connections:
             self._let_connections_end(self._drain)
         for conn in list(self._connections):
-            conn.lose_connection()
+            conn.close_for_shutdown()
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
         # Until every connection is closed, every task done (those that the last

@@ -20,9 +20,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Coroutine
 
-    from eventhub.protocol import Address, ClientFactory, Connector, Factory
+    from eventhub.protocol import (
+        Address,
+        ClientFactory,
+        Connector,
+        DatagramProtocol,
+        DatagramTransport,
+        Factory,
+    )
     from eventhub.reactor.streams import Stream, StreamHandler
     from eventhub.reactor.tasks import Future, Task, Timeout
     from eventhub.reactor.threads import ThreadResult
@@ -100,6 +108,45 @@ class ReactorAPI(Protocol):
         """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``."""
         ...
 
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: ssl.SSLContext,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        handshake_timeout: float | None = 30.0,
+    ) -> ListenerAPI:
+        """``listen_tcp`` with every connection served through TLS (see ``eventhub.reactor.tls``)."""
+        ...
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = 30.0,
+    ) -> Connector:
+        """``connect_tcp`` then a TLS handshake; a failed handshake is a failed connection."""
+        ...
+
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> DatagramTransport:
+        """Bind a UDP port and serve ``protocol`` (see ``eventhub.reactor.udp``)."""
+        ...
+
+    def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> ListenerAPI:
+        """Listen on the UNIX socket ``path`` (``"\\0name"``: a Linux abstract name)."""
+        ...
+
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+        """Connect to the UNIX socket ``path``; the outcome reaches ``factory``."""
+        ...
+
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
         """Run ``coro`` as a task (see ``eventhub.reactor.tasks``)."""
         ...
@@ -128,12 +175,21 @@ class ReactorAPI(Protocol):
         interface: str = "127.0.0.1",
         backlog: int = 128,
         limit: int = ...,
+        tls: ssl.SSLContext | None = None,
     ) -> ListenerAPI:
         """Serve ``await handler(stream)`` per connection (see ``eventhub.reactor.streams``)."""
         ...
 
-    async def open_tcp_stream(self, host: str, port: int, timeout: float = 30, limit: int = ...) -> Stream:
-        """Connect to ``host:port`` and return the ``Stream``."""
+    async def open_tcp_stream(
+        self,
+        host: str,
+        port: int,
+        timeout: float = 30,
+        limit: int = ...,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> Stream:
+        """Connect to ``host:port`` (TLS with ``tls``) and return the ``Stream``."""
         ...
 
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:

@@ -15,6 +15,8 @@ from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, Strea
 from eventhub.reactor.tasks import Future, Runner, Task, Timeout
 
 if TYPE_CHECKING:
+    import ssl
+
     from eventhub.protocol import ClientFactory, Connector, Factory
     from eventhub.reactor.api import ListenerAPI
 
@@ -36,6 +38,27 @@ class CoroutineMethods:
 
         def connect_tcp(
             self, host: str, port: int, factory: ClientFactory, timeout: float = 30
+        ) -> Connector: ...
+
+        def listen_tls(
+            self,
+            port: int,
+            factory: Factory,
+            context: ssl.SSLContext,
+            interface: str = "127.0.0.1",
+            backlog: int = 128,
+            handshake_timeout: float | None = 30.0,
+        ) -> ListenerAPI: ...
+
+        def connect_tls(
+            self,
+            host: str,
+            port: int,
+            factory: ClientFactory,
+            context: ssl.SSLContext,
+            server_hostname: str | None = None,
+            timeout: float = 30,
+            handshake_timeout: float | None = 30.0,
         ) -> Connector: ...
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
@@ -66,16 +89,30 @@ class CoroutineMethods:
         interface: str = "127.0.0.1",
         backlog: int = 128,
         limit: int = DEFAULT_LIMIT,
+        tls: ssl.SSLContext | None = None,
     ) -> ListenerAPI:
         """Listen on ``interface:port``; each connection runs ``await handler(stream)`` as a task.
 
         The stream is closed when the handler returns (aborted if it raised,
         with the error logged). Returns the listener (``get_host().port``).
+        With ``tls`` (a server context), the handler starts after the handshake.
         """
-        return self.listen_tcp(port, StreamServerFactory(self._runner, handler, limit), backlog, interface)
+        factory = StreamServerFactory(self._runner, handler, limit)
+        if tls is not None:
+            return self.listen_tls(port, factory, tls, interface, backlog)
+        return self.listen_tcp(port, factory, backlog, interface)
 
     async def open_tcp_stream(
-        self, host: str, port: int, timeout: float = 30, limit: int = DEFAULT_LIMIT
+        self,
+        host: str,
+        port: int,
+        timeout: float = 30,
+        limit: int = DEFAULT_LIMIT,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> Stream:
-        """Connect to ``host:port``; returns the connected ``Stream`` (raises the connection error)."""
-        return await open_stream(self, host, port, timeout, limit)
+        """Connect to ``host:port`` (over TLS with ``tls``, a client context); returns the ``Stream``.
+
+        Raises the connection error, or the TLS one (``ssl.SSLCertVerificationError``, say).
+        """
+        return await open_stream(self, host, port, timeout, limit, tls, server_hostname)

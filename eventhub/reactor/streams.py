@@ -17,6 +17,7 @@ transport's write buffer is above its high-water mark.
 from __future__ import annotations
 
 import logging
+import ssl
 import typing
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -28,6 +29,17 @@ from eventhub.reactor.tasks import Future, Runner
 
 class _Connects(typing.Protocol):
     def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector: ...
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = 30.0,
+    ) -> Connector: ...
 
 
 __all__ = ["DEFAULT_LIMIT", "Stream", "StreamHandler", "StreamServerFactory", "open_stream"]
@@ -268,11 +280,23 @@ class _StreamClientFactory(ClientFactory):
 
 
 async def open_stream(
-    reactor: _Connects, host: str, port: int, timeout: float = 30, limit: int = DEFAULT_LIMIT
+    reactor: _Connects,
+    host: str,
+    port: int,
+    timeout: float = 30,
+    limit: int = DEFAULT_LIMIT,
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> Stream:
-    """Connect to ``host:port`` and return the connected ``Stream``."""
+    """Connect to ``host:port`` (TLS with ``tls``) and return the connected ``Stream``."""
     stream = Stream(limit)
-    connector = reactor.connect_tcp(host, port, _StreamClientFactory(stream), timeout=timeout)
+    factory = _StreamClientFactory(stream)
+    if tls is not None:
+        connector = reactor.connect_tls(
+            host, port, factory, tls, server_hostname=server_hostname, timeout=timeout
+        )
+    else:
+        connector = reactor.connect_tcp(host, port, factory, timeout=timeout)
     try:
         return await stream.made
     except BaseException:

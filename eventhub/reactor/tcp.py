@@ -30,14 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub._logging import RateLimitedLog
 from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, UNIXAddress, address_of
 from eventhub.reactor.pollers import DescriptorLimitError
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterable
 
     from eventhub.reactor._loop import Reactor
     from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor.tls import TLSLayer
 
 __all__ = ["Connection", "Connector", "Listener"]
 
@@ -376,6 +378,14 @@ class Connection:
         if not self._buffer:
             self._linger()
 
+    def close_for_shutdown(self) -> None:
+        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
+        layer = self._protocol
+        if isinstance(layer, _Layer):
+            layer.lose_connection()
+        else:
+            self.lose_connection()
+
     # Why linger: close() on a socket whose receive queue is not empty makes the
     # kernel send RST instead of FIN, and RST throws away whatever of ours is
     # still in the kernel's send queue: a client that sent more than we read
@@ -471,15 +481,59 @@ class Connection:
         if self._connector is not None:
             self._connector._connection_lost(reason)
 
-    # -- addresses ------------------------------------------------------------
+    # -- addresses, TLS -------------------------------------------------------
 
     def get_peer(self) -> Address:
         return self._peer
 
+    def get_extra(self, name: str, default: Any = None) -> Any:
+        """``socket``, ``peername`` or ``sockname``; ``default`` for anything else."""
+        if name == "socket":
+            return self._sock
+        if name in ("peername", "sockname"):
+            return self._peer if name == "peername" else self.get_host()
+        return default
+
+    def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout: float | None = 30.0,
+    ) -> TLSLayer:
+        """STARTTLS: what was written so far goes out in clear, then TLS (see ``tls.py``).
+
+        Returns the TLS transport, also set as the protocol's ``transport``:
+        write through it from now on. Writes made before the handshake completes
+        are sent once it has; a failed handshake closes the connection.
+        """
+        from eventhub.reactor.tls import TLSLayer
+
+        layer = TLSLayer(
+            self._reactor,
+            self._protocol,
+            context,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            handshake_timeout=handshake_timeout,
+            app_connected=True,
+        )
+        self._protocol.transport = layer
+        self._protocol = layer
+        layer.connection_made(self)
+        return layer
+
     def get_host(self) -> Address:
         if self._host is None:
-            self._host = Address.from_sockaddr(self._sock.getsockname(), self._peer.family)
+            self._host = address_of(self._sock, self._sock.getsockname())
         return self._host
+
+
+class _Layer(Protocol):
+    """A protocol that is itself a transport for one above it (``tls.TLSLayer``)."""
+
+    def lose_connection(self) -> None:
+        raise NotImplementedError
 
 
 def _byte_view(data: object) -> bytes | memoryview:
@@ -724,11 +778,11 @@ class Listener:
             self._reactor.add_reader(self._fd, self._on_readable)
 
     def _serve(self, sock: socket.socket, addr: Any) -> None:
-        peer = Address.from_sockaddr(addr, sock.family)
+        peer = _peer_of(sock, addr)
         fd = sock.fileno()
         try:
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _no_delay(sock)
             self._reactor.add_reader(fd, _not_ready)  # checks the backend can watch fd
         except DescriptorLimitError as exc:
             self._refusals.log(
@@ -758,6 +812,17 @@ class Listener:
                 peer,
             )
             return None
+
+
+def _peer_of(sock: socket.socket, sockaddr: Any) -> Address:
+    if sock.family == getattr(socket, "AF_UNIX", None):  # a UNIX socket (unix.py): with credentials
+        return UNIXAddress.of_peer(sock)
+    return Address.from_sockaddr(sockaddr, sock.family)
+
+
+def _no_delay(sock: socket.socket) -> None:
+    if sock.family != getattr(socket, "AF_UNIX", None):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _not_ready() -> None:
@@ -848,6 +913,10 @@ class Connector:
             log.exception("%s.start_connecting raised", type(self.factory).__name__)
         if self.timeout is not None:
             self._timer = self._reactor.call_later(self.timeout, self._timed_out)
+        self._resolve()
+
+    def _resolve(self) -> None:
+        """Resolve the destination, then ``_resolved(infos)`` (``unix.UNIXConnector`` has a path)."""
         try:  # a numeric address needs no resolver
             infos = socket.getaddrinfo(
                 self.host,
@@ -928,11 +997,11 @@ class Connector:
             return
         self._reactor.remove_writer(sock.fileno())
         self._cleanup(close=False)
-        self._connected(sock, Address.from_sockaddr(peer, sock.family))
+        self._connected(sock, _peer_of(sock, peer))
 
     def _connected(self, sock: socket.socket, peer: Address) -> None:
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _no_delay(sock)
             protocol = self.factory.build_protocol(peer)
         except PLUGIN_ERRORS as exc:
             reraise_user_interrupt(exc)

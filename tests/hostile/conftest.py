@@ -20,4 +20,3 @@ def hostile_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     venv = PluginVenv(tmp_path_factory.mktemp("hostile") / "venv")
     venv.install(first_party("echo"), first_party("chat"), first_party("connlog"))
     return venv
-

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import eventhub
-from eventhub_echo._service import SERVICE, EchoFactory
+from eventhub.endpoints import listen_all
+from eventhub_echo._service import SERVICE, EchoDatagramProtocol, EchoFactory
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
-    from eventhub.reactor import Listener, Reactor
+    from eventhub.reactor import ListenerAPI, Reactor
 
 log = logging.getLogger("eventhub.echo")
 
@@ -22,22 +23,26 @@ class EchoPlugin:
     def __init__(self) -> None:
         self.settings = EchoSettings()
         self.factory: EchoFactory | None = None
-        self.listener: Listener | None = None
+        self.listener: ListenerAPI | None = None  # the first of ``listeners``
+        self.listeners: list[ListenerAPI] = []
 
     @eventhub.hookimpl
     def eventhub_configure(self, settings: Mapping[str, Any], hub: eventhub.Hub) -> None:
         self.settings = EchoSettings.from_table(settings, source=hub.config.source)
 
     @eventhub.hookimpl
-    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> list[ListenerAPI]:
         settings = self.settings
         self.factory = EchoFactory(settings, reactor, hub)
-        self.listener = reactor.listen_tcp(
-            settings.port,
+        self.listeners = listen_all(
+            reactor,
+            settings.endpoints,
             hub.observe_factory(self.factory, SERVICE),
+            datagram=EchoDatagramProtocol,
+            logger=log,
+            service=SERVICE,
             backlog=settings.backlog,
-            interface=settings.host,
             socket_buffer=settings.socket_buffer,
         )
-        log.info("listening on %s (%s backend)", self.listener.get_host(), reactor.backend)
-        return self.listener
+        self.listener = self.listeners[0]
+        return self.listeners

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventhub.limits import AddressLimit, IdleSweep
-from eventhub.protocol import Address, Protocol, ServerFactory, Transport
+from eventhub.protocol import Address, DatagramProtocol, Protocol, ServerFactory, Transport
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
@@ -184,3 +184,11 @@ class EchoFactory(ServerFactory):
             transport.abort_connection()  # the peer is not reading: flushing could wait forever
         else:
             transport.lose_connection()
+
+
+class EchoDatagramProtocol(DatagramProtocol):
+    """Echo over UDP (a ``udp:`` endpoint): each datagram goes back to its sender."""
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        assert self.transport is not None
+        self.transport.write(data, addr)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventhub.config import check_host, check_range, check_timeout, read_settings
+from eventhub.endpoints import check_listen, tcp_endpoint
 from eventhub.errors import ConfigError
 from eventhub.reactor.tcp import HIGH_WATER
 
@@ -23,6 +24,9 @@ class EchoSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Endpoint strings ("tcp:8000", "tls:8443:certKey=...", "unix:echo.sock", "udp:8000");
+    # empty: listen on host/port alone, as "tcp:PORT:interface=HOST" (see ``endpoints``).
+    listen: tuple[str, ...] = ()
     backlog: int = 1024
     idle_timeout: float = 0.0  # seconds; 0: never close an idle connection
     max_connections: int = 0  # 0: unlimited
@@ -32,6 +36,11 @@ class EchoSettings:
     write_buffer_high: int = HIGH_WATER  # the reactor's default
     write_buffer_low: int | None = None  # None: the transport's default (write_buffer_high // 4)
 
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """What to listen on: ``listen``, else ``host``/``port`` as one tcp endpoint."""
+        return self.listen or (tcp_endpoint(self.host, self.port),)
+
     @classmethod
     def from_table(cls, table: Mapping[str, Any], source: str = "") -> EchoSettings:
         """Read a ``[plugins.echo]`` table (unknown keys are warned about, bad values raise)."""
@@ -40,6 +49,7 @@ class EchoSettings:
     def __post_init__(self) -> None:
         check_host(f"{SECTION}.host", self.host)
         check_range(f"{SECTION}.port", self.port, 0, 65535)
+        check_listen(f"{SECTION}.listen", self.listen)
         check_range(f"{SECTION}.backlog", self.backlog, 1, 65535)
         check_range(f"{SECTION}.max_connections", self.max_connections, 0)
         check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)

@@ -1,0 +1,151 @@
+"""UNIX stream sockets: the listener and the connector; connections are ``tcp.Connection``.
+
+``tcp.Connection`` works on any stream socket, so a UNIX connection is one:
+only binding (a path, its file mode, a stale file left by a dead server) and
+addresses (``UNIXAddress``, with the peer's pid/uid/gid from ``SO_PEERCRED``)
+differ, and those are what this module adds to ``tcp.Listener`` and
+``tcp.Connector``.
+
+A path starting with NUL (``"\\0name"``) is a Linux abstract name: no file,
+no mode, nothing to remove on stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat
+from typing import TYPE_CHECKING, Any
+
+from eventhub.errors import ServiceError, UsageError
+from eventhub.protocol import UNIXAddress
+from eventhub.reactor.pollers import DescriptorLimitError
+from eventhub.reactor.tcp import Connector, Listener, _open_spare, _reason
+
+if TYPE_CHECKING:
+    from eventhub.protocol import ClientFactory, Factory
+    from eventhub.reactor._loop import Reactor
+
+__all__ = ["UNIXConnector", "UNIXListener"]
+
+log = logging.getLogger("eventhub.reactor")
+
+_AF_UNIX: int = getattr(socket, "AF_UNIX", -1)
+
+
+def _shown(path: str) -> str:
+    return "@" + path[1:] if path.startswith("\0") else path
+
+
+class UNIXListener(Listener):
+    """A listening UNIX socket; ``get_host()`` is a ``UNIXAddress``; the file goes on stop."""
+
+    __slots__ = ("_file_id", "_mode", "_path")
+
+    def __init__(self, reactor: Reactor, path: str, factory: Factory, backlog: int, mode: int) -> None:
+        super().__init__(reactor, 0, factory, backlog, "")
+        if _AF_UNIX < 0:
+            raise UsageError("UNIX sockets are not available on this system")
+        if not path:
+            raise UsageError("a UNIX socket needs a path, got ''")
+        self._path = os.fspath(path)
+        self._mode = mode
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we made
+
+    def __repr__(self) -> str:
+        return f"<UNIXListener {_shown(self._path)} {type(self._factory).__name__}>"
+
+    def start_listening(self) -> None:
+        """Bind (replacing a dead server's file), listen, accept; ``ServiceError`` if it cannot."""
+        if self._sock is not None:
+            raise UsageError(f"{self!r} is already listening")
+        where = _shown(self._path)
+        abstract = self._path.startswith("\0")
+        sock = socket.socket(_AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if not abstract:
+                _remove_stale(self._path)
+            sock.bind(self._path)
+            if not abstract:
+                os.chmod(self._path, self._mode)
+                info = os.stat(self._path)
+                self._file_id = (info.st_dev, info.st_ino)
+            sock.listen(self._backlog)
+            sock.setblocking(False)
+            self._reactor.add_reader(sock.fileno(), self._on_readable)
+        except (OSError, DescriptorLimitError) as exc:
+            sock.close()
+            self._remove_file()
+            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        self._sock, self._fd = sock, sock.fileno()
+        self._host = UNIXAddress(self._path)
+        self._spare = _open_spare()
+        self._reactor._listeners.add(self)
+        self._factory.do_start()
+        log.debug("listening on %s (%s)", where, type(self._factory).__name__)
+
+    def stop_listening(self) -> None:
+        """Close the socket and remove its file (if still ours). Idempotent."""
+        if self._sock is None:
+            return
+        super().stop_listening()
+        self._remove_file()
+
+    def _remove_file(self) -> None:
+        file_id, self._file_id = self._file_id, None
+        if file_id is None:
+            return
+        with contextlib.suppress(OSError):
+            info = os.stat(self._path)
+            if (info.st_dev, info.st_ino) == file_id:  # not a newer server's socket
+                os.unlink(self._path)
+
+
+def _remove_stale(path: str) -> None:
+    """Remove the socket file at ``path`` if no server answers there; raise if one does."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise OSError(errno.EADDRINUSE, f"{path} exists and is not a socket")
+    probe = socket.socket(_AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.setblocking(False)
+        err = probe.connect_ex(path)
+    finally:
+        probe.close()
+    if err in (errno.ECONNREFUSED, errno.ENOENT):  # a dead server's file
+        log.info("removing the stale socket file %s (no server answers there)", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    raise OSError(errno.EADDRINUSE, "address already in use (a server is listening there)")
+
+
+class UNIXConnector(Connector):
+    """An outgoing UNIX connection attempt (``Reactor.connect_unix``): ``tcp.Connector`` on a path."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, reactor: Reactor, path: str, factory: ClientFactory, timeout: float | None) -> None:
+        super().__init__(reactor, "localhost", 1, factory, timeout)
+        if _AF_UNIX < 0:
+            raise UsageError("UNIX sockets are not available on this system")
+        self.path = os.fspath(path)
+        self.host, self.port = self.path, 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<UNIXConnector {_shown(self.path)} {('disconnected', 'connecting', 'connected')[self._state]}>"
+        )
+
+    def get_destination(self) -> UNIXAddress:
+        return UNIXAddress(self.path)
+
+    def _resolve(self) -> None:
+        infos: list[Any] = [(_AF_UNIX, socket.SOCK_STREAM, 0, "", self.path)]
+        self._resolved(infos)
