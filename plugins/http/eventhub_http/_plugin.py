@@ -1,0 +1,138 @@
+"""The hooks: read ``[plugins.http]``, collect the routes, listen; and the built-in routes."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import eventhub
+from eventhub.errors import PatternError
+from eventhub.event import Event
+from eventhub.names import check_name
+from eventhub_http import hookspecs
+from eventhub_http._messages import HTTPError, Request, Response
+from eventhub_http._router import RouteConflict, Router
+from eventhub_http._server import HttpFactory
+from eventhub_http._settings import HttpSettings, parse_listen
+
+if TYPE_CHECKING:
+    from eventhub.reactor import Listener, Reactor
+
+log = logging.getLogger("eventhub.http")
+
+SERVICE = "http"
+SOURCE = "http"  # the source of the events POST /events/{name} emits
+
+
+def add_hookspecs(hub: eventhub.Hub) -> None:
+    """Add ``eventhub_http_routes`` to ``hub`` (done for installed plugins by the entry point)."""
+    caller = getattr(hub.pm.hook, "eventhub_http_routes", None)
+    if caller is None or not caller.has_spec():
+        hub.pm.add_hookspecs(hookspecs)
+
+
+class HttpPlugin:
+    """The http service as an eventhub plugin (entry point ``http``); one instance per hub."""
+
+    def __init__(self) -> None:
+        self.settings = HttpSettings()
+        self.token = ""
+        self.hub: eventhub.Hub | None = None
+        self.router = Router()
+        self.factory: HttpFactory | None = None
+        self.listeners: list[Listener] = []
+
+    @eventhub.hookimpl
+    def eventhub_configure(self, settings: Mapping[str, Any], hub: eventhub.Hub) -> None:
+        self.settings = HttpSettings.from_table(settings, source=hub.config.source)
+        self.token = self.settings.read_token()
+        self.hub = hub
+        add_hookspecs(hub)
+
+    @eventhub.hookimpl
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> list[Listener]:
+        self.hub = hub
+        self.router = self.collect_routes(hub)
+        factory = self.factory = HttpFactory(self.settings, self.router, reactor)
+        served = hub.observe_factory(factory, SERVICE)
+        for text in self.settings.listen:
+            interface, port = parse_listen(text)
+            listener = reactor.listen_tcp(port, served, interface=interface)
+            self.listeners.append(listener)
+            log.info("http: listening on %s (%s parser)", listener.get_host(), factory_parser(self.settings))
+        reactor.add_system_event_trigger("before", "shutdown", factory.begin_shutdown)
+        return self.listeners
+
+    def collect_routes(self, hub: eventhub.Hub) -> Router:
+        """The built-in routes, then each plugin's (``eventhub_http_routes``, in plugin order)."""
+        router = Router()
+        self.add_routes(router.for_plugin(SERVICE))
+        add_hookspecs(hub)
+        position = {name: index for index, name in enumerate(hub.plugin_order)}
+        impls = sorted(
+            hub.pm.hook.eventhub_http_routes.get_hookimpls(),
+            key=lambda impl: position.get(impl.plugin_name, len(position)),
+        )
+        for impl in impls:
+            kwargs = {"router": router.for_plugin(impl.plugin_name)}
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except RouteConflict as error:
+                log.error("http: %s; the first one is served", error)
+            except Exception as error:
+                log.error(
+                    "http: plugin %r: eventhub_http_routes raised %s: %s",
+                    impl.plugin_name,
+                    type(error).__name__,
+                    error,
+                )
+        return router
+
+    # -- the built-in routes -------------------------------------------------
+
+    def add_routes(self, router: Router) -> None:
+        router.add("POST", "/events/{name}", self.post_event)
+        router.add("GET", "/healthz", self.healthz)
+
+    def check_token(self, request: Request) -> None:
+        """401 unless the request carries the configured bearer token (when there is one)."""
+        if not self.token:
+            return
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise HTTPError(401, "a bearer token is required", [("www-authenticate", "Bearer")])
+
+    def post_event(self, request: Request) -> Response:
+        """``POST /events/{name}`` with a JSON body: emit it; 202 with the event's id."""
+        self.check_token(request)
+        name = request.params["name"]
+        try:
+            check_name(name)
+        except PatternError as error:
+            raise HTTPError(400, str(error)) from None
+        content = request.content or b""
+        try:
+            payload = json.loads(content) if content.strip() else None
+        except ValueError as error:
+            raise HTTPError(400, f"the body is not JSON: {error}") from None
+        assert self.hub is not None
+        event = Event(name, payload, source=SOURCE)
+        self.hub.dispatch(event)
+        return Response({"id": f"{event.id:032x}"}, 202)
+
+    def healthz(self, request: Request) -> Response:
+        """200 while serving, 503 once stopping."""
+        if self.factory is not None and self.factory.stopping:
+            return Response("stopping\n", 503)
+        return Response("ok\n")
+
+
+def factory_parser(settings: HttpSettings) -> str:
+    from eventhub_http._parser import has_httptools
+
+    if settings.parser == "auto":
+        return "httptools" if has_httptools() else "h11"
+    return settings.parser
