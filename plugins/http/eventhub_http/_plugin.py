@@ -5,15 +5,18 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import eventhub
-from eventhub.errors import PatternError
+from eventhub.errors import PatternError, UsageError
 from eventhub.event import Event
-from eventhub.names import check_name
+from eventhub.names import check_name, check_pattern
+from eventhub.protocol import Address
 from eventhub_http import hookspecs
+from eventhub_http._feeds import Feed, sse_message
 from eventhub_http._messages import HTTPError, Request, Response
+from eventhub_http._metrics import Metrics
 from eventhub_http._router import RouteConflict, Router
 from eventhub_http._server import HttpFactory
 from eventhub_http._settings import HttpSettings, parse_listen
@@ -44,6 +47,7 @@ class HttpPlugin:
         self.router = Router()
         self.factory: HttpFactory | None = None
         self.listeners: list[Listener] = []
+        self.metrics = Metrics()
 
     @eventhub.hookimpl
     def eventhub_configure(self, settings: Mapping[str, Any], hub: eventhub.Hub) -> None:
@@ -64,7 +68,20 @@ class HttpPlugin:
             self.listeners.append(listener)
             log.info("http: listening on %s (%s parser)", listener.get_host(), factory_parser(self.settings))
         reactor.add_system_event_trigger("before", "shutdown", factory.begin_shutdown)
+        self.metrics.attach(hub, reactor)
         return self.listeners
+
+    @eventhub.hookimpl
+    def eventhub_shutdown(self) -> None:
+        self.metrics.detach()
+
+    @eventhub.hookimpl
+    def eventhub_connection_made(self, service: str) -> None:
+        self.metrics.connections[service] += 1
+
+    @eventhub.hookimpl
+    def eventhub_connection_lost(self, service: str, peer: Address) -> None:
+        self.metrics.connections[service] -= 1
 
     def collect_routes(self, hub: eventhub.Hub) -> Router:
         """The built-in routes, then each plugin's (``eventhub_http_routes``, in plugin order)."""
@@ -96,13 +113,18 @@ class HttpPlugin:
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/events/{name}", self.post_event)
         router.add("GET", "/healthz", self.healthz)
+        router.add("GET", "/events", self.events)
+        router.add("GET", "/metrics", self.render_metrics)
 
     def check_token(self, request: Request) -> None:
         """401 unless the request carries the configured bearer token (when there is one)."""
         if not self.token:
             return
         scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+        if scheme.lower() != "bearer":
+            # EventSource and browsers' WebSocket cannot set a header: GET may pass ?access_token=.
+            given = (request.query.get("access_token") or [""])[0] if request.method == "GET" else ""
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
             raise HTTPError(401, "a bearer token is required", [("www-authenticate", "Bearer")])
 
     def post_event(self, request: Request) -> Response:
@@ -122,6 +144,39 @@ class HttpPlugin:
         event = Event(name, payload, source=SOURCE)
         self.hub.dispatch(event)
         return Response({"id": f"{event.id:032x}"}, 202)
+
+    def patterns(self, request: Request) -> list[str]:
+        """The ``match`` query parameters (every event when there is none), each checked."""
+        patterns = request.query.get("match") or [">"]
+        for pattern in patterns:
+            try:
+                check_pattern(pattern)
+            except UsageError as error:
+                raise HTTPError(400, str(error)) from None
+        return patterns
+
+    def events(self, request: Request) -> Response:
+        """``GET /events?match=order.*``: the matching events as Server-Sent Events."""
+        self.check_token(request)
+        assert self.hub is not None
+        feed = Feed(self.hub, self.patterns(request), sse_message, self.settings.sse_buffer, self.metrics)
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield b": eventhub\n\n"
+                while True:
+                    yield await feed.get()
+            finally:
+                feed.close()
+
+        headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+        return Response(stream(), headers=headers)
+
+    def render_metrics(self, request: Request) -> Response:
+        """``GET /metrics``: Prometheus' text format (see ``eventhub_http._metrics`` for the series)."""
+        assert self.hub is not None
+        text = self.metrics.render(self.hub, self.hub.reactor, self.factory)
+        return Response(text, headers=[("content-type", "text/plain; version=0.0.4; charset=utf-8")])
 
     def healthz(self, request: Request) -> Response:
         """200 while serving, 503 once stopping."""

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.reactor.tasks import Future
+from eventhub_http._feeds import StreamAborted
 from eventhub_http._messages import Headers, HTTPError, Request, Response, reason
 from eventhub_http._parser import Body, End, Head, ParseError, make_parser
 from eventhub_http._router import Route, Router
@@ -156,6 +157,7 @@ class HttpProtocol(Protocol):
         self._paused = False
         self._drained: Future[None] | None = None
         self._writing_paused = False
+        self._streaming = False
         self._tasks: set[Any] = set()
         self.peer: Address | None = None
 
@@ -207,8 +209,9 @@ class HttpProtocol(Protocol):
 
     def eof_received(self) -> bool | None:
         self._input_closed = True
-        # Nothing in flight: close now; else answer what was asked, then close.
-        return bool(self._queue)
+        # Nothing in flight, or a stream (SSE) whose client left: close now.
+        # Else answer what was asked (pipelined, then half-closed), then close.
+        return bool(self._queue) and not self._streaming
 
     def connection_lost(self, reason: BaseException | None) -> None:
         self._cancel_timer()
@@ -446,6 +449,7 @@ class HttpProtocol(Protocol):
             self._responded(exchange, keep_alive)
         else:
             transport.write(data)
+            self._streaming = True
             self._spawn(self._stream(exchange, stream, keep_alive), "http: stream a response")
 
     async def _stream(self, exchange: _Exchange, stream: AsyncIterator[bytes], keep_alive: bool) -> None:
@@ -458,6 +462,11 @@ class HttpProtocol(Protocol):
                     await self.drain()
         except ConnectionError:
             return
+        except StreamAborted as why:
+            log.info("http: a stream to %s ended: %s", self.peer, why)
+            if self.transport is not None:
+                self.transport.abort_connection()
+            return
         except Exception:
             log.exception("http: a streamed response failed; closing the connection")
             if self.transport is not None:
@@ -465,6 +474,7 @@ class HttpProtocol(Protocol):
             return
         finally:
             await _close_stream(stream)
+        self._streaming = False
         if self.transport is not None:
             self.transport.write(b"0\r\n\r\n")
             self._responded(exchange, keep_alive)
