@@ -115,13 +115,15 @@ class Response:
     ``content-type`` in ``headers`` overrides the one chosen from the content.
     """
 
-    __slots__ = ("body", "headers", "status", "stream")
+    __slots__ = ("body", "headers", "status", "stream", "upgrade")
 
     def __init__(self, content: Content = b"", status: int = 200, headers: Iterable[tuple[str, str]] = ()):
         self.status = status
         extra = list(headers) if not isinstance(headers, Mapping) else list(headers.items())
         content_type = None
         self.stream: AsyncIterator[bytes] | None = None
+        # A 101's switch: called with the connection, returns what takes its bytes from then on.
+        self.upgrade: Callable[[Any], Any] | None = None
         self.body = b""
         if content is None:
             pass

@@ -20,6 +20,7 @@ from eventhub_http._metrics import Metrics
 from eventhub_http._router import RouteConflict, Router
 from eventhub_http._server import HttpFactory
 from eventhub_http._settings import HttpSettings, parse_listen
+from eventhub_http._websocket import accept
 
 if TYPE_CHECKING:
     from eventhub.reactor import Listener, Reactor
@@ -115,6 +116,7 @@ class HttpPlugin:
         router.add("GET", "/healthz", self.healthz)
         router.add("GET", "/events", self.events)
         router.add("GET", "/metrics", self.render_metrics)
+        router.add("GET", "/ws", self.websocket)
 
     def check_token(self, request: Request) -> None:
         """401 unless the request carries the configured bearer token (when there is one)."""
@@ -171,6 +173,13 @@ class HttpPlugin:
 
         headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
         return Response(stream(), headers=headers)
+
+    def websocket(self, request: Request) -> Response:
+        """``GET /ws``: events both ways over a WebSocket (see ``eventhub_http._websocket``)."""
+        self.check_token(request)
+        assert self.hub is not None
+        settings = self.settings
+        return accept(request, self.hub, self.metrics, settings.sse_buffer, settings.ws_max_message)
 
     def render_metrics(self, request: Request) -> Response:
         """``GET /metrics``: Prometheus' text format (see ``eventhub_http._metrics`` for the series)."""

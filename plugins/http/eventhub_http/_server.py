@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from email.utils import formatdate
@@ -71,6 +72,16 @@ def _serialize_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
     for name, value in headers:
         lines.append(f"{name}: {value}".encode("latin-1"))
     return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+class Upgraded(typing.Protocol):
+    """What takes a connection's bytes after a 101 (the WebSocket session)."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
 
 
 class HttpFactory(ServerFactory):
@@ -158,6 +169,7 @@ class HttpProtocol(Protocol):
         self._drained: Future[None] | None = None
         self._writing_paused = False
         self._streaming = False
+        self._upgraded: Upgraded | None = None
         self._tasks: set[Any] = set()
         self.peer: Address | None = None
 
@@ -176,6 +188,9 @@ class HttpProtocol(Protocol):
         self._set_timer("idle", self._settings.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._upgraded is not None:
+            self._upgraded.data_received(data)
+            return
         if self._input_closed:
             return
         error: ParseError | None = None
@@ -223,6 +238,8 @@ class HttpProtocol(Protocol):
         self._queue.clear()
         for task in list(self._tasks):
             task.cancel()
+        if self._upgraded is not None:
+            self._upgraded.connection_lost()
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(ConnectionError("the client went away"))
         self.transport = None
@@ -301,6 +318,9 @@ class HttpProtocol(Protocol):
             self._advance()
 
     def close_when_idle(self) -> None:
+        if self._upgraded is not None:
+            self._upgraded.close(1001, "the server is stopping")
+            return
         if self.transport is not None and not self._queue and not self._busy:
             self._cancel_timer()
             self.transport.lose_connection()
@@ -337,7 +357,7 @@ class HttpProtocol(Protocol):
             return
         route, request.params = found
         if route.is_async:
-            self._spawn(self._run_async(exchange, route, request), f"http {head.method} {request.path}")
+            self.spawn(self._run_async(exchange, route, request), f"http {head.method} {request.path}")
         elif exchange.complete:
             self._run_plain(exchange, route, request)
         else:
@@ -420,6 +440,13 @@ class HttpProtocol(Protocol):
             return
         exchange.responded = True
         head = exchange.head
+        if response.upgrade is not None and response.status == 101:
+            self._cancel_timer()
+            self._queue.clear()
+            self._input_closed = True
+            transport.write(_serialize_head(101, response.headers))
+            self._upgraded = response.upgrade(self)
+            return
         keep_alive = (
             not close
             and head is not None
@@ -445,12 +472,12 @@ class HttpProtocol(Protocol):
         if stream is None or not send_body:
             transport.write(data + response.body if send_body else data)
             if stream is not None:
-                self._spawn(_close_stream(stream), "http: close a stream")
+                self.spawn(_close_stream(stream), "http: close a stream")
             self._responded(exchange, keep_alive)
         else:
             transport.write(data)
             self._streaming = True
-            self._spawn(self._stream(exchange, stream, keep_alive), "http: stream a response")
+            self.spawn(self._stream(exchange, stream, keep_alive), "http: stream a response")
 
     async def _stream(self, exchange: _Exchange, stream: AsyncIterator[bytes], keep_alive: bool) -> None:
         try:
@@ -523,7 +550,7 @@ class HttpProtocol(Protocol):
         if close:
             self.transport.lose_connection()
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> None:
         task = self.factory.reactor.spawn(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -27,9 +27,10 @@ class HttpSettings:
     token: str = ""  # bearer token required by /events and /ws ("" with no token_file: none)
     token_file: str = ""  # a file holding the token (surrounding whitespace dropped)
     sse_buffer: int = 1024 * 1024  # bytes queued to one slow SSE/WebSocket client before it is cut off
+    ws_max_message: int = 64 * 1024  # bytes of one WebSocket message from a client (closed with 1009 past it)
 
     def __post_init__(self) -> None:
-        for key in ("max_header_size", "max_body", "max_connections", "sse_buffer"):
+        for key in ("max_header_size", "max_body", "max_connections", "sse_buffer", "ws_max_message"):
             check_range(f"{SECTION}.{key}", getattr(self, key), 1)
         for key in ("header_timeout", "keep_alive_timeout"):
             check_range(f"{SECTION}.{key}", getattr(self, key), 0.001)
