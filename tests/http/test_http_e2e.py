@@ -93,6 +93,9 @@ def test_a_third_party_route_emits_events_it_subscribes_to(server: tuple[Served,
         served.wait_for(r'orders: saw order\.created \{"id": "42", "total": 9\} from admin')
         # Two plugins claim GET /orders: the error names both, the first keeps it.
         assert client.get("/orders").json() == {"orders": "all"}
+        page = client.get("/")  # page.html is shipped in the installed package
+        assert page.status_code == 200
+        assert "<td>admin</td><td>loaded</td><td><code>order.*</code>" in page.text
     served.wait_for(r"route GET /orders: plugin 'zclash' adds it, but plugin 'admin' already did")
     status, stderr = served.finish()
     assert_clean_exit(status, stderr)

@@ -48,6 +48,11 @@ def sse_message(event: Event) -> bytes:
     return f"id: {event.id:032x}\nevent: {event.name}\ndata: {text}\n\n".encode()
 
 
+def sse_envelope(event: Event) -> bytes:
+    """One Server-Sent Event without a name, ``data`` the whole ``event_message`` (what the page reads)."""
+    return f"id: {event.id:032x}\ndata: {json.dumps(event_message(event))}\n\n".encode()
+
+
 def event_message(event: Event) -> dict[str, Any]:
     """An event as the WebSocket sends it (and the page shows it)."""
     text, is_json = as_json(event.payload)

@@ -27,7 +27,7 @@ hooks: the cost is paid only while the http plugin is loaded.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ __all__ = ["Metrics"]
 
 BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 TICK = 1.0
+RECENT = 50
 
 
 class Metrics:
@@ -50,6 +51,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.emitted: Counter[str] = Counter()
+        self.recent: deque[Event] = deque(maxlen=RECENT)  # what the page shows
         self.delivered: Counter[str] = Counter()
         self.connections: Counter[str] = Counter()
         self.buckets = [0] * (len(BUCKETS) + 1)
@@ -82,6 +84,7 @@ class Metrics:
 
     def count_event(self, event: Event) -> None:
         self.emitted[event.name] += 1
+        self.recent.append(event)
 
     def monitor(self, plugin: str, hook: str, function: Callable[..., Any]) -> Callable[..., Any]:
         if function == self.count_event:

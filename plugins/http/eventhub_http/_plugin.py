@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import eventhub
 from eventhub.errors import PatternError, UsageError
@@ -14,9 +15,10 @@ from eventhub.event import Event
 from eventhub.names import check_name, check_pattern
 from eventhub.protocol import Address
 from eventhub_http import hookspecs
-from eventhub_http._feeds import Feed, sse_message
+from eventhub_http._feeds import Feed, sse_envelope, sse_message
 from eventhub_http._messages import HTTPError, Request, Response
 from eventhub_http._metrics import Metrics
+from eventhub_http._page import render_page
 from eventhub_http._router import RouteConflict, Router
 from eventhub_http._server import HttpFactory
 from eventhub_http._settings import HttpSettings, parse_listen
@@ -117,13 +119,17 @@ class HttpPlugin:
         router.add("GET", "/events", self.events)
         router.add("GET", "/metrics", self.render_metrics)
         router.add("GET", "/ws", self.websocket)
+        router.add("GET", "/", self.page)
+        router.add("POST", "/emit", self.emit_form)
 
-    def check_token(self, request: Request) -> None:
+    def check_token(self, request: Request, form_token: str = "") -> None:
         """401 unless the request carries the configured bearer token (when there is one)."""
         if not self.token:
             return
         scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer":
+        if form_token:
+            given = form_token
+        elif scheme.lower() != "bearer":
             # EventSource and browsers' WebSocket cannot set a header: GET may pass ?access_token=.
             given = (request.query.get("access_token") or [""])[0] if request.method == "GET" else ""
         if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
@@ -132,20 +138,36 @@ class HttpPlugin:
     def post_event(self, request: Request) -> Response:
         """``POST /events/{name}`` with a JSON body: emit it; 202 with the event's id."""
         self.check_token(request)
-        name = request.params["name"]
+        event = self.emit(request.params["name"], request.content or b"")
+        return Response({"id": f"{event.id:032x}"}, 202)
+
+    def emit(self, name: str, content: bytes | str) -> Event:
+        """Emit ``name`` with ``content`` parsed as JSON (none when empty); a 400 for either one wrong."""
         try:
             check_name(name)
         except PatternError as error:
             raise HTTPError(400, str(error)) from None
-        content = request.content or b""
         try:
             payload = json.loads(content) if content.strip() else None
         except ValueError as error:
-            raise HTTPError(400, f"the body is not JSON: {error}") from None
+            raise HTTPError(400, f"the payload is not JSON: {error}") from None
         assert self.hub is not None
         event = Event(name, payload, source=SOURCE)
         self.hub.dispatch(event)
-        return Response({"id": f"{event.id:032x}"}, 202)
+        return event
+
+    def page(self, request: Request) -> Response:
+        """``GET /``: the page (see ``eventhub_http._page``)."""
+        assert self.hub is not None
+        html = render_page(self.hub, self.metrics, bool(self.token))
+        return Response(html, headers=[("content-type", "text/html; charset=utf-8")])
+
+    def emit_form(self, request: Request) -> Response:
+        """``POST /emit``: the page's form (urlencoded name, payload, token); back to the page."""
+        form = parse_qs((request.content or b"").decode("utf-8", "replace"), keep_blank_values=True)
+        self.check_token(request, (form.get("token") or [""])[0])
+        self.emit((form.get("name") or [""])[0].strip(), (form.get("payload") or [""])[0])
+        return Response("emitted; back to the page\n", 303, [("location", "/")])
 
     def patterns(self, request: Request) -> list[str]:
         """The ``match`` query parameters (every event when there is none), each checked."""
@@ -161,7 +183,8 @@ class HttpPlugin:
         """``GET /events?match=order.*``: the matching events as Server-Sent Events."""
         self.check_token(request)
         assert self.hub is not None
-        feed = Feed(self.hub, self.patterns(request), sse_message, self.settings.sse_buffer, self.metrics)
+        encode = sse_envelope if request.query.get("envelope") == ["1"] else sse_message
+        feed = Feed(self.hub, self.patterns(request), encode, self.settings.sse_buffer, self.metrics)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
