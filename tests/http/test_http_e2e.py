@@ -36,6 +36,12 @@ class Orders:
     def eventhub_http_routes(self, router):
         router.add("POST", "/orders/{id}", self.create)
         router.add("GET", "/orders", lambda request: {"orders": "all"})
+        router.add("GET", "/slow", self.slow)
+
+    async def slow(self, request):
+        log.info("orders: slow request started")
+        await self.hub.reactor.sleep(0.5)
+        return "slow but done"
 
     async def create(self, request):
         data = await request.json()
@@ -123,15 +129,34 @@ def test_post_events_with_a_token(server: tuple[Served, str]) -> None:
     assert_clean_exit(status, stderr)
 
 
-def test_sigterm_closes_gracefully(server: tuple[Served, str]) -> None:
+def test_sigterm_lets_requests_in_flight_finish_and_closes_idle_ones(server: tuple[Served, str]) -> None:
     served, url = server
     host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as idle:
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as idle,
+        socket.create_connection((host, int(port)), timeout=10) as busy,
+        httpx.Client(base_url=url, timeout=10) as client,
+        client.stream("GET", "/events", params={"access_token": "s3cret"}) as stream,
+    ):
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
-        status, stderr = served.finish(signal.SIGTERM)
+        busy.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        served.wait_for("orders: slow request started")
+        served.process.send_signal(signal.SIGTERM)
+        answer = read_until_closed(busy)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"slow but done")
+        assert b"connection: close" in answer
         assert idle.recv(65536) == b""  # the idle keep-alive connection was closed
+        assert list(stream.iter_bytes()) == [b": eventhub\n\n"]  # the event stream ended cleanly
+    status, stderr = served.wait()
     assert_clean_exit(status, stderr)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = bytearray()
+    while chunk := sock.recv(65536):
+        data += chunk
+    return bytes(data)
 
 
 def test_bad_settings_are_one_line_naming_the_key(venv: PluginVenv, tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ class Feed:
         encode: Callable[[Event], bytes],
         limit: int,
         metrics: Metrics,
+        registry: set[Feed] | None = None,
     ) -> None:
         self._encode = encode
         self._limit = limit
@@ -89,6 +90,9 @@ class Feed:
         self.closed = False
         self._subscription = hub.subscribe(list(patterns), self.put) if patterns else None
         metrics.stream_clients += 1
+        self._registry = registry
+        if registry is not None:
+            registry.add(self)
 
     def subscribe(self, hub: Hub, patterns: Sequence[str]) -> None:
         """Replace what this feed receives (the WebSocket's ``subscribe``)."""
@@ -116,11 +120,13 @@ class Feed:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def get(self) -> bytes:
-        """What is queued, at least one event's worth; ``StreamAborted`` once cut off or closed."""
+    async def get(self) -> bytes | None:
+        """What is queued, at least one event's worth; ``None`` once closed, ``StreamAborted`` if cut off."""
         while not self._queue:
+            if self.cut_off:
+                raise StreamAborted("cut off: the client reads too slowly")
             if self.closed:
-                raise StreamAborted("cut off: the client reads too slowly" if self.cut_off else "closed")
+                return None
             self._waiter = Future()
             await self._waiter
         data = b"".join(self._queue)
@@ -133,6 +139,8 @@ class Feed:
             return
         self.closed = True
         self._metrics.stream_clients -= 1
+        if self._registry is not None:
+            self._registry.discard(self)
         if self._subscription is not None:
             self._subscription.cancel()
             self._subscription = None

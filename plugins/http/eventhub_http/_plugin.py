@@ -184,13 +184,14 @@ class HttpPlugin:
         self.check_token(request)
         assert self.hub is not None
         encode = sse_envelope if request.query.get("envelope") == ["1"] else sse_message
-        feed = Feed(self.hub, self.patterns(request), encode, self.settings.sse_buffer, self.metrics)
+        feeds = self.factory.feeds if self.factory is not None else None
+        feed = Feed(self.hub, self.patterns(request), encode, self.settings.sse_buffer, self.metrics, feeds)
 
         async def stream() -> AsyncIterator[bytes]:
             try:
                 yield b": eventhub\n\n"
-                while True:
-                    yield await feed.get()
+                while (data := await feed.get()) is not None:
+                    yield data
             finally:
                 feed.close()
 
@@ -202,7 +203,8 @@ class HttpPlugin:
         self.check_token(request)
         assert self.hub is not None
         settings = self.settings
-        return accept(request, self.hub, self.metrics, settings.sse_buffer, settings.ws_max_message)
+        feeds = self.factory.feeds if self.factory is not None else None
+        return accept(request, self.hub, self.metrics, settings.sse_buffer, settings.ws_max_message, feeds)
 
     def render_metrics(self, request: Request) -> Response:
         """``GET /metrics``: Prometheus' text format (see ``eventhub_http._metrics`` for the series)."""

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.reactor.tasks import Future
-from eventhub_http._feeds import StreamAborted
+from eventhub_http._feeds import Feed, StreamAborted
 from eventhub_http._messages import Headers, HTTPError, Request, Response, reason
 from eventhub_http._parser import Body, End, Head, ParseError, make_parser
 from eventhub_http._router import Route, Router
@@ -96,6 +96,8 @@ class HttpFactory(ServerFactory):
         self.requests = 0
         self.rejected: dict[int, int] = {}  # status -> count, for the requests refused by a limit
         self.handler_failures: dict[str, int] = {}  # plugin -> count
+        self.feeds: set[Feed] = set()  # the SSE and WebSocket clients' queues
+        self._drained: Future[None] | None = None
 
     def build_protocol(self, addr: Address) -> Protocol | None:
         protocol = HttpProtocol(self)
@@ -105,11 +107,28 @@ class HttpFactory(ServerFactory):
     def count_rejected(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1
 
-    def begin_shutdown(self) -> None:
-        """Stop taking requests: idle connections close now, busy ones after their response."""
+    def begin_shutdown(self) -> Future[None]:
+        """Stop taking requests: idle connections close now, busy ones after their response.
+
+        A "before shutdown" trigger: the ``Future`` it returns is done once no
+        request is in flight, and the reactor waits for it (``shutdown_timeout``
+        at most) before it cancels tasks and closes connections. Event streams
+        (SSE, WebSocket) end at once.
+        """
         self.stopping = True
+        self._drained = Future()
+        for feed in list(self.feeds):
+            feed.close()
         for connection in list(self.connections):
             connection.close_when_idle()
+        self.check_drained()
+        return self._drained
+
+    def check_drained(self) -> None:
+        """Once stopping: finish the shutdown's wait when no connection has a request in flight."""
+        drained = self._drained
+        if drained is not None and not drained.done() and not any(c.busy for c in self.connections):
+            drained.set_result(None)
 
 
 class _Exchange:
@@ -228,9 +247,15 @@ class HttpProtocol(Protocol):
         # Else answer what was asked (pipelined, then half-closed), then close.
         return bool(self._queue) and not self._streaming
 
+    @property
+    def busy(self) -> bool:
+        """True while a request is being answered (a WebSocket is not a request)."""
+        return bool(self._queue) and self._upgraded is None and self.transport is not None
+
     def connection_lost(self, reason: BaseException | None) -> None:
         self._cancel_timer()
         self.factory.connections.discard(self)
+        self.factory.check_drained()
         self._closing = True
         for exchange in self._queue:
             if exchange.waiter is not None and not exchange.waiter.done():
@@ -528,6 +553,7 @@ class HttpProtocol(Protocol):
             self.transport.resume_reading()
         if self.factory.stopping and not self._queue:
             self.close_when_idle()
+            self.factory.check_drained()
             return
         if not self._queue and not self._input_closed:
             if self._parser.partial:

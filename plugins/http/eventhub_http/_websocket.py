@@ -42,7 +42,9 @@ log = logging.getLogger("eventhub.http")
 GOING_AWAY, UNSUPPORTED, TOO_BIG = 1001, 1003, 1009
 
 
-def accept(request: Request, hub: Hub, metrics: Metrics, limit: int, max_message: int) -> Response:
+def accept(
+    request: Request, hub: Hub, metrics: Metrics, limit: int, max_message: int, feeds: set[Feed] | None = None
+) -> Response:
     """The 101 answer to a WebSocket handshake (400 when it is not one), switching to a session."""
     headers = request.headers
     key = headers.get("sec-websocket-key")
@@ -60,7 +62,7 @@ def accept(request: Request, hub: Hub, metrics: Metrics, limit: int, max_message
             ("sec-websocket-accept", generate_accept_token(key.encode()).decode()),
         ],
     )
-    response.upgrade = lambda protocol: WebSocketSession(protocol, hub, metrics, limit, max_message)
+    response.upgrade = lambda protocol: WebSocketSession(protocol, hub, metrics, limit, max_message, feeds)
     return response
 
 
@@ -68,7 +70,13 @@ class WebSocketSession:
     """One WebSocket connection after the handshake: frames in, events and answers out."""
 
     def __init__(
-        self, protocol: HttpProtocol, hub: Hub, metrics: Metrics, limit: int, max_message: int
+        self,
+        protocol: HttpProtocol,
+        hub: Hub,
+        metrics: Metrics,
+        limit: int,
+        max_message: int,
+        feeds: set[Feed] | None = None,
     ) -> None:
         self._protocol = protocol
         self._hub = hub
@@ -76,7 +84,7 @@ class WebSocketSession:
         self._max_message = max_message
         self._parts: list[str] = []
         self._size = 0
-        self._feed = Feed(hub, (), self._encode, limit, metrics)
+        self._feed = Feed(hub, (), self._encode, limit, metrics, feeds)
         protocol.spawn(self._pump(), "http: websocket out")
 
     def _encode(self, event: Event) -> bytes:
@@ -85,8 +93,7 @@ class WebSocketSession:
     async def _pump(self) -> None:
         protocol = self._protocol
         try:
-            while True:
-                data = await self._feed.get()
+            while (data := await self._feed.get()) is not None:
                 if protocol.transport is None:
                     return
                 protocol.transport.write(data)
