@@ -266,6 +266,15 @@ def test_chunked_body_over_max_body_is_413(parser: str) -> None:
         sock.sendall(b"400\r\n" + b"a" * 1024 + b"\r\n")
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"\r\nconnection: close\r\n" in answer
+
+
+def test_pipelined_requests_then_a_half_close_are_all_answered(served: ServedHub) -> None:
+    with connect(served.port) as sock:
+        sock.sendall(b"GET /slow/5 HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        data = read_until_closed(sock)
+    assert data.count(b"HTTP/1.1 200 OK") == 2 and data.endswith(b"hello\n")
 
 
 def test_slow_head_gets_408(served: ServedHub) -> None:

@@ -179,7 +179,7 @@ class HttpProtocol(Protocol):
         self._settings = settings
         self._parser = make_parser(settings.parser, settings.max_header_size)
         self._queue: deque[_Exchange] = deque()
-        self._busy = False
+        self._answering = False
         self._input_closed = False
         self._closing = False
         self._timer: TimerHandle | None = None
@@ -346,7 +346,7 @@ class HttpProtocol(Protocol):
         if self._upgraded is not None:
             self._upgraded.close(1001, "the server is stopping")
             return
-        if self.transport is not None and not self._queue and not self._busy:
+        if self.transport is not None and not self._queue and not self._answering:
             self._cancel_timer()
             self.transport.lose_connection()
 
@@ -354,9 +354,9 @@ class HttpProtocol(Protocol):
 
     def _advance(self) -> None:
         """Start the current request, if none is being answered."""
-        while not self._busy and self._queue and not self._closing:
+        while not self._answering and self._queue and not self._closing:
             exchange = self._queue[0]
-            self._busy = True
+            self._answering = True
             self._start(exchange)
 
     def _start(self, exchange: _Exchange) -> None:
@@ -475,6 +475,7 @@ class HttpProtocol(Protocol):
         keep_alive = (
             not close
             and head is not None
+            and exchange.error is None
             and head.keep_alive
             and not self.factory.stopping
             # A client waiting for "100 Continue" that never came will not send the body.
@@ -547,7 +548,7 @@ class HttpProtocol(Protocol):
     def _next(self) -> None:
         if self._queue:
             self._queue.popleft()
-        self._busy = False
+        self._answering = False
         if self._paused and len(self._queue) <= MAX_PIPELINE // 2 and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
