@@ -2,9 +2,10 @@
 
 Every implementation calls the same N handlers (distinct classes, one trivial
 ``execute`` each) with one event. Each is timed with ``timeit`` on a statement
-compiled into timeit's own loop, ``--rounds`` times, the implementations
-alternating within every round. Before timing, each implementation is run once
-with recording handlers to prove it calls every handler exactly once, in order.
+compiled into timeit's own loop, on the thread's CPU clock, ``--rounds`` times,
+the implementations alternating within every round (``benchmarks._timing``).
+Before timing, each implementation is run once with recording handlers to
+prove it calls every handler exactly once, in order.
 Prints one JSON object: nanoseconds per dispatch for each implementation, or
 the error that kept it from running.
 """

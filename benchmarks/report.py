@@ -43,7 +43,26 @@ def machine_section(results: Mapping[str, Any]) -> list[str]:
         "(other work on the machine shows up here and in the spread)",
         "",
     ]
-    return lines
+    return lines + _busy_machine(results)
+
+
+def _busy_machine(results: Mapping[str, Any]) -> list[str]:
+    """A warning when other work kept the machine's CPUs busy during the run (load above the cores)."""
+    cores = len(results["machine"]["usable_cpus"]) or 1
+    load = results.get("load_average", {})
+    peak = max((sample[0] for sample in (load.get("start"), load.get("end")) if sample), default=0.0)
+    if peak <= cores:
+        return []
+    return [
+        f"**A busy machine**: the load average reached {peak:.1f} on {cores} usable cores, so other "
+        "work competed with the measured processes. Echo, start-up and discovery figures (server CPU "
+        "per round trip included: a shared core runs slower) are inflated and their ratios noisier "
+        "than on an idle machine; compare them with figures from the same run, not with another "
+        "run's. The chain and bus figures read the worker thread's own CPU clock, so time spent "
+        "preempted is not counted, but a busy neighbour still slows the core they run on: their "
+        "minima (in parentheses) are the steadier figures then.",
+        "",
+    ]
 
 
 def goals_section(goals: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -203,7 +222,8 @@ def chain_section(chain: Mapping[str, Any]) -> list[str]:
         "## Chain dispatch",
         "",
         "Nanoseconds per dispatch of one event to N handlers (distinct classes with a trivial "
-        "`execute`), timed with `timeit` in a process pinned to one core, "
+        "`execute`), timed with `timeit` on the thread's CPU clock (`time.thread_time`: time "
+        "spent preempted by other work is not counted) in a process pinned to one core, "
         f"{chain['rounds']} samples each, the implementations alternating within every round; "
         "median (min-max). `for-loop` is a function looping over the handlers' bound methods "
         "(the goal's baseline, called like `hub.dispatch(event)`); `for-loop (inline)` is the same "
@@ -230,7 +250,8 @@ def bus_section(bus: Mapping[str, Any]) -> list[str]:
     lines = [
         "## Event bus",
         "",
-        "Nanoseconds per call, timed with `timeit` in a process pinned to one core, "
+        "Nanoseconds per call, timed with `timeit` on the thread's CPU clock in a process pinned "
+        "to one core, "
         f"{bus['rounds']} samples each, the subjects alternating within every round; median (min-max). "
         "Each subject was first run once on recording handlers to check it calls every handler exactly "
         "once, in order, and that an emit nobody wants calls none. No reactor runs meanwhile: "

@@ -182,7 +182,19 @@ The tests use the fixtures eventhub ships with pytest: `hub`, `run_eventhub`,
 `clock`, `memory_reactor`, `string_transport` and `reactor`.
 """
 
+GITIGNORE = """\
+__pycache__/
+*.egg-info/
+build/
+dist/
+.venv/
+.pytest_cache/
+.mypy_cache/
+.ruff_cache/
+"""
+
 FILES = {
+    ".gitignore": GITIGNORE,
     "pyproject.toml": PYPROJECT,
     "README.md": README,
     "$module/__init__.py": MODULE,

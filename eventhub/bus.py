@@ -153,6 +153,7 @@ class Bus:
         self._reactor = reactor
         self._on_error: ErrorPolicy = on_error
         self._subscriptions: list[Subscription] = []
+        self._calls: dict[int, Call] = {}  # subscription seq -> what the chain calls
         self._positions: dict[str, int] = {}
         self._monitors: list[Monitor] = []
         self._routes: dict[str, Chain] = {}
@@ -172,6 +173,9 @@ class Bus:
         kind = check_options(options, function, what)
         matches = _matcher(options.patterns)
         subscription = Subscription(plugin, what, function, options, kind, next(self._seq), matches, self)
+        # One call per subscription, shared by every route it is in: an async
+        # handler's max_concurrency counts its deliveries of every event name.
+        self._calls[subscription.seq] = self._call_for(subscription)
         self._subscriptions.append(subscription)
         self._routes.clear()
         return subscription
@@ -180,10 +184,13 @@ class Bus:
         """Unsubscribe (nothing if already gone)."""
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            del self._calls[subscription.seq]
             self._routes.clear()
 
     def remove_plugin(self, plugin: str) -> None:
         """Unsubscribe every handler of ``plugin``."""
+        for subscription in self.subscriptions_of(plugin):
+            del self._calls[subscription.seq]
         self._subscriptions = [s for s in self._subscriptions if s.plugin != plugin]
         self._routes.clear()
 
@@ -229,7 +236,7 @@ class Bus:
         matching = [s for s in self._subscriptions if s.matches(name)]
         matching.sort(key=lambda s: (self._positions.get(s.plugin, last) if s.plugin else last, s.seq))
         chain = Chain(self._on_error, self.failures)
-        chain.set_links([Link(s.owner, self._call_for(s), s.what) for s in matching])
+        chain.set_links([Link(s.owner, self._calls[s.seq], s.what) for s in matching])
         for monitor in self._monitors:
             chain.add_monitor(monitor)
         if len(self._routes) >= MAX_ROUTES:
@@ -257,7 +264,7 @@ class Bus:
         chain = self._routes.get(name)
         if chain is None:
             chain = self._compile(check_name(name))
-        if chain.compiled[0]:  # nobody subscribes: not even an Event is built
+        if chain.calls:  # nobody subscribes: not even an Event is built
             self.dispatch(Event(name, payload, source=source))
 
     def dispatch(self, event: Event) -> tuple[Failure, ...]:
@@ -272,19 +279,25 @@ class Bus:
         chain = self._routes.get(event.name)
         if chain is None:
             chain = self._compile(check_name(event.name))
-        # Chain.dispatch's loop, inlined: one call fewer per event (the hot path).
-        calls, links = chain.compiled
+        # Chain.dispatch's loop, inlined: one call fewer per event (the hot path),
+        # and nothing on the way but the loop until something raises.
+        calls = chain.calls
         self._busy = True
         try:
-            try:
-                for call in calls:
-                    call(event)
-            except PLUGIN_ERRORS as error:
-                failed: BaseException | None = error
-            else:
-                failed = None
-            # Outside the except block, so later failures' tracebacks do not chain onto this one.
-            failures = NO_FAILURES if failed is None else chain.recover(calls, links, call, event, failed)
+            for call in calls:
+                call(event)
+        except BaseException as error:
+            failed = error
+        else:
+            self._busy = False
+            if self._queue:
+                self._drain()
+            return NO_FAILURES
+        # Outside the except block, so later failures' tracebacks do not chain onto this one.
+        try:
+            if not isinstance(failed, PLUGIN_ERRORS):
+                raise failed  # Cancelled, the user's interrupt: not a plugin's failure
+            failures = chain.recover(calls, chain.compiled[1], call, event, failed)
         finally:
             self._busy = False
         if self._queue:
@@ -314,7 +327,11 @@ class Bus:
 
     async def publish(self, name: str, payload: Any = None, source: str | None = None) -> tuple[Failure, ...]:
         """Emit, then wait until every handler (sync, async, blocking) is done with it; the failures."""
-        event = Event(check_name(name), payload, source=source)
+        return await self.publish_event(Event(check_name(name), payload, source=source))
+
+    async def publish_event(self, event: Event) -> tuple[Failure, ...]:
+        """``publish`` for an ``Event`` built by hand (a bridge keeps the id and time it received)."""
+        check_name(event.name)
         tracker = _Tracker()
         self._queue.append((event, tracker))
         if not self._busy:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from eventhub.errors import PLUGIN_ERRORS
+from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
 from eventhub.event import Event
 
 log = logging.getLogger("eventhub.chain")
@@ -116,13 +116,14 @@ class FailureLog:
 class Chain:
     """The ordered handlers of ``eventhub_execute`` and the policy for their errors."""
 
-    __slots__ = ("_links", "_monitors", "_stop_on_error", "compiled", "failures")
+    __slots__ = ("_links", "_monitors", "_stop_on_error", "calls", "compiled", "failures")
 
     def __init__(self, on_error: ErrorPolicy = "continue", failures: FailureLog | None = None) -> None:
         self._links: tuple[Link, ...] = ()
         # The calls to make and the links they came from, swapped together (the bus
         # runs the loop over them itself, then hands a failure to ``recover``).
         self.compiled: tuple[tuple[Call, ...], tuple[Link, ...]] = ((), ())
+        self.calls: tuple[Call, ...] = ()  # compiled[0], for the bus's loop
         self._monitors: list[Monitor] = []
         self._stop_on_error = False
         self.failures = failures if failures is not None else FailureLog()
@@ -168,6 +169,7 @@ class Chain:
                 call = _distinct(call)  # recovery finds a failed call by its position: keep them apart
             calls.append(call)
         self.compiled = (tuple(calls), self._links)
+        self.calls = self.compiled[0]
 
     def __bool__(self) -> bool:
         return bool(self._links)
@@ -197,6 +199,8 @@ class Chain:
             try:
                 results.append(call(event))
             except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
                 failures.append(self._record(links[index], event, error))
                 if self._stop_on_error:
                     break
@@ -210,7 +214,12 @@ class Chain:
         event: Event,
         error: BaseException,
     ) -> tuple[Failure, ...]:
-        """The error policy: log the failure, then go on with the rest or stop."""
+        """The error policy: log the failure, then go on with the rest or stop.
+
+        The user's Ctrl-C is no plugin's failure: it goes on up (``is_user_interrupt``).
+        """
+        if is_user_interrupt(error):
+            raise error
         failed = calls.index(failed_call)  # the calls are distinct (see _compile)
         failures = [self._record(links[failed], event, error)]
         if not self._stop_on_error:
@@ -218,6 +227,8 @@ class Chain:
                 try:
                     calls[index](event)
                 except PLUGIN_ERRORS as later_error:
+                    if is_user_interrupt(later_error):
+                        raise
                     failures.append(self._record(links[index], event, later_error))
         return tuple(failures)
 

@@ -24,8 +24,13 @@ core uses it for ``[eventhub]`` and plugins use it for their own tables.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import math
 import os
+import re
+import socket
+import stat
 import sys
 import types
 import typing
@@ -62,9 +67,14 @@ class CoreSettings:
     on_error: Literal["continue", "stop"] = "continue"
     backend: str = "auto"
     schedule: tuple[Schedule, ...] = ()
+    workers: int | str = 1  # "auto": one per usable core
 
     def __post_init__(self) -> None:
         check_schedules(self.schedule)
+        if isinstance(self.workers, str) and self.workers != "auto":
+            raise ConfigError("eventhub.workers", f"must be a number or 'auto', not {self.workers!r}")
+        if isinstance(self.workers, int) and self.workers < 1:
+            raise ConfigError("eventhub.workers", f"must be at least 1, not {self.workers}")
 
 
 class Settings(Mapping[str, Any]):
@@ -116,10 +126,55 @@ class Config:
     source: str = "defaults"
     # table name (``eventhub`` or a plugin's) -> key -> the raw text given to --set
     overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # the keys of [eventhub] given in the file or with --set (the others are defaults)
+    core_given: frozenset[str] = frozenset()
 
     def plugin_settings(self, name: str) -> Settings:
         """Plugin ``name``'s own table (empty when it has none)."""
         return Settings(name, self.plugins.get(name, {}), self.source, self.overrides.get(name))
+
+    def origin(self, section: str, key: str) -> str:
+        """Where ``section.key`` came from: ``--set``, the file, or ``default``."""
+        if key in self.overrides.get(section, {}):
+            return "--set"
+        given = key in self.core_given if section == CORE_SECTION else key in self.plugins.get(section, {})
+        return self.source if given else "default"
+
+    def effective(self) -> dict[str, dict[str, tuple[Any, str]]]:
+        """Every table: key -> (value, origin); ``[eventhub]`` with its defaults too."""
+        tables: dict[str, dict[str, tuple[Any, str]]] = {CORE_SECTION: {}}
+        for spec in dataclasses.fields(CoreSettings):
+            value = _plain(getattr(self.core, spec.name))
+            tables[CORE_SECTION][spec.name] = (value, self.origin(CORE_SECTION, spec.name))
+        for name, table in sorted(self.plugins.items()):
+            tables[f"plugins.{name}"] = {key: (value, self.origin(name, key)) for key, value in table.items()}
+        return tables
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML (an inline table for a mapping), for ``eventhub config``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    if value is None:
+        return '""  # none'
+    return json.dumps(repr(value))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with dataclasses (schedule entries) turned into tables, tuples into lists."""
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
+    return value
 
 
 def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
@@ -136,22 +191,22 @@ def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Pat
     plugins = {name: _table(table, f"plugins.{name}") for name, table in plugins_table.items()}
     core_settings = Settings(CORE_SECTION, core_table, source, raw.get(CORE_SECTION))
     core = read_settings(CoreSettings, core_settings, CORE_SECTION)
-    return Config(core=core, plugins=plugins, source=source, overrides=raw)
+    return Config(core=core, plugins=plugins, source=source, overrides=raw, core_given=frozenset(core_table))
 
 
 def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
     if path is not None:
-        if not path.is_file():
-            raise UsageError(f"config file not found: {path}")
         return _parse(path), str(path)
     candidate = cwd / CONFIG_FILE
-    if candidate.is_file():
+    if _file_mode(candidate) is not None:
         return _parse(candidate), str(candidate)
     pyproject = cwd / PYPROJECT
-    if pyproject.is_file():
+    if _file_mode(pyproject) is not None:
         tool = _parse(pyproject).get("tool", {})
         section = tool.get("eventhub") if isinstance(tool, dict) else None
-        if isinstance(section, dict):
+        if section is not None and not isinstance(section, dict):
+            raise UsageError(f"{pyproject}: [tool.eventhub] must be a table, not {_type_name(section)}")
+        if section is not None:
             document = {k: v for k, v in section.items() if k != "plugins"}
             return {
                 CORE_SECTION: document,
@@ -161,14 +216,55 @@ def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
 
 
 def _parse(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``; a ``UsageError`` naming it for anything else.
+
+    The one place a config file is read, so each way it can be wrong is one
+    line with the path (exit status 2), never a traceback: not there, not a
+    regular file (a folder; a device or a pipe, which could block the read),
+    unreadable, not UTF-8, invalid TOML, or nested deeper than the parser's
+    recursion can go.
+    """
+    mode = _file_mode(path)
+    if mode is None:
+        raise UsageError(f"config file not found: {path}")
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: not a file ({_file_kind(mode)})")
     try:
-        with path.open("rb") as stream:
-            return tomllib.load(stream)
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UsageError(f"{path}: not UTF-8 (line {line}): TOML files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         # The message ends with "(at line L, column C)".
         raise UsageError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
+
+
+def _file_mode(path: Path) -> int | None:
+    """``path``'s mode (following links), None when nothing is there; ``UsageError`` if it cannot be seen."""
+    try:
+        return path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the path
+        return None
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
 
 
 def _table(value: object, where: str) -> dict[str, Any]:
@@ -183,7 +279,10 @@ def _apply_override(document: dict[str, Any], override: str, raw: dict[str, dict
     if not sep or not dot or not section or not key:
         raise UsageError(f"--set {override!r}: expected NAME.key=value")
     raw_text = raw_value.strip()
-    value = parse_value(raw_text)
+    try:
+        value = parse_value(raw_text)
+    except RecursionError:
+        raise UsageError(f"--set {target.strip()}: nested too deeply") from None
     if section == CORE_SECTION:
         table = _table(document.setdefault(CORE_SECTION, {}), CORE_SECTION)
     else:
@@ -240,7 +339,14 @@ def read_settings(cls: type[T], table: Mapping[str, Any], section: str, *, sourc
         raw = table.raw(key) if isinstance(table, Settings) else None
         if raw is not None and not isinstance(value, str) and _takes_text(hints[key]):
             value = raw  # --set name=42 for a string field means the text "42"
-        values[key] = _check(value, hints[key], f"{section}.{key}")
+        try:
+            values[key] = _check(value, hints[key], f"{section}.{key}")
+        except ConfigError as error:
+            if not isinstance(table, Settings) or not origin:  # where it came from is not known
+                raise
+            raise ConfigError(
+                error.key, f"{str(error).removeprefix(error.key + ': ')} (from {origin})"
+            ) from None
     for required in dataclasses.fields(cls):
         no_default = (
             required.default is dataclasses.MISSING and required.default_factory is dataclasses.MISSING
@@ -259,6 +365,43 @@ def check_range(key: str, value: float, low: float, high: float | None = None) -
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(key, f"must be {bounds}, not {value}")
+
+
+MIN_TIMEOUT = 0.1  # seconds: a shorter idle timeout would keep the loop sweeping, not serving
+
+
+def check_timeout(key: str, value: float, minimum: float = MIN_TIMEOUT) -> None:
+    """``ConfigError`` naming ``key`` unless ``value`` is 0 (off) or finite seconds >= ``minimum``.
+
+    Below the minimum a timeout is a mistake, not a setting: ``1e-9`` makes its
+    timer fire on every pass of the loop, and the CPU spins.
+    """
+    if value == 0:
+        return
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(key, f"must be 0 (off) or a number of seconds >= {minimum:g}, not {value:g}")
+
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def check_host(key: str, host: str) -> None:
+    """``ConfigError`` naming ``key`` unless ``host`` is an IP address or shaped like a host name.
+
+    The interface a service listens on. Names are resolved only when listening.
+    An empty string is an error, not "every interface": exposing a service to
+    other machines has to be asked for by name, ``"0.0.0.0"`` (IPv4) or ``"::"``.
+    """
+    if host == "":
+        raise ConfigError(key, 'must not be empty; "0.0.0.0" or "::" listen on every interface')
+    if _HOST_NAME.fullmatch(host):
+        return
+    try:
+        socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ConfigError(key, f"must be an IP address or a host name, not {host!r}") from None
 
 
 def _file_table(section: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class EventhubError(Exception):
     """Base of every error eventhub raises on purpose."""
@@ -64,3 +66,33 @@ class IncompleteReadError(EOFError):
 # SystemExit and KeyboardInterrupt included, since a plugin may not end the
 # process (only the user's signals stop a hub).
 PLUGIN_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+
+
+class UserInterrupt(BaseException):
+    """The user's Ctrl-C (SIGINT), raised by the ``eventhub`` command's own handler before serving.
+
+    It stops the hub (exit status 130). A ``KeyboardInterrupt`` raised by a
+    plugin's code does not: a plugin cannot end the process, so that one is
+    the plugin's failure (``PLUGIN_ERRORS``). Not a ``KeyboardInterrupt``, so
+    that no seam catching ``PLUGIN_ERRORS`` can take the user's Ctrl-C for a
+    plugin's (the chain, the bus, the hooks), as ``Cancelled`` is not an
+    ``Exception``. While serving, the reactor handles SIGINT itself and raises
+    nothing. Where Python's default handler is in place (a ``Hub`` run by
+    hand), see ``is_user_interrupt``.
+    """
+
+
+def is_user_interrupt(error: BaseException) -> bool:
+    """True for what may be the user's Ctrl-C, which must go past a plugin seam.
+
+    ``eventhub run`` raises ``UserInterrupt`` from its own SIGINT handler (not
+    one of ``PLUGIN_ERRORS``: no seam catches it), and while serving, the
+    reactor handles SIGINT without raising, so there a ``KeyboardInterrupt``
+    is a plugin's. Under Python's default handler (a ``Hub`` run by hand) the
+    two cannot be told apart: a ``KeyboardInterrupt`` is taken as the user's.
+    """
+    if isinstance(error, UserInterrupt):
+        return True
+    return (
+        isinstance(error, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )

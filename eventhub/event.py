@@ -148,8 +148,10 @@ def on(
     options = HandlerOptions(tuple(patterns), blocking, max_concurrency, max_pending, drop)
 
     def mark(function: F) -> F:
-        marks: list[HandlerOptions] = getattr(function, ON_ATTRIBUTE, [])
-        setattr(function, ON_ATTRIBUTE, [*marks, options])
+        # A staticmethod or classmethod wraps the function: the mark goes on the function.
+        target = function.__func__ if isinstance(function, staticmethod | classmethod) else function
+        marks: list[HandlerOptions] = getattr(target, ON_ATTRIBUTE, [])
+        setattr(target, ON_ATTRIBUTE, [*marks, options])
         return function
 
     return mark

@@ -20,7 +20,14 @@ from eventhub.bus import Bus, Subscription
 from eventhub.chain import Failure, Monitor, report_failure
 from eventhub.config import Config, env_flag, env_list
 from eventhub.discovery import PluginEntry, discover
-from eventhub.errors import EventhubError, OrderingError, PluginError, UsageError
+from eventhub.errors import (
+    PLUGIN_ERRORS,
+    EventhubError,
+    OrderingError,
+    PluginError,
+    UsageError,
+    is_user_interrupt,
+)
 from eventhub.event import DropPolicy, Event, HandlerOptions
 from eventhub.ordering import order
 from eventhub.plugins import Impl, PluginManager, PluginRecord, Status
@@ -29,6 +36,7 @@ from eventhub.reactor.tasks import Future
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
     from eventhub.reactor import Reactor
+    from eventhub.reactor.sharing import SharedSockets
 
 log = logging.getLogger("eventhub.hub")
 
@@ -69,6 +77,7 @@ class Hub:
         backend: str | None = None,
         disable: Collection[str] = (),
         only: Collection[str] | None = None,
+        shared_sockets: SharedSockets | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
         self.pm = PluginManager()
@@ -83,7 +92,11 @@ class Hub:
         if self._backend != "auto":
             _check_backend(self._backend)
         self._reactor: Reactor | None = None
+        self._shared_sockets = shared_sockets
+        #: This hub's index among the workers of ``eventhub run --workers N`` (None: the only one).
+        self.worker: int | None = None
         self._configured = False
+        self._report_failures = True
         if autoload:
             self.load_entry_points(disable=disable, only=only)
 
@@ -123,18 +136,24 @@ class Hub:
         _plugins.unregister(self.pm, name)
 
     def _describe(self, record: PluginRecord) -> None:
+        record.file = _plugins.file_of(self.pm.get_plugin(record.name))
         record.hooks = _plugins.hooks_of(self.pm, record.name)
         record.events = sorted(
             {p for s in self.bus.subscriptions_of(record.name) for p in s.options.patterns}
         )
 
-    def load_entry_points(self, disable: Collection[str] = (), only: Collection[str] | None = None) -> None:
+    def load_entry_points(
+        self, disable: Collection[str] = (), only: Collection[str] | None = None, *, report: bool = True
+    ) -> None:
         """Load the plugins of group ``eventhub.plugins``; a broken one is reported, not fatal.
 
         ``disable`` and ``only`` come from the caller (the command line) and must
         name installed plugins; ``[eventhub] disable`` and ``$EVENTHUB_DISABLE_PLUGINS``
         may name plugins that are not installed. Disabled plugins are never imported.
+        ``report=False``: failures are only recorded (``eventhub plugins`` shows
+        them in its table), not logged.
         """
+        self._report_failures = report
         if env_flag(NO_AUTOLOAD_ENV):
             log.debug("%s is set: no plugin is loaded", NO_AUTOLOAD_ENV)
             return
@@ -193,8 +212,10 @@ class Hub:
         except ImportError as error:
             missing = f" (missing module {error.name!r})" if error.name else ""
             return self._fail(record, f"cannot import {entry.value}{missing}: {error}")
-        except Exception as error:
-            return self._fail(record, f"raised while loading {entry.value}: {type(error).__name__}: {error}")
+        except PLUGIN_ERRORS as error:
+            if is_user_interrupt(error):
+                raise
+            return self._fail(record, f"raised while loading {entry.value}: {_plugins.describe(error)}")
         try:
             self._register(obj, entry.name)
         except PluginError as error:
@@ -207,7 +228,8 @@ class Hub:
         record.reason = reason
         self.records[record.name] = record
         origin = f" ({record.dist} {record.version})" if record.dist else ""
-        log.error("plugin %r%s failed to load: %s", record.name, origin, reason)
+        if self._report_failures:
+            log.error("plugin %r%s failed to load: %s", record.name, origin, reason)
 
     @property
     def load_failures(self) -> list[PluginRecord]:
@@ -223,6 +245,9 @@ class Hub:
         placements = {name: _plugins.placement(self.pm, name) for name in names}
         self._order = order(placements, self.config.core.order)
         self.bus.set_order(self._order)
+        for position, name in enumerate(self._order, 1):
+            if name in self.records:
+                self.records[name].order = position
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -232,7 +257,7 @@ class Hub:
         if self._reactor is None:
             from eventhub.reactor import Reactor
 
-            reactor = Reactor(backend=self._backend)
+            reactor = Reactor(backend=self._backend, shared_sockets=self._shared_sockets)
             # While it runs, emits from other threads are handed to its thread.
             reactor.add_system_event_trigger("before", "startup", self._bind_thread)
             reactor.add_system_event_trigger("after", "shutdown", self.bus.bind_thread, None)
@@ -287,16 +312,40 @@ class Hub:
         return self.bus.wants(name)
 
     def configure(self) -> None:
-        """Give each plugin its own settings table (once); a ``ConfigError`` propagates."""
+        """Give each plugin its own settings table (once).
+
+        A ``ConfigError`` (any ``EventhubError``) propagates; anything else a
+        plugin raises becomes a ``PluginError`` naming it: a plugin that cannot
+        take its settings stops the run before it starts.
+        """
         if self._configured:
             return
         self._configured = True
-        for name in self.config.plugins:
+        for name, table in self.config.plugins.items():
             if name not in self.records:
-                log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
+                given = self.config.overrides.get(name, {})
+                if given and set(table) <= set(given):
+                    key = next(iter(given))
+                    log.warning("--set %s.%s: no loaded plugin is named %r", name, key, name)
+                else:
+                    log.warning("%s: [plugins.%s] configures no loaded plugin", self.config.source, name)
+        for name in self.config.core.order:
+            if name not in self.records:
+                log.warning(
+                    "%s: eventhub.order names %r, which is no loaded plugin",
+                    self.config.origin("eventhub", "order"),
+                    name,
+                )
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             kwargs = {"settings": self.config.plugin_settings(plugin_name), "hub": self}
-            _call_with(function, argnames, kwargs)
+            try:
+                _call_with(function, argnames, kwargs)
+            except EventhubError:
+                raise
+            except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
+                raise _configure_failed(plugin_name, error) from error
 
     def run(self) -> None:
         """Configure, start up, dispatch ``Event("run")``, serve if a service started, shut down.
@@ -316,7 +365,7 @@ class Hub:
             serving = self._start_schedules() or serving
             if serving:
                 self._serve()
-            elif self._reactor is not None and self._reactor.tasks:
+            elif self._reactor is not None and (self._reactor.tasks or self._reactor.thread_results):
                 self._reactor.spawn(self._stop_when_idle(), name="eventhub: wait for tasks")
                 self._reactor.run()
         finally:
@@ -328,15 +377,16 @@ class Hub:
         if hasattr(signal, "SIGHUP"):
             reactor.add_signal_handler(signal.SIGHUP, lambda: self.emit(RELOAD))
         reactor.add_system_event_trigger("before", "shutdown", self.emit, STOPPING)
-        reactor.call_soon(self.emit, STARTED)
+        reactor.call_soon(self.emit, STARTED, {"worker": self.worker})
         reactor.run()
 
     async def _stop_when_idle(self) -> None:
         reactor = self.reactor
         current = reactor.current_task()
-        while others := [task for task in reactor.tasks if task is not current]:
-            for task in others:
-                await _finished(task)
+        # Async handlers' tasks and blocking handlers' threads, and whatever they start in turn.
+        while others := [*(t for t in reactor.tasks if t is not current), *reactor.thread_results]:
+            for future in others:
+                await _finished(future)
         reactor.stop()
 
     def _start_schedules(self) -> bool:
@@ -351,10 +401,13 @@ class Hub:
             self._reactor.close()
             self._reactor = None
 
-    def stop(self) -> None:
-        """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere)."""
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop serving (from the loop thread; use ``reactor.call_from_thread`` elsewhere).
+
+        ``drain``: let connections end by themselves for up to that many seconds first.
+        """
         if self._reactor is not None:
-            self._reactor.stop()
+            self._reactor.stop(drain)
 
     def _start_services(self) -> bool:
         impls = self._impls("eventhub_start_services")
@@ -371,7 +424,9 @@ class Hub:
                 started = bool(_call_with(function, argnames, kwargs)) or started
             except EventhubError:
                 raise
-            except Exception as error:
+            except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
                 self._hook_failed(plugin_name, "eventhub_start_services", error)
         return started
 
@@ -382,10 +437,12 @@ class Hub:
                 _call_with(function, argnames, kwargs)
             except EventhubError:
                 raise
-            except Exception as error:
+            except PLUGIN_ERRORS as error:
+                if is_user_interrupt(error):
+                    raise
                 self._hook_failed(plugin_name, hook_name, error)
 
-    def _hook_failed(self, plugin_name: str, hook_name: str, error: Exception) -> None:
+    def _hook_failed(self, plugin_name: str, hook_name: str, error: BaseException) -> None:
         self.hook_failures.append(report_failure(plugin_name, hook_name, error))
 
     def _impls(self, hook_name: str) -> list[Impl]:
@@ -447,6 +504,13 @@ async def _finished(task: Future[Any]) -> None:
     done: Future[None] = Future()
     task.add_done_callback(lambda _: done.set_result(None))
     await done
+
+
+def _configure_failed(plugin: str, error: BaseException) -> PluginError:
+    """The one line for a plugin failing in ``eventhub_configure``; its traceback is logged at DEBUG."""
+    message = f"plugin {plugin!r} failed in eventhub_configure: {_plugins.describe(error)}"
+    log.debug("%s", message, exc_info=error)
+    return PluginError(message)
 
 
 def _check_backend(name: str) -> None:

@@ -30,8 +30,9 @@ Errors (the policy, in one place)
 
 An exception raised by a network hook is logged with the plugin's name, the
 hook and the peer (with its traceback the first time that plugin fails in that
-hook, then on one line each time, at DEBUG level, so that a data hook failing on
-every chunk cannot flood the log). Then:
+hook, then on one line at DEBUG level, at most once per interval, with the count
+of those held back: ``eventhub._logging.RateLimitedLog``, so that a data hook
+failing on every chunk cannot flood the log). Then:
 
 - ``eventhub_connection_made`` / ``_data`` / ``_lost``: the failure is the
   observer's, not the connection's. The other plugins are still called and the
@@ -39,7 +40,8 @@ every chunk cannot flood the log). Then:
   is still delivered to the service and echoed.
 - ``eventhub_connection_accept``: the connection is **refused** (fails closed).
   The hook is for access control, and a check that cannot decide must not let
-  in what it was there to keep out.
+  in what it was there to keep out. Each client can trigger a refusal, so
+  the lines saying so are rate-limited too.
 
 These failures are the log's business only: they do not count among the hub's
 failures, so they do not change the exit status of ``eventhub run``.
@@ -53,7 +55,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventhub import hookspecs
-from eventhub.plugins import Impl
+from eventhub._logging import RateLimitedLog
+from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
+from eventhub.plugins import Impl, describe
 from eventhub.protocol import Address, Factory, Protocol, Transport
 
 __all__ = ["HOOK_NAMES", "NetworkHooks", "ObservedFactory", "ObservedProtocol", "observe_factory"]
@@ -86,7 +90,7 @@ def observe_factory(impls: Callable[[str], Sequence[Impl]], factory: Factory, se
 class NetworkHooks:
     """The network hook implementations of one service, snapshotted, with the error policy."""
 
-    __slots__ = ("_failed", "accept", "data", "lost", "made", "service")
+    __slots__ = ("_failed", "accept", "data", "lost", "made", "rate_limited", "service")
 
     def __init__(
         self,
@@ -102,6 +106,8 @@ class NetworkHooks:
         self.data = tuple(data)
         self.lost = tuple(lost)
         self._failed: set[tuple[str, str]] = set()
+        # Lines a client can trigger (once per connection or per chunk) go through here.
+        self.rate_limited = RateLimitedLog(log)
 
     @classmethod
     def from_impls(cls, impls: Callable[[str], Sequence[Impl]], service: str) -> NetworkHooks:
@@ -121,36 +127,58 @@ class NetworkHooks:
         for plugin, function in self.accept:
             try:
                 verdict = function(self.service, peer)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 self.failed(plugin, ACCEPT, peer, exc)
-                log.warning(
-                    "%s: refused the connection from %s: plugin %r failed", self.service, peer, plugin
+                self.rate_limited.log(
+                    logging.WARNING,
+                    "%s: refused the connection from %s: plugin %r failed",
+                    self.service,
+                    peer,
+                    plugin,
                 )
                 return False
             if verdict is not None:
                 if not verdict:
-                    log.debug("%s: plugin %r refused the connection from %s", self.service, plugin, peer)
+                    self.rate_limited.log(
+                        logging.DEBUG,
+                        "%s: plugin %r refused the connection from %s",
+                        self.service,
+                        plugin,
+                        peer,
+                    )
                 return bool(verdict)
         return True
 
-    def failed(self, plugin: str, hook: str, peer: Address, exc: Exception) -> None:
-        """Log a hook's failure: in full the first time per (plugin, hook), then briefly."""
+    def failed(self, plugin: str, hook: str, peer: Address, exc: BaseException) -> None:
+        """Log a hook's failure: in full the first time per (plugin, hook), then briefly.
+
+        The user's Ctrl-C is raised again: it is not the plugin's failure.
+        """
+        if is_user_interrupt(exc):
+            raise exc
         key = (plugin, hook)
         if key not in self._failed:
             self._failed.add(key)
             log.error(
-                "plugin %r failed in %s (service %s, peer %s): %s: %s; "
+                "plugin %r failed in %s (service %s, peer %s): %s; "
                 "the connection goes on (later failures of this hook are logged at DEBUG)",
                 plugin,
                 hook,
                 self.service,
                 peer,
-                type(exc).__name__,
-                exc,
+                describe(exc),
                 exc_info=exc,
             )
         else:
-            log.debug("plugin %r failed in %s (peer %s): %s: %s", plugin, hook, peer, type(exc).__name__, exc)
+            self.rate_limited.log(
+                logging.DEBUG,
+                "plugin %r failed in %s (peer %s): %s",
+                plugin,
+                hook,
+                peer,
+                describe(exc),
+                cause=key,
+            )
 
 
 def _positional(hook_name: str, impls: Sequence[Impl]) -> list[_Impl]:
@@ -218,16 +246,16 @@ class ObservedProtocol(Protocol):
         for plugin, function in hooks.made:
             try:
                 function(hooks.service, self.peer)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 hooks.failed(plugin, MADE, self.peer, exc)
-        self.wrapped.connection_made(transport)
+        self.wrapped.make_connection(transport)
 
     def data_received(self, data: bytes) -> None:
         hooks = self.hooks
         for plugin, function in hooks.data:
             try:
                 function(hooks.service, self.peer, data)
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 hooks.failed(plugin, DATA, self.peer, exc)
         self.wrapped.data_received(data)
 
@@ -248,5 +276,5 @@ class ObservedProtocol(Protocol):
             for plugin, function in hooks.lost:
                 try:
                     function(hooks.service, self.peer, reason)
-                except Exception as exc:
+                except PLUGIN_ERRORS as exc:
                     hooks.failed(plugin, LOST, self.peer, exc)

@@ -8,7 +8,9 @@ and does not undo the ones before a failure, so we undo them.
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,7 +21,7 @@ import pluggy
 from eventhub import hookspecs
 from eventhub._markers import PROJECT_NAME
 from eventhub.chain import EXECUTE, Call
-from eventhub.errors import PluginError
+from eventhub.errors import PLUGIN_ERRORS, PluginError, is_user_interrupt
 from eventhub.event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
 from eventhub.ordering import Placement
 
@@ -28,6 +30,12 @@ HOOK_PREFIX = "eventhub_"
 
 # One hook implementation as the hub calls it: (plugin name, function, its argument names).
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone when the message is empty (``KeyboardInterrupt``)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Status(str, Enum):
@@ -47,6 +55,8 @@ class PluginRecord:
     reason: str = ""
     hooks: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    order: int | None = None  # position in the plugin order (1 first), once registered
+    file: str = ""  # where the plugin's code is
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,8 +65,10 @@ class PluginRecord:
             "version": self.version,
             "status": self.status.value,
             "reason": self.reason,
-            "hooks": list(self.hooks),
+            "hooks": [hook.removeprefix(HOOK_PREFIX) for hook in self.hooks],
             "events": list(self.events),
+            "order": self.order,
+            "file": self.file,
         }
 
 
@@ -87,10 +99,10 @@ def instantiate(obj: object, name: str) -> object:
         _check_handler_class(obj, name)
         try:
             return obj()
-        except Exception as error:
-            raise PluginError(
-                f"plugin {name!r}: {obj.__qualname__}() raised {type(error).__name__}: {error}"
-            ) from error
+        except PLUGIN_ERRORS as error:
+            if is_user_interrupt(error):
+                raise
+            raise PluginError(f"plugin {name!r}: {obj.__qualname__}() raised {describe(error)}") from error
     if isinstance(obj, Handler):
         _check_handler_class(type(obj), name)
     return obj
@@ -111,9 +123,9 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
     try:
         pm.register(plugin, name)
         _check_hooks(pm, plugin, name)
-    except Exception as error:
+    except PLUGIN_ERRORS as error:
         unregister(pm, name)
-        if isinstance(error, PluginError):
+        if isinstance(error, PluginError) or is_user_interrupt(error):
             raise
         raise PluginError(f"plugin {name!r}: {_describe(error)}") from error
 
@@ -121,9 +133,12 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
 def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
     for caller in pm.get_hookcallers(plugin) or ():
         if not caller.has_spec():
+            known = [n for n in vars(pm.hook) if n.startswith(HOOK_PREFIX) and getattr(pm.hook, n).has_spec()]
+            close = difflib.get_close_matches(caller.name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise PluginError(
                 f"plugin {name!r}: unknown hook {caller.name!r} "
-                "(see eventhub.hookspecs for the hooks there are)"
+                f"({hint}see eventhub.hookspecs for the hooks there are)"
             )
         for impl in caller.get_hookimpls():
             if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
@@ -146,11 +161,17 @@ def unregister(pm: PluginManager, name: str) -> None:
             delattr(pm.hook, hook_name)
 
 
-def _describe(error: Exception) -> str:
+def _describe(error: BaseException) -> str:
     if isinstance(error, pluggy.PluginValidationError):
         # pluggy's message spans lines and repeats the plugin's repr; keep the gist.
         return "invalid hook implementation: " + " ".join(str(error).split())
-    return f"{type(error).__name__}: {error}"
+    return describe(error)
+
+
+def file_of(plugin: object) -> str:
+    """The file a plugin's code is in (its module's, or its class's module's), or ``""``."""
+    module = plugin if inspect.ismodule(plugin) else sys.modules.get(type(plugin).__module__)
+    return str(getattr(module, "__file__", "") or "")
 
 
 def hooks_of(pm: PluginManager, name: str) -> list[str]:
@@ -222,7 +243,8 @@ def _marked_functions(plugin: object) -> list[tuple[str, Callable[..., Any]]]:
     seen: set[str] = set()
     for klass in type(plugin).__mro__:
         for attr, value in vars(klass).items():
-            if attr not in seen and hasattr(value, ON_ATTRIBUTE):
+            # __func__: a staticmethod or classmethod carries the mark on the function it wraps.
+            if attr not in seen and hasattr(getattr(value, "__func__", value), ON_ATTRIBUTE):
                 seen.add(attr)
                 found.append((attr, getattr(plugin, attr)))
     return found

@@ -19,13 +19,14 @@ protocol callback closes that connection only: it becomes the reason given to
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, runtime_checkable
 from typing import Protocol as _Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "Address",
@@ -53,16 +54,35 @@ class Address:
 
     @classmethod
     def from_sockaddr(cls, sockaddr: Any, family: int | None = None) -> Address:
-        """Build from what ``socket.accept()``/``getpeername()`` return."""
+        """Build from what ``socket.accept()``/``getpeername()`` return.
+
+        An IPv4-mapped IPv6 address (``::ffff:192.0.2.7``, how a dual-stack
+        socket listening on ``::`` sees an IPv4 peer) becomes the IPv4 address
+        it stands for: every allow/deny list, log line and per-address count
+        then sees one address per peer, whatever socket it came through.
+        """
         host, port = sockaddr[0], sockaddr[1]
         if family is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if host[:7].lower() == "::ffff:":  # cheap test first: this runs once per connection
+            mapped = _ipv4_mapped(host)
+            if mapped is not None:
+                return cls(mapped, port, socket.AF_INET)
         return cls(host, port, family)
 
     def __str__(self) -> str:
         if self.family == socket.AF_INET6:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+def _ipv4_mapped(host: str) -> str | None:
+    """``"192.0.2.7"`` for ``"::ffff:192.0.2.7"`` (or ``"::ffff:c000:207"``); None if not mapped."""
+    try:
+        mapped = ipaddress.IPv6Address(host).ipv4_mapped
+    except ValueError:
+        return None
+    return None if mapped is None else str(mapped)
 
 
 @runtime_checkable
@@ -120,6 +140,13 @@ class Transport(_Interface):
     def pause_reading(self) -> None:
         """Stop calling ``data_received`` until ``resume_reading``."""
 
+    def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
+        """Call ``fn(*args)`` on the connection's loop, after what is queued already.
+
+        For a protocol that bounds its work per callback and goes on later,
+        letting the loop serve the other connections in between.
+        """
+
     def resume_reading(self) -> None:
         """Undo ``pause_reading``."""
 
@@ -160,6 +187,17 @@ class Protocol:
 
     factory: Any = None
     transport: Transport | None = None
+
+    def make_connection(self, transport: Transport) -> None:
+        """Set ``self.transport``, then call ``connection_made`` (what every transport calls).
+
+        As Twisted's ``makeConnection``: an override of ``connection_made``
+        that forgets ``super()`` still finds ``self.transport`` set. The
+        reactor's connections, the network-hook observer and the test fakes
+        all start a protocol through here.
+        """
+        self.transport = transport
+        self.connection_made(transport)
 
     def connection_made(self, transport: Transport) -> None:
         """The connection is up. ``self.transport`` is already set when this is called."""

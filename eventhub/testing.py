@@ -64,13 +64,22 @@ class StringTransport:
     Attributes a test reads: ``disconnecting`` (``lose_connection`` was called),
     ``aborted``, ``eof_written``, ``reading_paused``, ``producer`` / ``streaming``,
     ``write_buffer_limits`` (``(high, low)`` as last set), ``dropped``.
+
+    ``call_soon`` goes to ``reactor`` when one is given (a ``MemoryReactor``:
+    the test decides when queued calls run); without one, the call runs at once
+    (the calls it queues in turn run after it, in order, not nested), so a
+    protocol that spreads its work over several callbacks has done all of it
+    when ``data_received`` returns.
     """
 
     def __init__(
         self,
         peer: Address | None = None,
         host: Address | None = None,
+        reactor: ReactorAPI | None = None,
     ) -> None:
+        self.reactor = reactor
+        self._soon: deque[tuple[Callable[..., object], tuple[Any, ...]]] | None = None
         self.peer = peer if peer is not None else Address("127.0.0.1", 54321)
         self.host = host if host is not None else Address("127.0.0.1", 8000)
         self.io = bytearray()
@@ -130,6 +139,21 @@ class StringTransport:
 
     def pause_reading(self) -> None:
         self.reading_paused = True
+
+    def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
+        if self.reactor is not None:
+            self.reactor.call_soon(fn, *args)
+            return
+        if self._soon is not None:  # inside a queued call: after it, in order
+            self._soon.append((fn, args))
+            return
+        self._soon = deque([(fn, args)])
+        try:
+            while self._soon:
+                queued, queued_args = self._soon.popleft()
+                queued(*queued_args)
+        finally:
+            self._soon = None
 
     def resume_reading(self) -> None:
         self.reading_paused = False
@@ -232,6 +256,7 @@ class ListenTCPCall:
     backlog: int
     interface: str
     listener: MemoryListener
+    socket_buffer: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +306,7 @@ class MemoryListener:
         if protocol is None:
             return None, None
         transport = StringTransport(peer=peer, host=self._host)
-        protocol.connection_made(transport)
+        protocol.make_connection(transport)
         return protocol, transport
 
 
@@ -339,7 +364,7 @@ class MemoryConnector:
         self.state = _CONNECTED
         self.protocol = protocol
         self.transport = StringTransport(peer=self._destination, host=host)
-        protocol.connection_made(self.transport)
+        protocol.make_connection(self.transport)
         return protocol, self.transport
 
     def fail(self, reason: BaseException) -> None:
@@ -445,12 +470,20 @@ class MemoryReactor(CoroutineMethods):
     def run_ready(self) -> None:
         """Run queued calls, pass after pass, until the queue is empty."""
         for _ in range(self.max_passes):
-            if not self._ready:
+            if not self.run_pass():
                 return
-            for _ in range(len(self._ready)):
-                fn, args, kw = self._ready.popleft()
-                fn(*args, **kw)
         raise RuntimeError(f"queued calls kept queueing more for {self.max_passes} passes")
+
+    def run_pass(self) -> int:
+        """Run the calls queued when the pass began, as one pass of the loop does; how many ran.
+
+        The calls they queue wait for the next pass.
+        """
+        count = len(self._ready)
+        for _ in range(count):
+            fn, args, kw = self._ready.popleft()
+            fn(*args, **kw)
+        return count
 
     def advance(self, seconds: float) -> None:
         """Move the clock by ``seconds``; queued calls run after each timer, as in the loop."""
@@ -464,7 +497,13 @@ class MemoryReactor(CoroutineMethods):
     # -- TCP -----------------------------------------------------------------
 
     def listen_tcp(
-        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+        self,
+        port: int,
+        factory: Factory,
+        backlog: int = 128,
+        interface: str = "127.0.0.1",
+        *,
+        socket_buffer: int = 0,
     ) -> MemoryListener:
         """Record the call; port 0 gets a fake free port; a port in use raises ServiceError."""
         host = Address(interface or "0.0.0.0", port or next(self._free_ports))
@@ -472,7 +511,7 @@ class MemoryReactor(CoroutineMethods):
             raise ServiceError(f"cannot listen on {host}: address already in use")
         listener = MemoryListener(self, host, factory)
         self._listeners.append(listener)
-        self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener))
+        self.tcp_servers.append(ListenTCPCall(port, factory, backlog, interface, listener, socket_buffer))
         factory.do_start()
         return listener
 

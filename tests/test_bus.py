@@ -550,3 +550,125 @@ def test_a_schedule_from_the_config_file() -> None:
         config = load(path)
     (entry,) = config.core.schedule
     assert (entry.period("x"), entry.emit, entry.payload) == (0.25, "tick", {"n": 1})
+
+
+# -- regressions found while writing the guide -----------------------------------
+
+
+def test_max_concurrency_counts_a_handler_across_event_names_and_route_rebuilds() -> None:
+    hub = eventhub.Hub()
+    running: list[str] = []
+    peak: list[int] = []
+
+    async def handler(event: eventhub.Event) -> None:
+        running.append(event.name)
+        peak.append(len(running))
+        await hub.reactor.sleep(0.001)
+        running.remove(event.name)
+
+    hub.subscribe("job.*", handler, max_concurrency=1)
+
+    async def main() -> None:
+        hub.emit("job.a")
+        hub.emit("job.b")
+        hub.subscribe("other", print).cancel()  # rebuilds every route
+        hub.emit("job.a")
+        while len(peak) < 3 or running:
+            await hub.reactor.sleep(0.001)
+
+    run_hub_until(hub, main)
+    assert max(peak) == 1
+
+
+def test_a_blocking_run_handler_is_waited_for_and_its_failure_counted() -> None:
+    class Fails(eventhub.Handler):
+        events = ("run",)
+        blocking = True
+
+        def execute(self, event: eventhub.Event) -> None:
+            raise RuntimeError("disk full")
+
+    hub = eventhub.Hub()
+    hub.register(Fails, "fails")
+    hub.run()
+    assert hub.failure_count == 1
+
+
+def test_events_emitted_by_the_last_connections_to_close_reach_async_handlers() -> None:
+    import socket
+
+    from eventhub.protocol import Protocol, ServerFactory
+
+    seen: list[str] = []
+    clients: list[socket.socket] = []
+
+    class Conn(Protocol):
+        def connection_lost(self, reason: BaseException | None) -> None:
+            hub.emit("conn.lost")
+
+    class Service:
+        @eventhub.hookimpl
+        def eventhub_start_services(self, reactor: Any) -> object:
+            factory = ServerFactory()
+            factory.protocol = Conn
+            listener = reactor.listen_tcp(0, factory)
+            clients.append(socket.create_connection(("127.0.0.1", listener.get_host().port)))
+            reactor.call_later(0.05, hub.stop)
+            return listener
+
+        @eventhub.on("conn.lost")
+        async def later(self, event: eventhub.Event) -> None:
+            await hub.reactor.sleep(0)
+            seen.append("async handler ran")
+
+    hub = eventhub.Hub()
+    hub.register(Service(), "service")
+    try:
+        hub.run()
+    finally:
+        for client in clients:
+            client.close()
+    assert seen == ["async handler ran"]
+
+
+def test_on_works_on_static_and_class_methods() -> None:
+    seen: list[str] = []
+
+    class Plugin:
+        @eventhub.on("a")
+        @staticmethod
+        def outside(event: eventhub.Event) -> None:
+            seen.append("static outside")
+
+        @staticmethod
+        @eventhub.on("a")
+        def inside(event: eventhub.Event) -> None:
+            seen.append("static inside")
+
+        @eventhub.on("a")
+        @classmethod
+        def klass(cls, event: eventhub.Event) -> None:
+            seen.append("class")
+
+    hub = eventhub.Hub()
+    hub.register(Plugin(), "plugin")
+    hub.emit("a")
+    assert sorted(seen) == ["class", "static inside", "static outside"]
+
+
+def test_a_ctrl_c_under_pythons_own_handler_goes_past_the_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Hub run by hand: KeyboardInterrupt cannot be told from the user's, so it is taken as theirs.
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.default_int_handler)
+    hub = eventhub.Hub()
+
+    def interrupted(event: eventhub.Event) -> None:
+        raise KeyboardInterrupt
+
+    hub.subscribe("e", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hub.emit("e")
+    assert hub.failure_count == 0
+    seen, record = recorder()
+    hub.subscribe("f", record)
+    hub.emit("f")  # the bus is usable again, not stuck "busy"
+    assert seen == ["f"]

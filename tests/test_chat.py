@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from chat_support import Client
 from support import PluginVenv, Served, first_party, load_source_package
 
 import eventhub
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor
-from eventhub.testing import HANG_TIMEOUT, StringTransport, run_until_stopped
+from eventhub.testing import HANG_TIMEOUT, MemoryReactor, StringTransport, run_until_stopped
 
 eventhub_chat: Any = load_source_package("chat", "eventhub_chat")
 ChatRoom = eventhub_chat.ChatRoom
@@ -122,6 +122,30 @@ def test_hostile_bytes_reach_the_others_as_harmless_text(trio: tuple[Member, Mem
     assert b.heard() == ["<guest1> \ufffd\ufffd \ufffd[31mred\ufffd caf\u00e9\t!"]
 
 
+SPOOFING = [
+    "\u202e",  # right-to-left override: "gnp.exe" shows as "exe.png"
+    *"\u200e\u200f\u061c",  # bidi marks
+    *"\u202a\u202b\u202c\u202d",  # embeddings, pop, left-to-right override
+    *"\u2066\u2067\u2068\u2069",  # isolates
+    *"\u2028\u2029",  # line and paragraph separators: a fake second line
+    *"\u200b\u200c\u200d\u2060\ufeff",  # zero-width and invisible
+]
+
+
+@pytest.mark.parametrize("char", SPOOFING, ids=lambda c: f"U+{ord(c):04X}")
+def test_display_spoofing_characters_are_replaced(trio: tuple[Member, Member, Member], char: str) -> None:
+    a, b, _ = trio
+    a.say(f"x{char}y\n".encode())
+    assert b.heard() == ["<guest1> x\ufffdy"]
+
+
+def test_text_that_only_looks_unusual_is_kept(trio: tuple[Member, Member, Member]) -> None:
+    a, b, _ = trio
+    text = "caf\u00e9 \u0645\u0631\u062d\u0628\u0627 \U0001f600\u2019"  # within max_line_length=32
+    a.say(f"{text}\n".encode())
+    assert b.heard() == [f"<guest1> {text}"]
+
+
 def test_an_over_long_line_closes_that_connection_only(trio: tuple[Member, Member, Member]) -> None:
     a, b, c = trio
     a.say(b"fine\n" + b"y" * 33)
@@ -160,6 +184,55 @@ def test_shutdown_says_goodbye_and_closes_everyone(
         assert member.transport.disconnecting
 
 
+def test_past_the_burst_a_member_is_read_at_the_rate_limit() -> None:
+    reactor = MemoryReactor()
+    room = ChatRoom(ChatSettings(rate_limit=10, rate_burst=3), reactor)
+    flooder, listener = Member(room, 1), Member(room, 2)
+    listener.heard()
+    flooder.say(b"".join(b"line %d\n" % i for i in range(10)))
+    assert listener.heard() == [f"<guest1> line {i}" for i in range(3)]
+    assert flooder.transport.reading_paused  # the rest waits (TCP slows the sender down)
+    reactor.advance(0.1)
+    assert listener.heard() == ["<guest1> line 3"]
+    reactor.advance(0.65)
+    assert listener.heard() == [f"<guest1> line {i}" for i in range(4, 10)]
+    reactor.advance(1.0)  # the bucket fills up again, to the burst
+    assert not flooder.transport.reading_paused
+    flooder.say(b"a\nb\nc\nd\n")
+    assert listener.heard() == ["<guest1> a", "<guest1> b", "<guest1> c"]
+    flooder.disconnect()  # cancels the pending resume
+    assert reactor.clock.next_call_time() is None
+
+
+def test_a_member_who_neither_sends_nor_reads_is_dropped_after_idle_timeout() -> None:
+    reactor = MemoryReactor()
+    room = ChatRoom(ChatSettings(idle_timeout=1.0), reactor)
+    room.do_start()
+    talker, listener = Member(room, 1), Member(room, 2)
+    for i in range(8):  # four timeouts: the talker sends, the listener takes every line
+        reactor.advance(0.5)
+        talker.say(b"still talking %d\n" % i)
+    assert not talker.transport.closed and not listener.transport.closed
+    listener.heard()
+    # Then silence: both idle. Reading is seen at the next sweep (a quarter timeout later).
+    reactor.advance(1.5)
+    assert listener.heard() == ["! idle for 1s; closing"]
+    assert talker.transport.disconnecting and listener.transport.disconnecting
+    for member in (talker, listener):
+        member.disconnect()
+    room.do_stop()
+    assert reactor.clock.next_call_time() is None
+
+
+def test_a_rate_limit_of_zero_is_no_limit() -> None:
+    reactor = MemoryReactor()
+    room = ChatRoom(ChatSettings(rate_limit=0, rate_burst=1), reactor)
+    flooder, listener = Member(room, 1), Member(room, 2)
+    listener.heard()
+    flooder.say(b"x\n" * 500)
+    assert listener.heard() == ["<guest1> x"] * 500
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -167,6 +240,13 @@ def test_shutdown_says_goodbye_and_closes_everyone(
         ("port", -1, "chat.port: must be between 0 and 65535, not -1"),
         ("max_line_length", 0, "chat.max_line_length: must be >= 1, not 0"),
         ("port", "8001", "chat.port: must be an integer, not a string '8001'"),
+        ("rate_limit", -1, "chat.rate_limit: must be >= 0, not -1.0"),
+        ("rate_limit", float("inf"), "chat.rate_limit: must be a number of lines per second, not inf"),
+        ("rate_burst", 0, "chat.rate_burst: must be >= 1, not 0"),
+        ("idle_timeout", 1e-9, "chat.idle_timeout: must be 0 (off) or a number of seconds >= 0.1, not 1e-09"),
+        ("max_per_address", -1, "chat.max_per_address: must be >= 0, not -1"),
+        ("host", "", 'chat.host: must not be empty; "0.0.0.0" or "::" listen on every interface'),
+        ("host", "not a host", "chat.host: must be an IP address or a host name, not 'not a host'"),
     ],
 )
 def test_wrong_settings_name_the_key(hub: eventhub.Hub, key: str, value: object, message: str) -> None:
@@ -181,40 +261,6 @@ def test_defaults() -> None:
 
 
 # -- served by `eventhub run`, with real clients -------------------------------------
-
-
-class Client:
-    """A real TCP client that reads the server's lines."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> str:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"closed; unread: {self.buffer!r}")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode("utf-8")
-
-    def lines(self, count: int) -> list[str]:
-        return [self.line() for _ in range(count)]
-
-    def rest(self) -> bytes:
-        """Everything until the server closes the connection."""
-        data = self.buffer
-        while chunk := self.sock.recv(65536):
-            data += chunk
-        self.buffer = b""
-        return data
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_chat_on_a_real_reactor(reactor: Reactor) -> None:
@@ -315,9 +361,44 @@ def test_several_clients_at_once_through_eventhub_run(server: tuple[Served, int]
         client.close()
 
 
-def test_a_wrong_setting_stops_eventhub_run_with_status_2(chat_venv: PluginVenv) -> None:
-    result = chat_venv.eventhub("run", "--set", "chat.port=70000")
-    assert result.returncode == 2
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("chat.port=70000", "chat.port: must be between 0 and 65535, not 70000"),
+        ("chat.idle_timeout=1e-9", (
+            "chat.idle_timeout: must be 0 (off) or a number of seconds >= 0.1, not 1e-09"
+        )),
+        # The host is checked up front too (it used to fail only when listening, status 1).
+        ("chat.host=", 'chat.host: must not be empty; "0.0.0.0" or "::" listen on every interface'),
+        ("chat.host=not a host", "chat.host: must be an IP address or a host name, not 'not a host'"),
+    ],
+)
+def test_a_wrong_setting_stops_eventhub_run_with_status_2(
+    chat_venv: PluginVenv, setting: str, error: str
+) -> None:
+    result = chat_venv.eventhub("run", "--set", setting)
+    assert result.returncode == 2, result.stderr
     # The error names the key as --set spelled it.
     last = result.stderr.strip().splitlines()[-1]
-    assert last == "eventhub: error: chat.port: must be between 0 and 65535, not 70000", result.stderr
+    assert last == f"eventhub: error: {error}", result.stderr
+    assert "listening" not in result.stderr
+
+
+def test_the_room_emits_its_connection_and_message_events(hub: eventhub.Hub) -> None:
+    seen: list[tuple[str, dict[str, object]]] = []
+    hub.subscribe("chat.>", lambda event: seen.append((event.name, event.payload)))
+    room = ChatRoom(ChatSettings(), None, hub)
+    alice = Member(room, 1)
+    alice.protocol.data_received(b"hello\n/nick ada\n")
+    alice.disconnect()
+    names = [name for name, _ in seen]
+    assert names == ["chat.connection.made", "chat.message", "chat.connection.lost"]
+    assert seen[1][1]["text"] == "hello" and seen[1][1]["nick"] == "guest1"
+    assert seen[2][1]["nick"] == "ada" and seen[2][1]["error"] is None
+    assert str(seen[0][1]["peer"]).endswith(":1")
+
+
+def test_an_unwatched_room_builds_no_payload(hub: eventhub.Hub) -> None:
+    room = ChatRoom(ChatSettings(), None, hub)
+    assert not hub.wants("chat.message")
+    Member(room, 1).protocol.data_received(b"nobody listens\n")  # nothing to emit, nothing fails

@@ -138,10 +138,13 @@ def test_half_close_gets_the_whole_echo_then_eof(server: EchoServer) -> None:
         ("echo.port=-1", "between 0 and 65535"),
         ("echo.idle_timeout=-1", ">= 0"),
         ("echo.idle_timeout=nan", ">= 0"),
+        ("echo.idle_timeout=1e-9", "must be 0 (off) or a number of seconds >= 0.1, not 1e-09"),
         ("echo.max_connections=-5", ">= 0"),
         ("echo.backlog=0", "between 1 and 65535"),
         ("echo.write_buffer_low=100000", "must not exceed write_buffer_high"),
         ("echo.backlog=lots", "must be an integer"),
+        # Empty is not "every interface": that is asked for by name.
+        ("echo.host=", 'must not be empty; "0.0.0.0" or "::" listen on every interface'),
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_key(venv: PluginVenv, setting: str, words: str) -> None:

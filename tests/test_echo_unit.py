@@ -42,7 +42,7 @@ def test_the_defaults_are_the_seeds_port_on_loopback() -> None:
     assert (settings.write_buffer_high, settings.write_buffer_low) == (65536, None)
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "::", "", "localhost", "fe80::1%lo"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "::", "localhost", "fe80::1%lo"])
 def test_hosts_that_are_accepted(host: str) -> None:
     assert echo.EchoSettings.from_table({"host": host}).host == host
 
@@ -59,6 +59,7 @@ def test_settings_are_read_and_converted() -> None:
     ("table", "key"),
     [
         ({"host": "not a host"}, "echo.host"),
+        ({"host": ""}, "echo.host"),
         ({"host": "127.0.0.1:8000"}, "echo.host"),
         ({"port": "8000"}, "echo.port"),
         ({"port": 65536}, "echo.port"),
@@ -66,6 +67,10 @@ def test_settings_are_read_and_converted() -> None:
         ({"backlog": 0}, "echo.backlog"),
         ({"idle_timeout": -0.5}, "echo.idle_timeout"),
         ({"idle_timeout": math.inf}, "echo.idle_timeout"),
+        ({"idle_timeout": 1e-9}, "echo.idle_timeout"),  # would spin the CPU
+        ({"idle_timeout": 0.09}, "echo.idle_timeout"),
+        ({"max_per_address": -1}, "echo.max_per_address"),
+        ({"socket_buffer": -1}, "echo.socket_buffer"),
         ({"max_connections": -1}, "echo.max_connections"),
         ({"write_buffer_high": -1}, "echo.write_buffer_high"),
         ({"write_buffer_low": -1}, "echo.write_buffer_low"),
@@ -118,6 +123,25 @@ def test_a_full_write_buffer_stops_reading_until_it_drains() -> None:
     assert not transport.reading_paused
 
 
+def test_beyond_max_per_address_one_address_is_refused_until_one_of_its_ends() -> None:
+    settings = echo.EchoSettings(max_per_address=2, loopback_exempt=False)
+    factory, listener, _ = serve(settings)
+    first, _ = listener.accept(peer(1))
+    listener.accept(peer(2))
+    assert listener.accept(peer(3)) == (None, None)
+    other, _ = listener.accept(Address("192.0.2.8", 1))  # another address is served
+    assert other is not None
+    first.connection_lost(None)
+    again, _ = listener.accept(peer(4))
+    assert again is not None
+    assert factory.per_address.refused == 1
+
+
+def test_loopback_is_exempt_from_max_per_address_by_default() -> None:
+    _, listener, _ = serve(echo.EchoSettings(max_per_address=1))
+    assert all(listener.accept(Address("127.0.0.1", port))[0] is not None for port in range(1, 6))
+
+
 def test_beyond_max_connections_new_ones_are_refused_until_one_ends(caplog: pytest.LogCaptureFixture) -> None:
     factory, listener, _ = serve(echo.EchoSettings(max_connections=2))
     first, _ = listener.accept(peer(1))
@@ -161,6 +185,30 @@ def test_resume_writing_counts_as_activity() -> None:
         protocol.pause_writing()
         protocol.resume_writing()  # the peer is reading what we send, slowly
     assert not transport.closed
+
+
+def test_a_slowly_draining_write_buffer_counts_as_activity() -> None:
+    class Draining(StringTransport):
+        """The peer reads 1 KiB per tick of what is buffered, never enough to resume_writing."""
+
+        buffered = 1 << 20
+
+        def get_write_buffer_size(self) -> int:
+            return self.buffered
+
+    clock = Clock()
+    factory = echo.EchoFactory(echo.EchoSettings(idle_timeout=1.0), MemoryReactor(clock))
+    factory.do_start()
+    protocol = factory.build_protocol(peer(1))
+    transport = Draining(peer=peer(1))
+    protocol.connection_made(transport)
+    for _ in range(40):  # ten times the timeout
+        clock.advance(0.25)
+        transport.buffered -= 1024
+    assert not transport.closed
+    clock.advance(2)  # the peer stopped reading: now it is idle
+    assert transport.aborted
+    factory.do_stop()
 
 
 def test_an_idle_connection_that_owes_data_is_aborted() -> None:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import REPO
+from support import REPO, load_source_package
 
 from eventhub.pytest_plugin import RunEventhub
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 GUIDE = REPO / "docs" / "guide"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+# Chapters whose ```python blocks are complete programs, each run as shown.
+RUNNABLE = ("events.md", "coroutines.md")
+NOT_RUN = re.compile(r"^<!-- not run: \S.* -->$")
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +111,55 @@ def test_the_configuration_reference_names_every_option(run_eventhub: RunEventhu
     options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", usage.stdout)) - {"--help", "--verbose", "--quiet"}
     assert options
     assert sorted(option for option in options if f"`{option}" not in reference) == []
+
+
+def _python_blocks(page: Path) -> list[tuple[int, str, bool]]:
+    """``(line, code, runnable)`` for each ```python block; ``<!-- not run: why -->`` just before opts out."""
+    blocks = []
+    lines = page.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        if lines[index].strip() != "```python":
+            index += 1
+            continue
+        start = index
+        before = next((line.strip() for line in reversed(lines[:start]) if line.strip()), "")
+        end = lines.index("```", start + 1)
+        blocks.append((start + 1, "\n".join(lines[start + 1 : end]) + "\n", not NOT_RUN.match(before)))
+        index = end + 1
+    return blocks
+
+
+BLOCKS = [(page, line, code) for page in RUNNABLE for line, code, run in _python_blocks(GUIDE / page) if run]
+
+
+def test_the_runnable_chapters_have_blocks_and_skip_few() -> None:
+    for page in RUNNABLE:
+        blocks = _python_blocks(GUIDE / page)
+        assert len(blocks) >= 5, page
+        assert sum(not run for _, _, run in blocks) <= 2, f"{page}: most blocks must run"
+
+
+@pytest.mark.parametrize(("page", "line", "code"), BLOCKS, ids=[f"{p}:{line}" for p, line, _ in BLOCKS])
+def test_every_python_block_runs_as_shown(page: str, line: int, code: str, tmp_path: Path) -> None:
+    script = tmp_path / "block.py"
+    script.write_text(code, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EVENTHUB_")}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, f"{page}, block at line {line}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_operations_table_names_every_setting_of_echo_and_chat_with_its_default() -> None:
+    text = (GUIDE / "operations.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `((?:echo|chat)\.\w+)` \| `([^`]*)` \|", text, re.MULTILINE))
+    plugins = [("echo", "eventhub_echo", "EchoSettings"), ("chat", "eventhub_chat", "ChatSettings")]
+    for folder, package, cls in plugins:
+        settings = getattr(load_source_package(folder, package), cls)()
+        for field in dataclasses.fields(settings):
+            key = f"{folder}.{field.name}"
+            assert key in rows, f"operations.md has no row for {key}"
+            default = getattr(settings, field.name)
+            if default is not None:
+                assert tomllib.loads(f"value = {rows[key]}")["value"] == default, key

@@ -400,3 +400,64 @@ def test_over_real_sockets(backend: str) -> None:
     assert log[1][:3] == ("watcher", "made", "echo")
     assert isinstance(log[0][3], Address)
     assert log[0][3].host == "127.0.0.1"
+
+
+def test_an_observed_protocol_that_forgets_super_still_has_its_transport() -> None:
+    """The bug: with a network hook installed, ``self.transport`` stayed None (issue 10)."""
+    import socket as _socket
+
+    import eventhub
+    from eventhub.protocol import Protocol, ServerFactory
+
+    class Forgetful(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            pass  # no super(): make_connection set self.transport already
+
+        def data_received(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    replies: list[bytes] = []
+
+    class Service:
+        @eventhub.hookimpl
+        def eventhub_start_services(self, hub: eventhub.Hub, reactor: Any) -> object:
+            factory = ServerFactory()
+            factory.protocol = Forgetful
+            listener = reactor.listen_tcp(0, hub.observe_factory(factory, "svc"))
+            port = listener.get_host().port
+
+            def client() -> None:
+                with _socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    sock.sendall(b"ping")
+                    replies.append(sock.recv(10))
+                reactor.call_from_thread(hub.stop)
+
+            reactor.call_in_thread(client)
+            return listener
+
+    class Watcher:
+        @eventhub.hookimpl
+        def eventhub_connection_made(self, service: str) -> None:
+            pass
+
+    hub = eventhub.Hub()
+    hub.register(Service(), "service")
+    hub.register(Watcher(), "watcher")
+    hub.run()
+    assert replies == [b"ping"]
+
+
+def test_the_memory_listener_sets_the_transport_of_a_protocol_that_forgets_super() -> None:
+    from eventhub.protocol import Protocol, ServerFactory
+    from eventhub.testing import MemoryReactor
+
+    class Forgetful(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            pass
+
+    factory = ServerFactory()
+    factory.protocol = Forgetful
+    listener = MemoryReactor().listen_tcp(0, factory)
+    protocol, transport = listener.accept()
+    assert protocol is not None and protocol.transport is transport

@@ -79,6 +79,7 @@ def test_the_command_writes_the_folder_or_exits_2(run_eventhub: RunEventhub, tmp
     assert good.stdout.startswith("created plugins/eventhub-greeter")
     created = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert created == [
+        "plugins/eventhub-greeter/.gitignore",
         "plugins/eventhub-greeter/README.md",
         "plugins/eventhub-greeter/eventhub_greeter/__init__.py",
         "plugins/eventhub-greeter/eventhub_greeter/py.typed",
@@ -117,6 +118,8 @@ def test_a_new_plugin_installs_tests_lists_and_runs(plugin_venv: PluginVenv, tmp
 
     listed = plugin_venv.eventhub("plugins", "--json")
     assert listed.returncode == 0, listed.stderr
+    listed_file = json.loads(listed.stdout)[0]["file"]
+    assert listed_file.endswith("eventhub_greeter/__init__.py")
     assert json.loads(listed.stdout) == [
         {
             "name": "greeter",
@@ -124,8 +127,10 @@ def test_a_new_plugin_installs_tests_lists_and_runs(plugin_venv: PluginVenv, tmp
             "version": "0.1.0",
             "status": "loaded",
             "reason": "",
-            "hooks": ["eventhub_configure", "eventhub_execute"],
+            "hooks": ["configure", "execute"],
             "events": [">"],
+            "order": 1,
+            "file": listed_file,
         }
     ]
 

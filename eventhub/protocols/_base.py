@@ -1,10 +1,16 @@
 """What every framer shares: the receive buffer, the broken state, and ``feed``.
 
 A framer has two states. *Open*: ``receive_data`` appends to the buffer and
-``next_message`` takes complete messages off its front. *Broken*: the first
+``next_message`` / ``take_ready`` take complete messages off its front. *Broken*: the first
 :class:`FramingError` is kept, the buffer is dropped (the bytes after a framing
 error cannot be trusted), and every later call raises that same error again.
 There is no way back: a connection whose peer broke the framing gets closed.
+
+Taking messages does not cut the buffer: a read offset (``_pos``) moves past
+them, and the consumed prefix is cut once, when more bytes arrive (or all at
+once when the buffer is used up). A caller that takes a few messages at a time
+from a 256 KiB chunk (``take_ready(limit)``, to bound the work per callback)
+thus moves the unread rest once per chunk, not once per message.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ Buffer = bytes | bytearray | memoryview
 class Framer(ABC):
     """Bytes in, messages out; never touches a socket (the h11 shape)."""
 
-    __slots__ = ("_buf", "_error")
+    __slots__ = ("_buf", "_error", "_pos")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._pos = 0  # bytes before it were taken as messages already
         self._error: FramingError | None = None
 
     @property
@@ -34,6 +41,9 @@ class Framer(ABC):
         """Append bytes from the peer; raises the stored error if the framer is broken."""
         if self._error is not None:
             raise self._raise_again()
+        if self._pos:
+            del self._buf[: self._pos]  # the one cut of what was taken since the last chunk
+            self._pos = 0
         self._buf += data
 
     def next_message(self) -> bytes | None:
@@ -41,19 +51,20 @@ class Framer(ABC):
         if self._error is not None:
             raise self._raise_again()
         try:
-            found = self._parse_at(self._buf, 0)
+            found = self._parse_at(self._buf, self._pos)
         except FramingError as err:
             self._break(err)
             raise
         if found is None:
             return None
         message, end = found
-        del self._buf[:end]
+        self._consumed(end)
         return message
 
-    def take_ready(self) -> list[bytes]:
+    def take_ready(self, limit: int | None = None) -> list[bytes]:
         """Take the complete, well-formed messages at the front of the buffer, fast.
 
+        At most ``limit`` of them when given (the rest stay buffered, uncopied).
         It never raises for bad bytes and may stop before the last complete message:
         call ``next_message()`` afterwards for the rest and for any error. Meant for
         callers that hand messages over one at a time and may stop between two
@@ -61,10 +72,17 @@ class Framer(ABC):
         """
         if self._error is not None:
             raise self._raise_again()
-        out, pos = self._scan(self._buf)
-        if pos:
-            del self._buf[:pos]
+        out, end = self._scan(self._buf, self._pos, limit)
+        self._consumed(end)
         return out
+
+    def _consumed(self, end: int) -> None:
+        """Messages were taken up to ``end``: move the read offset (cut only an emptied buffer)."""
+        if end == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        else:
+            self._pos = end
 
     def feed(self, data: Buffer) -> list[bytes]:
         """``receive_data`` then every complete message, in order.
@@ -82,7 +100,7 @@ class Framer(ABC):
         # thing it is unsure of, and _parse_at takes over from there, with the
         # exact errors and the partial-message bookkeeping.
         buf = self._buf
-        out, pos = self._scan(buf)
+        out, pos = self._scan(buf, self._pos, None)
         try:
             while (found := self._parse_at(buf, pos)) is not None:
                 message, pos = found
@@ -91,38 +109,40 @@ class Framer(ABC):
             self._break(err)
             err.messages = tuple(out)
             raise
-        if pos:
-            del buf[:pos]
+        self._consumed(pos)
         return out
 
     def _break(self, err: FramingError) -> None:
         self._error = err
         self._buf.clear()
+        self._pos = 0
 
     def take_buffer(self) -> bytes:
         """Return and clear the bytes not yet framed (to hand them to another parser)."""
         if self._error is not None:
             raise self._raise_again()
-        data = bytes(self._buf)
+        with memoryview(self._buf) as view:
+            data = view[self._pos :].tobytes()
         self._buf.clear()
+        self._pos = 0
         return data
 
     @property
     def buffered(self) -> int:
         """How many received bytes wait for the rest of their message."""
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
     @abstractmethod
     def encode(self, message: bytes) -> bytes:
         """Frame one message for the peer; raises a FramingError if it cannot be framed."""
 
-    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
-        """Well-formed messages from the start of ``buf``, and the offset after them.
+    def _scan(self, buf: bytearray, pos: int, limit: int | None) -> tuple[list[bytes], int]:
+        """Well-formed messages from ``buf[pos]`` on (at most ``limit``), and the offset after them.
 
         An optional fast path: it may stop early anywhere (at bad bytes, say) and
         must not raise or change ``buf``. The default takes nothing.
         """
-        return [], 0
+        return [], pos
 
     @abstractmethod
     def _parse_at(self, buf: bytearray, pos: int) -> tuple[bytes, int] | None:

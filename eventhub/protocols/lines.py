@@ -64,17 +64,35 @@ class LineFramer(Framer):
         self._scan_from = 0
         return bytes(buf[pos:end]), end + size
 
-    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+    def _scan(self, buf: bytearray, pos: int, limit: int | None) -> tuple[list[bytes], int]:
+        delimiter = self._delimiter
+        if buf.find(delimiter, pos + self._scan_from) < 0:
+            return [], pos
+        if limit is not None:
+            return self._scan_some(buf, pos, limit)
         # Many short lines per chunk is the common case: one split() in C. Anything
         # unusual (an over-long line, no complete line) is left to _parse_at.
-        delimiter = self._delimiter
-        if buf.find(delimiter, self._scan_from) < 0:
-            return [], 0
-        *lines, rest = bytes(buf).split(delimiter)
+        with memoryview(buf) as view:
+            *lines, rest = view[pos:].tobytes().split(delimiter)
         if max(map(len, lines)) > self._max_length:
-            return [], 0
+            return [], pos
         self._scan_from = 0
         return lines, len(buf) - len(rest)
+
+    def _scan_some(self, buf: bytearray, pos: int, limit: int) -> tuple[list[bytes], int]:
+        # At most ``limit`` lines, one find() each: splitting the whole rest of a
+        # 256 KiB chunk to take 16 lines of it would copy it once per batch.
+        delimiter, size, longest = self._delimiter, len(self._delimiter), self._max_length
+        out: list[bytes] = []
+        with memoryview(buf) as view:
+            while len(out) < limit:
+                end = buf.find(delimiter, pos)
+                if end < 0 or end - pos > longest:
+                    break
+                out.append(view[pos:end].tobytes())
+                pos = end + size
+        self._scan_from = 0
+        return out, pos
 
     def take_buffer(self) -> bytes:
         data = super().take_buffer()

@@ -40,12 +40,12 @@ class NetstringFramer(Framer):
             raise MessageTooLong("netstring", len(message), self._max_length)
         return b"%d:%s," % (len(message), message)
 
-    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+    def _scan(self, buf: bytearray, pos: int, count: int | None) -> tuple[list[bytes], int]:
         window, limit = self._max_digits + 1, self._max_length
         out: list[bytes] = []
-        pos, total = 0, len(buf)
+        total = len(buf)
         with memoryview(buf) as view:
-            while (colon := buf.find(b":", pos, pos + window)) > pos:
+            while len(out) != count and (colon := buf.find(b":", pos, pos + window)) > pos:
                 digits = buf[pos:colon]
                 if not digits.isdigit() or (digits[0] == _ZERO and colon > pos + 1):
                     break

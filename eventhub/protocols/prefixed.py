@@ -46,12 +46,12 @@ class LengthPrefixFramer(Framer):
             raise MessageTooLong("message", len(message), self._max_length)
         return len(message).to_bytes(self._prefix_size, "big") + message
 
-    def _scan(self, buf: bytearray) -> tuple[list[bytes], int]:
+    def _scan(self, buf: bytearray, pos: int, count: int | None) -> tuple[list[bytes], int]:
         size, limit, unpack_from = self._prefix_size, self._max_length, self._unpack_from
         out: list[bytes] = []
-        pos, total = 0, len(buf)
+        total = len(buf)
         with memoryview(buf) as view:
-            while total - pos >= size:
+            while len(out) != count and total - pos >= size:
                 (length,) = unpack_from(buf, pos)
                 end = pos + size + length
                 if length > limit or end > total:

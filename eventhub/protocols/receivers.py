@@ -12,6 +12,12 @@ override the ``*_received`` callback, send with ``send_line`` / ``send_string``:
 The framer is built on first use from the class attributes (``delimiter``,
 ``max_length``, ``prefix_size``), so subclasses need no ``__init__``.
 
+At most ``messages_per_call`` messages (64) are delivered per callback: the
+rest wait in the buffer, with reading paused, for a ``transport.call_soon``
+callback, so one client that sends 100,000 short lines in one write cannot hold
+the loop (see ``_FramedReceiver``). ``pause_receiving()`` / ``resume_receiving()``
+hold delivery back for the protocol's own reasons (a rate limit).
+
 When the peer breaks the framing (a line over ``max_length``, a bad netstring
 length...) the messages before the error are still delivered, then
 ``framing_failed(error)`` runs; by default it logs one warning, keeps the error
@@ -40,10 +46,27 @@ log = logging.getLogger("eventhub.protocols")
 
 
 class _FramedReceiver(Protocol):
-    """Feeds ``data_received`` through a framer; one message at a time to ``_deliver``."""
+    """Feeds ``data_received`` through a framer; one message at a time to ``_deliver``.
 
+    At most ``messages_per_call`` messages are delivered per callback. When a
+    chunk holds more (a 256 KiB read of short lines is 100,000 of them), reading
+    is paused, the rest stays in the framer's buffer, and delivery goes on from
+    a ``transport.call_soon`` callback, so the loop serves every other
+    connection in between; reading resumes once the buffer holds no complete
+    message. ``pause_receiving`` / ``resume_receiving`` stop and restart
+    delivery (and reading) for the protocol's own reasons: a rate limit, or
+    backpressure from ``pause_writing``. Use them, not the transport's
+    ``pause_reading``: the receiver resumes reading when it has caught up,
+    and would undo a pause it does not know of.
+    """
+
+    messages_per_call: int = 64
     framing_error: FramingError | None = None
     _framer: Framer | None = None
+    _pending: list[bytes] | None = None  # framed, not delivered: pause_receiving cut a batch short
+    _receiving_paused: bool = False  # by pause_receiving
+    _reading_held: bool = False  # reading paused by this receiver (budget spent, or receiving paused)
+    _soon: bool = False  # a _pump is scheduled
 
     @abstractmethod
     def _make_framer(self) -> Framer: ...
@@ -62,34 +85,89 @@ class _FramedReceiver(Protocol):
         framer = self.framer
         if framer.broken is not None:
             return  # reported once already; the connection is closing
+        framer.receive_data(data)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Deliver up to ``messages_per_call`` messages; yield to the loop if more may wait."""
+        framer = self.framer
+        budget = self.messages_per_call
         try:
-            framer.receive_data(data)
-            if self._deliver_batch(framer.take_ready()):
-                self._drain(framer)
+            while self._accepting():
+                if budget <= 0:
+                    self._yield_to_loop()
+                    return
+                batch, self._pending = self._pending or framer.take_ready(budget), None
+                if batch:
+                    budget -= self._deliver_batch(batch)
+                    continue
+                message = framer.next_message()  # what the fast path left; errors surface here
+                if message is None:
+                    self._release_reading()
+                    return
+                self._deliver(message)
+                budget -= 1
         except FramingError as err:
             self.framing_failed(err)
+            return
+        if self._receiving_paused:
+            self._hold_reading()
+        else:
+            self._release_reading()  # closing, or (LineReceiver) raw mode: not ours to hold
 
-    def _deliver_batch(self, messages: list[bytes]) -> bool:
-        """Deliver a fast-path batch; False if the protocol stopped accepting midway."""
+    def _deliver_batch(self, messages: list[bytes]) -> int:
+        """Deliver a batch; how many were delivered before the protocol stopped accepting."""
         for i, message in enumerate(messages):
             if not self._accepting():
-                self._undelivered(messages[i:])
-                return False
+                if self._receiving_paused and self._open():
+                    self._pending = messages[i:]
+                else:
+                    self._undelivered(messages[i:])
+                return i
             self._deliver(message)
-        return True
+        return len(messages)
 
-    def _drain(self, framer: Framer) -> None:
-        """Deliver what the fast path left, one message at a time; errors surface here."""
-        while self._accepting():
-            message = framer.next_message()
-            if message is None:
-                return
-            self._deliver(message)
+    def _yield_to_loop(self) -> None:
+        self._hold_reading()
+        if not self._soon:
+            self._soon = True
+            self._connected().call_soon(self._resume_pump)
+
+    def _resume_pump(self) -> None:
+        self._soon = False
+        if self._open() and self.framer.broken is None:
+            self._pump()
+
+    def _hold_reading(self) -> None:
+        if not self._reading_held:
+            self._reading_held = True
+            self._connected().pause_reading()
+
+    def _release_reading(self) -> None:
+        if self._reading_held:
+            self._reading_held = False
+            self._connected().resume_reading()
+
+    def pause_receiving(self) -> None:
+        """Deliver no more messages, and read no more, until ``resume_receiving()``."""
+        self._receiving_paused = True
+        self._hold_reading()
+
+    def resume_receiving(self) -> None:
+        """Deliver what was held back (on the next pass of the loop), then read again."""
+        if not self._receiving_paused:
+            return
+        self._receiving_paused = False
+        if self._open():
+            self._yield_to_loop()
 
     def _undelivered(self, messages: list[bytes]) -> None:
         """Messages framed but not delivered because the transport is closing: dropped."""
 
     def _accepting(self) -> bool:
+        return not self._receiving_paused and self._open()
+
+    def _open(self) -> bool:
         transport = self.transport
         return transport is None or not transport.is_closing()
 
@@ -140,6 +218,9 @@ class LineReceiver(_FramedReceiver):
             self.raw_data_received(data)
             return
         super().data_received(data)
+
+    def _pump(self) -> None:
+        super()._pump()
         self._flush_raw()
 
     def _accepting(self) -> bool:

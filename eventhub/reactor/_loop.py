@@ -57,6 +57,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import UsageError
+from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, Factory
+    from eventhub.reactor.sharing import SharedSockets
 
 __all__ = ["Reactor"]
 
@@ -147,6 +149,10 @@ class Reactor(CoroutineMethods):
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
     and then releases everything it holds.
 
+    ``max_buffered_output``: bytes buffered toward all peers (128 MiB by
+    default) past which the connections with the most unsent data are closed,
+    biggest first (``output_bound``, see ``eventhub.reactor._output``).
+
     Not thread-safe, by design: call its methods from the thread running it
     (or before ``run()``), except ``call_from_thread``, which any thread may
     use to get the rest called there.
@@ -157,7 +163,14 @@ class Reactor(CoroutineMethods):
     #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
     linger_timeout: float = 2.0
 
-    def __init__(self, backend: str = "auto", *, max_threads: int = 10) -> None:
+    def __init__(
+        self,
+        backend: str = "auto",
+        *,
+        max_threads: int = 10,
+        max_buffered_output: int = MAX_BUFFERED_OUTPUT,
+        shared_sockets: SharedSockets | None = None,
+    ) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
         # select's shape: readable and writable lists, no (fd, events) pair built per descriptor.
@@ -175,15 +188,21 @@ class Reactor(CoroutineMethods):
         self._triggers = SystemTriggers()
         self._listeners: set[Listener] = set()
         self._connections: set[Connection] = set()
+        #: Bytes buffered toward all peers, and the bound past which the biggest are closed.
+        self.output_bound = OutputBound(self, max_buffered_output)
         self._connectors: set[Connector] = set()
         self._running = False
         self._stopping = False
         self._timed_out = False
+        self._drain = 0.0
         self._finished = False
         self.stopped_by_signal: int | None = None
         self._restore_signals: Callable[[], None] | None = None
         self._signal_handlers: dict[int, Callable[[], object]] = {}
         self._runner = Runner(self, self.backend)
+        self._thread_results: set[ThreadResult[Any]] = set()
+        #: Where listening sockets come from in a worker of ``eventhub run --workers N``.
+        self.shared_sockets = shared_sockets
         self.add_reader(self._waker.rsock.fileno(), self._waker.drain)
 
     def __repr__(self) -> str:
@@ -227,6 +246,9 @@ class Reactor(CoroutineMethods):
         Returns a ``ThreadResult``: ``add_callbacks(on_result, on_error)``.
         """
         result: ThreadResult[T] = ThreadResult()
+        pending = self._thread_results
+        pending.add(result)
+        result.add_done_callback(pending.discard)  # shutdown waits for these (bounded)
 
         def job() -> None:
             try:
@@ -238,6 +260,11 @@ class Reactor(CoroutineMethods):
 
         self._thread_pool().submit(job, (), NO_KWARGS)
         return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
     # -- descriptors ----------------------------------------------------------
 
@@ -276,7 +303,13 @@ class Reactor(CoroutineMethods):
     # -- TCP (the work lives in tcp.py) ---------------------------------------
 
     def listen_tcp(
-        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+        self,
+        port: int,
+        factory: Factory,
+        backlog: int = 128,
+        interface: str = "127.0.0.1",
+        *,
+        socket_buffer: int = 0,
     ) -> Listener:
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``).
 
@@ -284,8 +317,14 @@ class Reactor(CoroutineMethods):
         all IPv4 interfaces, ``"::"`` on all interfaces, IPv6 and IPv4 alike
         (IPV6_V6ONLY is turned off whatever the system's default, where the
         system allows). A port in use raises ``ServiceError``.
+
+        ``socket_buffer`` > 0 sets the kernel's send and receive buffers
+        (``SO_SNDBUF``/``SO_RCVBUF``) of every accepted connection to that many
+        bytes (Linux doubles it for bookkeeping): a bound on the kernel memory
+        one connection can hold, which is otherwise tuned up to several MiB
+        per direction. 0 leaves the system's default and its autotuning.
         """
-        listener = Listener(self, port, factory, backlog, interface)
+        listener = Listener(self, port, factory, backlog, interface, socket_buffer)
         listener.start_listening()
         return listener
 
@@ -355,16 +394,21 @@ class Reactor(CoroutineMethods):
             self._running = False
             self.close()
 
-    def stop(self) -> None:
+    def stop(self, drain: float = 0.0) -> None:
         """Stop serving after the current pass; ``run()`` then shuts down and returns.
 
-        Call it from the reactor's thread (``call_from_thread(reactor.stop)``
-        from others). Calling it again while shutting down does nothing (code
-        that stops the reactor from ``connection_lost`` is common); a second
-        SIGINT/SIGTERM, though, aborts the connections still flushing.
+        ``drain``: after the listeners close, let the connections end by
+        themselves for up to that many seconds before asking the rest to flush
+        and close (a worker replaced by a rolling restart finishes what it
+        accepted). Call it from the reactor's thread
+        (``call_from_thread(reactor.stop)`` from others). Calling it again
+        while shutting down does nothing (code that stops the reactor from
+        ``connection_lost`` is common); a second SIGINT/SIGTERM, though, aborts
+        the connections still flushing.
         """
         if not self._running:
             raise UsageError("the reactor is not running")
+        self._drain = max(self._drain, drain)
         self._stopping = True
 
     def _run_once(self) -> None:
@@ -510,14 +554,18 @@ class Reactor(CoroutineMethods):
         for connector in list(self._connectors):
             connector.stop_connecting()
         self._fire("during", "shutdown")
+        if self._drain and self._connections:
+            self._let_connections_end(self._drain)
         for conn in list(self._connections):
             conn.lose_connection()
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
-        while (self._connections or self._runner.tasks) and not self._timed_out:
+        # Until every connection is closed, every task done (those that the last
+        # connection_lost calls start too) and every thread result is in: bounded.
+        while self._shutdown_pending() and not self._timed_out:
             self._run_once()
         timer.cancel()
-        self._run_ready()  # connection_lost of the last ones to close
+        self._run_ready()
         self._fire("after", "shutdown")
 
     def _wait_for(self, futures: list[Future[Any]]) -> None:
@@ -531,6 +579,17 @@ class Reactor(CoroutineMethods):
         timer.cancel()
         if not all(f.done() for f in futures):
             log.warning("the shutdown's grace period (%.1fs) expired", self.shutdown_timeout)
+
+    def _let_connections_end(self, seconds: float) -> None:
+        log.info("draining %d connection(s) for up to %.1fs", len(self._connections), seconds)
+        ended: list[bool] = []
+        timer = self.call_later(seconds, ended.append, True)
+        while self._connections and not ended:
+            self._run_once()
+        timer.cancel()
+
+    def _shutdown_pending(self) -> bool:
+        return bool(self._connections or self._runner.tasks or self._thread_results or self._ready)
 
     def _shutdown_timed_out(self) -> None:
         self._timed_out = True

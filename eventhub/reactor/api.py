@@ -85,7 +85,13 @@ class ReactorAPI(Protocol):
         ...
 
     def listen_tcp(
-        self, port: int, factory: Factory, backlog: int = 128, interface: str = "127.0.0.1"
+        self,
+        port: int,
+        factory: Factory,
+        backlog: int = 128,
+        interface: str = "127.0.0.1",
+        *,
+        socket_buffer: int = 0,
     ) -> ListenerAPI:
         """Listen on ``interface:port`` (port 0: any free one, read it from ``get_host()``)."""
         ...

@@ -177,6 +177,8 @@ class Stream(Protocol):
         start = 0
         while True:
             end = self._buffer.find(b"\n", start)
+            if end >= self.limit:
+                raise ValueError(f"line longer than the stream's limit ({self.limit} bytes)")
             if end >= 0:
                 return self._take(end + 1)
             if len(self._buffer) > self.limit:

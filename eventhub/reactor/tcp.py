@@ -74,6 +74,7 @@ class Connection:
         "_host",
         "_lingering",
         "_low",
+        "_output",
         "_peer",
         "_peer_eof",
         "_producer",
@@ -102,6 +103,7 @@ class Connection:
         self._fd = sock.fileno()
         self._protocol = protocol
         self._rview = reactor._recv_view
+        self._output = reactor.output_bound
         self._peer = peer
         self._host: Address | None = None
         self._connector = connector
@@ -130,10 +132,7 @@ class Connection:
         self._reactor.add_reader(self._fd, self._on_readable)
         self._reading = True
         try:
-            # As Twisted's makeConnection does: an override of connection_made
-            # that forgets super() still finds self.transport set.
-            self._protocol.transport = self
-            self._protocol.connection_made(self)
+            self._protocol.make_connection(self)
         except Exception as exc:
             self._protocol_failed(exc, "connection_made")
 
@@ -195,6 +194,9 @@ class Connection:
             self._reading = True
             self._reactor.add_reader(self._fd, self._on_readable)
 
+    def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
+        self._reactor.call_soon(fn, *args)
+
     # -- writing --------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -205,6 +207,10 @@ class Connection:
             data = _byte_view(data)  # so that len() below counts bytes, not items
         if self._buffer:
             self._buffer += data  # a bytearray whenever non-empty
+            output = self._output
+            output.buffered += len(data)
+            if output.buffered > output.limit:
+                output.over()
             if len(self._buffer) > self._high:
                 self._pause_protocol()
             return
@@ -225,6 +231,10 @@ class Connection:
     def _buffer_rest(self, data: bytes | bytearray | memoryview, sent: int) -> None:
         with memoryview(data) as view:  # data is bytes-like, or a view of format "B"
             self._buffer = bytearray(view[sent:])
+        output = self._output
+        output.buffered += len(self._buffer)
+        if output.buffered > output.limit:
+            output.over()
         self._reactor.add_writer(self._fd, self._on_writable)
         if len(self._buffer) > self._high:
             self._pause_protocol()
@@ -239,6 +249,7 @@ class Connection:
             self._force_close(exc)
             return
         del buf[:n]  # type: ignore[union-attr]  # only watched while it is a bytearray
+        self._output.buffered -= n
         if self._protocol_paused and len(buf) <= self._low:
             # May write more, or close: with nothing buffered, lose_connection
             # lingers at once, and _drained below then finds it lingering.
@@ -399,13 +410,13 @@ class Connection:
             return
         self._force_close(None)
 
-    def abort_connection(self) -> None:
-        """Close now, discarding the buffer; the peer gets a reset (RST)."""
+    def abort_connection(self, reason: BaseException | None = None) -> None:
+        """Close now, discarding the buffer; the peer gets a reset (RST), ``connection_lost`` ``reason``."""
         if self._state == _CLOSED:
             return
         with contextlib.suppress(OSError):  # already dead: closing is all that is left
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        self._force_close(None)
+        self._force_close(reason)
 
     def is_closing(self) -> bool:
         return self._state != _OPEN
@@ -433,6 +444,7 @@ class Connection:
             self._lingering.cancel()
             self._lingering = None
         self._stop_reading()
+        self._output.buffered -= len(self._buffer)
         self._buffer = b""
         reactor.remove_writer(self._fd)  # even if the buffer just drained: still watched
         if self._host is None:  # get_host() keeps working in connection_lost
@@ -492,6 +504,37 @@ def _resolve_passive(interface: str, port: int) -> tuple[socket.AddressFamily, A
     infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
+
+
+def listening_socket(
+    family: int, sockaddr: tuple[Any, ...], backlog: int, *, socket_buffer: int = 0, reuse_port: bool = False
+) -> socket.socket:
+    """A TCP socket bound to ``sockaddr`` and listening (``OSError`` if it cannot be).
+
+    The one place listening sockets are made: by a ``Listener``, and by the
+    supervisor of ``eventhub run --workers N`` for the sockets its workers share
+    (``reuse_port``: one per worker slot, the kernel spreading connections).
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name == "posix":  # rebind at once after a restart (TIME_WAIT)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and sockaddr[0] == "::":
+            _take_ipv4_too(sock)
+        if socket_buffer > 0:
+            # Set on the listening socket, before listen(): accepted sockets
+            # inherit both (no syscall per connection), and the receive
+            # window is negotiated from the right size.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, socket_buffer)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, socket_buffer)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _take_ipv4_too(sock: socket.socket) -> None:
@@ -565,11 +608,21 @@ class Listener:
         "_reactor",
         "_refusals",
         "_sock",
+        "_socket_buffer",
         "_spare",
     )
 
-    def __init__(self, reactor: Reactor, port: int, factory: Factory, backlog: int, interface: str) -> None:
+    def __init__(
+        self,
+        reactor: Reactor,
+        port: int,
+        factory: Factory,
+        backlog: int,
+        interface: str,
+        socket_buffer: int = 0,
+    ) -> None:
         self._reactor = reactor
+        self._socket_buffer = socket_buffer
         self._port = check_port(port, listening=True)
         self._factory = factory
         self._backlog = backlog
@@ -594,14 +647,15 @@ class Listener:
             family, sockaddr = _resolve_passive(self._interface, self._port)
         except (OSError, UnicodeError) as exc:
             raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        shared = self._reactor.shared_sockets
         try:
-            if os.name == "posix":  # rebind at once after a restart (TIME_WAIT)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and sockaddr[0] == "::":
-                _take_ipv4_too(sock)
-            sock.bind(sockaddr)
-            sock.listen(self._backlog)
+            if shared is None:
+                sock = listening_socket(family, sockaddr, self._backlog, socket_buffer=self._socket_buffer)
+            else:  # a worker of `eventhub run --workers N`: the supervisor holds the socket
+                sock = shared.listening_socket(family, sockaddr, self._backlog, self._socket_buffer)
+        except OSError as exc:
+            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        try:
             sock.setblocking(False)
             self._reactor.add_reader(sock.fileno(), self._on_readable)
         except (OSError, DescriptorLimitError) as exc:
@@ -731,7 +785,7 @@ def _not_ready() -> None:
 
 def _addr(addr: Any) -> str:
     try:
-        return _where(addr[0], addr[1])
+        return str(Address.from_sockaddr(addr))  # ::ffff:a.b.c.d shown as a.b.c.d, as everywhere
     except (TypeError, IndexError):
         return repr(addr)
 

@@ -87,7 +87,7 @@ def test_plugins_lists_http_and_the_route_plugin_loads_whatever_the_order(venv: 
     records = {r["name"]: r for r in json.loads(result.stdout)}
     assert records["http"]["status"] == "loaded"
     assert records["admin"]["status"] == "loaded", records["admin"]["reason"]
-    assert "eventhub_http_routes" in records["admin"]["hooks"]
+    assert "http_routes" in records["admin"]["hooks"]  # hook names without the eventhub_ prefix
 
 
 def test_a_third_party_route_emits_events_it_subscribes_to(server: tuple[Served, str]) -> None:

@@ -165,3 +165,20 @@ def test_a_handler_that_raises_is_logged_and_its_connection_aborted(
         run(reactor)
     assert background.result() in (b"", b"reset")
     assert "broken(127.0.0.1:" in caplog.text
+
+
+def test_readline_refuses_a_line_longer_than_the_limit_even_in_one_chunk() -> None:
+    from eventhub.testing import MemoryReactor, StringTransport
+
+    memory = MemoryReactor()
+    stream = Stream(limit=8)
+    stream.connection_made(StringTransport())
+    stream.data_received(b"0123456789\nshort\n")
+
+    async def read() -> bytes:
+        return await stream.readline()
+
+    task = memory.spawn(read())
+    memory.run_ready()
+    with pytest.raises(ValueError, match="limit"):
+        task.result()

@@ -9,7 +9,7 @@ The hooks and settings are in ``_plugin.py``, the room and its protocol in ``_ro
 
 from __future__ import annotations
 
-from eventhub_chat._plugin import SERVICE, ChatPlugin, ChatSettings
-from eventhub_chat._room import ChatProtocol, ChatRoom, clean
+from eventhub_chat._plugin import ChatPlugin, ChatSettings
+from eventhub_chat._room import SERVICE, ChatProtocol, ChatRoom, clean
 
 __all__ = ["SERVICE", "ChatPlugin", "ChatProtocol", "ChatRoom", "ChatSettings", "clean"]

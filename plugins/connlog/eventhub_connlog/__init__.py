@@ -81,6 +81,8 @@ class ConnLog:
             address = ipaddress.ip_address(peer.host.split("%", 1)[0])  # drop an IPv6 zone
         except ValueError:
             return f"{peer.host!r} is not an IP address"
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # the reactor's addresses are unmapped already; others may not be
         for network in self.deny:
             if address in network:
                 return f"denied by {network}"

@@ -37,6 +37,7 @@ class EchoPlugin:
             hub.observe_factory(self.factory, SERVICE),
             backlog=settings.backlog,
             interface=settings.host,
+            socket_buffer=settings.socket_buffer,
         )
         log.info("listening on %s (%s backend)", self.listener.get_host(), reactor.backend)
         return self.listener

@@ -17,14 +17,16 @@ and TCP flow control then stops the peer from sending. Below the low-water mark
 by the high-water mark plus one read (the reactor's ``RECV_BUFFER_SIZE``,
 256 KiB), whatever the peer sends.
 
-Idle timeout without a per-message cost: instead of resetting a timer (or
-reading the clock) on every message, ``data_received`` stores 0 in the
-protocol's ``idle`` counter, and a sweep every ``idle_timeout / IDLE_TICKS``
-seconds increments every counter and closes the connections whose counter has
-passed ``IDLE_TICKS``. A connection is therefore closed after between
-``idle_timeout`` and ``idle_timeout * (1 + 1 / IDLE_TICKS)`` seconds without
-receiving data or draining its write buffer. With ``idle_timeout = 0`` the plain
-protocol is used and there is no sweep at all.
+Idle timeout without a per-message cost: ``data_received`` stores 0 in the
+protocol's ``idle`` counter, and ``eventhub.limits.IdleSweep`` (one timer for
+all connections) closes those with neither input nor progress in draining
+their write buffer for ``idle_timeout`` seconds: a client that reads our echo
+slowly but steadily is not idle. With ``idle_timeout = 0`` the plain protocol
+is used and there is no sweep at all.
+
+Connections per address: ``max_per_address`` (``eventhub.limits.AddressLimit``),
+checked once per connection in ``build_protocol``, never per read; loopback
+peers are exempt unless ``loopback_exempt`` is false.
 """
 
 from __future__ import annotations
@@ -33,16 +35,15 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from eventhub.limits import AddressLimit, IdleSweep
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
     from eventhub import Hub
-    from eventhub.reactor import ReactorAPI, TimerHandle
+    from eventhub.reactor import ReactorAPI
 
 log = logging.getLogger("eventhub.echo")
-
-IDLE_TICKS = 4
 
 SERVICE = "echo"
 MADE, LOST = "echo.connection.made", "echo.connection.lost"
@@ -62,6 +63,7 @@ class EchoProtocol(Protocol):
         self._write: Callable[[bytes], Any] = transport.write
         self.idle = 0
         self.received = 0
+        self.last_progress = 0
         self.factory.connection_made(self, transport)
 
     def data_received(self, data: bytes) -> None:
@@ -92,6 +94,11 @@ class IdleEchoProtocol(EchoProtocol):
         self.idle = 0  # the peer read what we sent: it is not idle
         super().resume_writing()
 
+    def progress(self) -> int:
+        """Grows as the write buffer drains (echo writes only on receiving, which marks it active)."""
+        assert self.transport is not None
+        return -self.transport.get_write_buffer_size()
+
 
 class EchoFactory(ServerFactory):
     """Builds the echo protocols of one listener and keeps track of them."""
@@ -103,16 +110,21 @@ class EchoFactory(ServerFactory):
         self.protocol = IdleEchoProtocol if settings.idle_timeout > 0 else EchoProtocol
         self.connections: set[EchoProtocol] = set()
         self.refused = 0  # connections closed at once because of max_connections
+        self.per_address = AddressLimit(settings.max_per_address, exempt_loopback=settings.loopback_exempt)
         self._full = False
-        self._sweeper: TimerHandle | None = None
+        self.idle_sweep = IdleSweep(reactor, settings.idle_timeout, self._idle_watched, self._close_idle)
 
-    # -- connection cap -------------------------------------------------------
+    # -- connection caps ------------------------------------------------------
 
     def build_protocol(self, addr: Address) -> Protocol | None:
         limit = self.settings.max_connections
         if limit and len(self.connections) >= limit:
             self._refuse(addr, limit)
             return None  # the reactor closes the connection at once
+        if not self.per_address.admit(addr):
+            limit = self.per_address.limit
+            log.debug("closed the connection from %s: max_per_address (%d) reached", addr, limit)
+            return None
         return super().build_protocol(addr)
 
     def _refuse(self, addr: Address, limit: int) -> None:
@@ -135,6 +147,8 @@ class EchoFactory(ServerFactory):
 
     def connection_lost(self, protocol: EchoProtocol, reason: BaseException | None = None) -> None:
         self.connections.discard(protocol)
+        if protocol.transport is not None:
+            self.per_address.release(protocol.transport.get_peer())
         hub = self.hub
         if hub is not None and protocol.transport is not None and hub.wants(LOST):
             transport = protocol.transport
@@ -149,26 +163,13 @@ class EchoFactory(ServerFactory):
     # -- idle sweep -----------------------------------------------------------
 
     def start_factory(self) -> None:
-        if self.settings.idle_timeout > 0:
-            self._schedule_sweep()
+        self.idle_sweep.start()
 
     def stop_factory(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self.idle_sweep.stop()
 
-    def _schedule_sweep(self) -> None:
-        self._sweeper = self.reactor.call_later(self.settings.idle_timeout / IDLE_TICKS, self._sweep)
-
-    def _sweep(self) -> None:
-        idle = []
-        for protocol in self.connections:
-            protocol.idle += 1
-            if protocol.idle > IDLE_TICKS:
-                idle.append(protocol)
-        for protocol in idle:
-            self._close_idle(protocol)
-        self._schedule_sweep()
+    def _idle_watched(self) -> list[IdleEchoProtocol]:
+        return [p for p in self.connections if isinstance(p, IdleEchoProtocol)]
 
     def _close_idle(self, protocol: EchoProtocol) -> None:
         transport = protocol.transport

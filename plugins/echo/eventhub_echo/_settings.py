@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eventhub.config import check_range, read_settings
+from eventhub.config import check_host, check_range, check_timeout, read_settings
 from eventhub.errors import ConfigError
 from eventhub.reactor.tcp import HIGH_WATER
 
@@ -29,6 +26,9 @@ class EchoSettings:
     backlog: int = 1024
     idle_timeout: float = 0.0  # seconds; 0: never close an idle connection
     max_connections: int = 0  # 0: unlimited
+    max_per_address: int = 16  # connections at once from one address; 0: unlimited
+    loopback_exempt: bool = True  # max_per_address does not apply to 127.0.0.0/8 and ::1
+    socket_buffer: int = 65536  # SO_SNDBUF/SO_RCVBUF of each connection, bytes; 0: the system's (autotuned)
     write_buffer_high: int = HIGH_WATER  # the reactor's default
     write_buffer_low: int | None = None  # None: the transport's default (write_buffer_high // 4)
 
@@ -38,16 +38,14 @@ class EchoSettings:
         return read_settings(cls, table, SECTION, source=source)
 
     def __post_init__(self) -> None:
-        _check_host(self.host)
+        check_host(f"{SECTION}.host", self.host)
         check_range(f"{SECTION}.port", self.port, 0, 65535)
         check_range(f"{SECTION}.backlog", self.backlog, 1, 65535)
         check_range(f"{SECTION}.max_connections", self.max_connections, 0)
+        check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)
+        check_range(f"{SECTION}.socket_buffer", self.socket_buffer, 0, 1 << 30)
+        check_timeout(f"{SECTION}.idle_timeout", self.idle_timeout)
         check_range(f"{SECTION}.write_buffer_high", self.write_buffer_high, 0)
-        if not math.isfinite(self.idle_timeout) or self.idle_timeout < 0:
-            raise ConfigError(
-                f"{SECTION}.idle_timeout",
-                f"must be a number of seconds >= 0 (0 turns it off), not {self.idle_timeout:g}",
-            )
         if self.write_buffer_low is not None:
             check_range(f"{SECTION}.write_buffer_low", self.write_buffer_low, 0)
             if self.write_buffer_low > self.write_buffer_high:
@@ -56,18 +54,3 @@ class EchoSettings:
                     f"must not exceed write_buffer_high ({self.write_buffer_high}), "
                     f"not {self.write_buffer_low}",
                 )
-
-
-_HOST_NAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
-
-
-def _check_host(host: str) -> None:
-    """An IP address, or something shaped like a host name (resolved only when listening)."""
-    if host == "" or _HOST_NAME.fullmatch(host):
-        return
-    try:
-        socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST | socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise ConfigError(f"{SECTION}.host", f"must be an IP address or a host name, not {host!r}") from None

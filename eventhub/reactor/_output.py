@@ -1,0 +1,74 @@
+"""The server-wide bound on output buffered toward peers: one owner, per reactor.
+
+Each connection bounds its own write buffer only by asking its protocol to
+pause (the high-water mark). That bounds one connection, not a thousand: the
+members of a busy chat room that read slowly, or protocols that ignore
+``pause_writing``, can together buffer without limit. ``OutputBound`` counts
+the bytes buffered in every connection of a reactor (updated only where a
+connection buffers or drains, never on the direct-send path), and past
+``limit`` it aborts the connections with the most unsent data, biggest first,
+until the total is back under three quarters of the limit. Each is closed with
+a ``BufferError`` as the reason its protocol hears; they are counted in
+``shed`` and reported in one warning line, at most every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from eventhub.reactor.tcp import _Throttle
+
+if TYPE_CHECKING:
+    from eventhub.reactor._loop import Reactor
+
+__all__ = ["MAX_BUFFERED_OUTPUT", "OutputBound"]
+
+MAX_BUFFERED_OUTPUT = 128 * 1024 * 1024
+
+
+class OutputBound:
+    """Bytes buffered toward all peers of one reactor (``buffered``); past ``limit`` it sheds."""
+
+    __slots__ = ("_reactor", "_scheduled", "_throttle", "buffered", "limit", "shed")
+
+    def __init__(self, reactor: Reactor, limit: int = MAX_BUFFERED_OUTPUT) -> None:
+        self._reactor = reactor
+        self.limit = limit
+        self.buffered = 0
+        self.shed = 0  # connections closed for it, in all
+        self._scheduled = False
+        self._throttle = _Throttle()
+
+    def over(self) -> None:
+        """``buffered`` passed ``limit``: shed on the next pass (not inside the write that passed it)."""
+        if not self._scheduled:
+            self._scheduled = True
+            self._reactor.call_soon(self._shed)
+
+    def _shed(self) -> None:
+        self._scheduled = False
+        if self.buffered <= self.limit:
+            return  # drained meanwhile
+        target = self.limit * 3 // 4
+        by_size = sorted(self._reactor._connections, key=lambda c: c.get_write_buffer_size(), reverse=True)
+        closed, biggest, peer = 0, 0, None
+        for conn in by_size:
+            size = conn.get_write_buffer_size()
+            if self.buffered <= target or not size:
+                break
+            if not closed:
+                biggest, peer = size, conn.get_peer()
+            reason = BufferError(f"{size} bytes unsent when the server's output passed its bound")
+            conn.abort_connection(reason)
+            closed += 1
+        self.shed += closed
+        self._throttle.log(
+            logging.WARNING,
+            "output buffered toward all peers passed %d bytes: closed %d connection(s) with the most "
+            "unsent data (the biggest: %d bytes to %s)",
+            self.limit,
+            closed,
+            biggest,
+            peer,
+        )
