@@ -46,6 +46,9 @@ HookMonitor = Monitor
 #: Emitted by ``run()`` once the services listen, as it begins to stop, and on SIGHUP.
 STARTED, STOPPING, RELOAD = "eventhub.started", "eventhub.stopping", "eventhub.reload"
 
+#: Entry points naming modules of hook specifications that plugins add for other plugins.
+HOOKSPECS_GROUP = "eventhub.hookspecs"
+
 DISABLE_ENV = "EVENTHUB_DISABLE_PLUGINS"
 NO_AUTOLOAD_ENV = "EVENTHUB_DISABLE_AUTOLOAD"
 
@@ -154,6 +157,7 @@ class Hub:
         if env_flag(NO_AUTOLOAD_ENV):
             log.debug("%s is set: no plugin is loaded", NO_AUTOLOAD_ENV)
             return
+        self._add_plugin_hookspecs()
         entries, conflicts = discover()
         installed = {e.name for e in entries} | {c.name for c in conflicts}
         unknown = sorted({*disable, *(only or ())} - installed)
@@ -173,6 +177,23 @@ class Hub:
                 continue
             self._load(entry, record)
         self._rebuild_dropping_cycles()
+
+    def _add_plugin_hookspecs(self) -> None:
+        """Add the hook specifications plugins declare (group ``eventhub.hookspecs``) before any plugin loads.
+
+        A plugin may define hooks for other plugins to implement (the http
+        plugin's ``eventhub_http_routes``); their specifications must exist
+        before those plugins are validated, whatever the order they load in.
+        A module that cannot be imported is reported; its hooks stay unknown.
+        """
+        specs, conflicts = discover(group=HOOKSPECS_GROUP)
+        for conflict in conflicts:
+            log.error("hook specifications: %s", conflict.describe())
+        for spec in specs:
+            try:
+                self.pm.add_hookspecs(spec.load())  # type: ignore[arg-type]  # pluggy checks it
+            except Exception as error:
+                log.error("cannot add the hook specifications %s (%s): %s", spec.value, spec.dist, error)
 
     def _rebuild_dropping_cycles(self) -> None:
         """Rebuild the chain; plugins whose constraints form a cycle fail to load, the rest run."""

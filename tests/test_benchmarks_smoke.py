@@ -256,3 +256,20 @@ def test_bus_goals_show_each_count_and_a_miss() -> None:
     found = goals.bus_goals({"bus": {"counts": counts, "emits": emits}})
     assert [g["status"] for g in found] == ["MISS", "PASS", "PASS", "MISS"]
     assert found[2]["value"] == pytest.approx(0.12)
+
+
+def test_the_http_benchmark_runs_and_prints_a_rate_per_server() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.http", "--seconds", "0.3", "--connections", "4",
+         "--only", "eventhub-httptools,eventhub-h11,nonesuch"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:]}
+    for server in ("eventhub-httptools", "eventhub-h11"):
+        assert float(rows[server][0]) > 0, done.stdout
+    assert rows["nonesuch"][0] == "skipped:", done.stdout

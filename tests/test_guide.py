@@ -151,17 +151,20 @@ def test_every_python_block_runs_as_shown(page: str, line: int, code: str, tmp_p
     assert done.returncode == 0, f"{page}, block at line {line}:\n{done.stdout}\n{done.stderr}"
 
 
-def test_the_operations_table_names_every_setting_of_echo_and_chat_with_its_default() -> None:
+def test_the_operations_table_names_every_setting_of_echo_chat_and_http_with_its_default() -> None:
     text = (GUIDE / "operations.md").read_text(encoding="utf-8")
-    rows = dict(re.findall(r"^\| `((?:echo|chat)\.\w+)` \| `([^`]*)` \|", text, re.MULTILINE))
-    plugins = [("echo", "eventhub_echo", "EchoSettings"), ("chat", "eventhub_chat", "ChatSettings")]
+    rows = dict(re.findall(r"^\| `((?:echo|chat|http)\.\w+)` \| `([^`]*)` \|", text, re.MULTILINE))
+    plugins = [
+        ("echo", "eventhub_echo", "EchoSettings"),
+        ("chat", "eventhub_chat", "ChatSettings"),
+        ("http", "eventhub_http", "HttpSettings"),
+    ]
     for folder, package, cls in plugins:
         settings = getattr(load_source_package(folder, package), cls)()
         for field in dataclasses.fields(settings):
             key = f"{folder}.{field.name}"
             assert key in rows, f"operations.md has no row for {key}"
             default = getattr(settings, field.name)
-            if isinstance(default, tuple):  # TOML has arrays, not tuples
-                default = list(default)
+            default = list(default) if isinstance(default, tuple) else default  # TOML has arrays
             if default is not None:
                 assert tomllib.loads(f"value = {rows[key]}")["value"] == default, key

@@ -61,7 +61,7 @@ from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
-from eventhub.reactor.tasks import Runner
+from eventhub.reactor.tasks import Future, Runner
 from eventhub.reactor.tcp import Connection, Connector, Listener
 from eventhub.reactor.threads import ThreadPool, ThreadResult
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
@@ -441,15 +441,19 @@ class Reactor(CoroutineMethods):
         Startup fires when ``run()`` begins; shutdown after ``stop()``: "before"
         triggers run while everything is still up, "during" ones as the listeners
         close and the connections flush, "after" ones once every connection is
-        gone. Returns an id for ``remove_system_event_trigger``.
+        gone. A "before shutdown" trigger may return a ``Future``: the shutdown
+        then waits until it is done (as long as ``shutdown_timeout`` at most)
+        before it cancels the tasks and closes anything, so that a service can
+        let the requests in flight finish. Returns an id for
+        ``remove_system_event_trigger``.
         """
         return self._triggers.add(phase, event, fn, *args)
 
     def remove_system_event_trigger(self, trigger_id: int) -> None:
         self._triggers.remove(trigger_id)
 
-    def _fire(self, phase: str, event: str) -> None:
-        for fn, exc in self._triggers.fire(phase, event):
+    def _fire(self, phase: str, event: str, results: list[object] | None = None) -> None:
+        for fn, exc in self._triggers.fire(phase, event, results):
             log.error("%s-%s trigger %r raised", phase, event, fn, exc_info=exc)
 
     # -- running --------------------------------------------------------------
@@ -635,7 +639,9 @@ class Reactor(CoroutineMethods):
         # Tasks running when asked to stop are cancelled; those that "before"
         # triggers start (handlers of eventhub.stopping) get the grace period.
         running = list(self._runner.tasks)
-        self._fire("before", "shutdown")
+        waits: list[object] = []
+        self._fire("before", "shutdown", waits)
+        self._wait_for([w for w in waits if isinstance(w, Future)])
         for task in running:
             task.cancel()
         for listener in list(self._listeners):
@@ -659,6 +665,18 @@ class Reactor(CoroutineMethods):
                 break
         timer.cancel()
         self._fire("after", "shutdown")
+
+    def _wait_for(self, futures: list[Future[Any]]) -> None:
+        """Serve on until ``futures`` are done, ``shutdown_timeout`` at most (the grace of a stop)."""
+        if not futures:
+            return
+        deadline = self.seconds() + self.shutdown_timeout
+        timer = self.call_later(self.shutdown_timeout, lambda: None)  # wakes the poller at the deadline
+        while not all(f.done() for f in futures) and self.seconds() < deadline:
+            self._run_once()
+        timer.cancel()
+        if not all(f.done() for f in futures):
+            log.warning("the shutdown's grace period (%.1fs) expired", self.shutdown_timeout)
 
     def _let_connections_end(self, seconds: float) -> None:
         log.info("draining %d connection(s) for up to %.1fs", len(self._connections), seconds)

@@ -47,18 +47,24 @@ class SystemTriggers:
         for triggers in self._triggers.values():
             triggers[:] = [t for t in triggers if t[0] != trigger_id]
 
-    def fire(self, phase: str, event: str) -> list[tuple[Callable[..., object], BaseException]]:
+    def fire(
+        self, phase: str, event: str, results: list[object] | None = None
+    ) -> list[tuple[Callable[..., object], BaseException]]:
         """Run (and forget) the triggers of ``phase`` ``event``; returns ``(fn, exception)`` per failure.
 
         One that raises does not keep the others from running. Triggers added
         for this same phase while it fires wait for a next time, which never
-        comes: a reactor fires each phase once.
+        comes: a reactor fires each phase once. What the triggers return (other
+        than ``None``) is appended to ``results`` when it is given.
         """
         failures = []
         for _, fn, args in self._triggers.pop((phase, event), []):
             try:
-                fn(*args)
+                result = fn(*args)
             except PLUGIN_ERRORS as exc:
                 reraise_user_interrupt(exc)
                 failures.append((fn, exc))
+            else:
+                if results is not None and result is not None:
+                    results.append(result)
         return failures

@@ -281,3 +281,41 @@ def test_future_callbacks_and_states() -> None:
     assert cancelled.cancel() and cancelled.cancelled() and calls[-1] == "canceller"
     with pytest.raises(Cancelled):
         cancelled.result()
+
+
+def test_a_before_shutdown_trigger_returning_a_future_lets_running_tasks_finish(reactor: Reactor) -> None:
+    done: list[str] = []
+    finished: Future[None] = Future()
+
+    async def request() -> None:
+        await reactor.sleep(0.05)  # still running when the stop comes
+        done.append("request finished")
+        finished.set_result(None)
+
+    async def stopper() -> None:
+        await reactor.sleep(0)
+        reactor.stop()
+
+    task = reactor.spawn(request())
+    reactor.spawn(stopper())
+    reactor.add_system_event_trigger("before", "shutdown", lambda: finished)
+    run(reactor)
+    assert done == ["request finished"] and not task.cancelled()
+
+
+def test_the_grace_a_trigger_asks_for_is_bounded_by_the_shutdown_timeout(
+    reactor: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    reactor.shutdown_timeout = 0.05
+    never: Future[None] = Future()
+
+    async def stopper() -> None:
+        await reactor.sleep(0)
+        reactor.stop()
+
+    reactor.spawn(stopper())
+    reactor.add_system_event_trigger("before", "shutdown", lambda: never)
+    with caplog.at_level(logging.WARNING, "eventhub.reactor"):
+        run(reactor)
+    assert "grace period" in caplog.text
+    never.cancel()

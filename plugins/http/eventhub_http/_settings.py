@@ -1,0 +1,80 @@
+"""``[plugins.http]``: where to listen, the limits, the token, the parser."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from eventhub.config import check_range, read_settings
+from eventhub.errors import ConfigError
+
+SECTION = "http"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The ``[plugins.http]`` table (or ``--set http.KEY=VALUE``)."""
+
+    listen: tuple[str, ...] = ("tcp:8080",)  # "tcp:PORT" (127.0.0.1) or "tcp:PORT:interface=HOST"
+    parser: Literal["auto", "httptools", "h11"] = "auto"
+    max_header_size: int = 16 * 1024  # bytes of request line and headers (431 past it)
+    max_body: int = 1024 * 1024  # bytes of request body (413 past it)
+    header_timeout: float = 10.0  # seconds from a request's first byte to its complete head (408)
+    keep_alive_timeout: float = 15.0  # seconds a connection may sit idle between requests
+    max_connections: int = 1000  # beyond it, new connections get a 503
+    token: str = ""  # bearer token required by /events and /ws ("" with no token_file: none)
+    token_file: str = ""  # a file holding the token (surrounding whitespace dropped)
+    sse_buffer: int = 1024 * 1024  # bytes queued to one slow SSE/WebSocket client before it is cut off
+    ws_max_message: int = 64 * 1024  # bytes of one WebSocket message from a client (closed with 1009 past it)
+
+    def __post_init__(self) -> None:
+        for key in ("max_header_size", "max_body", "max_connections", "sse_buffer", "ws_max_message"):
+            check_range(f"{SECTION}.{key}", getattr(self, key), 1)
+        for key in ("header_timeout", "keep_alive_timeout"):
+            check_range(f"{SECTION}.{key}", getattr(self, key), 0.001)
+        if not self.listen:
+            raise ConfigError(f"{SECTION}.listen", "names no address")
+        for text in self.listen:
+            parse_listen(text)
+        if self.token and self.token_file:
+            raise ConfigError(f"{SECTION}.token", "set token or token_file, not both")
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], source: str = "") -> HttpSettings:
+        return read_settings(cls, table, SECTION, source=source)
+
+    def read_token(self) -> str:
+        """The token, read from ``token_file`` when that is set ("" for none)."""
+        if not self.token_file:
+            return self.token
+        try:
+            token = Path(self.token_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError(f"{SECTION}.token_file", f"cannot be read: {error}") from None
+        if not token:
+            raise ConfigError(f"{SECTION}.token_file", f"{self.token_file} is empty")
+        return token
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``(interface, port)`` for ``tcp:PORT`` or ``tcp:PORT:interface=HOST``.
+
+    The one place that reads an address: it will give way to
+    ``eventhub.endpoints`` (Twisted's endpoint strings) when that exists.
+    """
+    key = f"{SECTION}.listen"
+    kind, _, rest = text.partition(":")
+    if kind != "tcp" or not rest:
+        raise ConfigError(key, f"{text!r}: use tcp:PORT or tcp:PORT:interface=HOST")
+    port_text, *options = rest.split(":", 1)
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(key, f"{text!r}: the port is a number from 0 to 65535")
+    interface = "127.0.0.1"
+    for option in options:
+        name, eq, value = option.partition("=")
+        if name != "interface" or not eq or not value:
+            raise ConfigError(key, f"{text!r}: unknown option {option!r} (interface=HOST)")
+        interface = value.strip("[]")
+    return interface, int(port_text)

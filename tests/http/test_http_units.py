@@ -1,0 +1,105 @@
+"""The router, the settings and the request/response objects, without sockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from http_support import eventhub_http
+
+from eventhub import Hub
+from eventhub.errors import ConfigError, PluginError
+
+Router = eventhub_http.Router
+Response = eventhub_http.Response
+
+
+def handler(request: object) -> str:
+    return "ok"
+
+
+def test_routes_match_segments_and_params() -> None:
+    router = Router().for_plugin("a")
+    router.add("GET", "/", handler)
+    router.add("GET", "/orders/{id}", handler)
+    router.add("POST", "/orders/{id}/pay", handler)
+    root = router.match("GET", [])
+    assert not isinstance(root, list) and root[0].pattern == "/"
+    found = router.match("GET", ["orders", "a/b"])
+    assert not isinstance(found, list) and found[1] == {"id": "a/b"}
+    assert router.match("HEAD", ["orders", "1"]) == router.match("GET", ["orders", "1"])
+    assert router.match("GET", ["orders", "1", "pay"]) == ["POST"]
+    assert router.match("DELETE", ["orders", "1"]) == ["GET", "HEAD"]
+    assert router.match("GET", ["nothing"]) == []
+    assert router.match("GET", ["orders", ""]) == []
+
+
+def test_a_second_plugin_claiming_a_route_is_refused_naming_both() -> None:
+    router = Router()
+    router.for_plugin("first").add("GET", "/orders/{id}", handler)
+    with pytest.raises(eventhub_http.RouteConflict, match=r"plugin 'second' adds it, but plugin 'first'"):
+        router.for_plugin("second").add("get", "/orders/{other}", handler)
+    router.for_plugin("second").add("PUT", "/orders/{id}", handler)  # another method is another route
+
+
+@pytest.mark.parametrize("pattern", ["orders", "/a/{b", "/x{y}", "/{1}"])
+def test_bad_patterns_are_refused(pattern: str) -> None:
+    with pytest.raises(ValueError):
+        Router().add("GET", pattern, handler)
+
+
+def test_responses_from_content() -> None:
+    assert Response("hé").body == "hé".encode() and ("content-type", "text/plain; charset=utf-8") in (
+        Response("x").headers
+    )
+    assert Response({"a": 1}).body == b'{"a": 1}'
+    assert Response(b"x", headers=[("Content-Type", "image/png")]).headers == [("Content-Type", "image/png")]
+    with pytest.raises(TypeError):
+        Response(3.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [("tcp:8080", ("127.0.0.1", 8080)), ("tcp:0:interface=0.0.0.0", ("0.0.0.0", 0)),
+     ("tcp:80:interface=::1", ("::1", 80)), ("tcp:80:interface=[::1]", ("::1", 80))],
+)  # fmt: skip
+def test_listen_strings(text: str, address: tuple[str, int]) -> None:
+    assert eventhub_http.parse_listen(text) == address
+
+
+@pytest.mark.parametrize("text", ["8080", "udp:53", "tcp:x", "tcp:99999", "tcp:80:host=a", "tcp:"])
+def test_bad_listen_strings_name_the_key(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"http\.listen"):
+        eventhub_http.parse_listen(text)
+
+
+def test_settings_are_checked_and_the_token_read_from_its_file(tmp_path: Path) -> None:
+    settings = eventhub_http.HttpSettings.from_table({"parser": "h11", "max_body": 10})
+    assert (settings.parser, settings.max_body) == ("h11", 10)
+    with pytest.raises(ConfigError, match=r"http\.parser"):
+        eventhub_http.HttpSettings.from_table({"parser": "fast"})
+    with pytest.raises(ConfigError, match=r"http\.max_body"):
+        eventhub_http.HttpSettings.from_table({"max_body": 0})
+    token_file = tmp_path / "token"
+    token_file.write_text(" s3cret\n")
+    assert eventhub_http.HttpSettings(token_file=str(token_file)).read_token() == "s3cret"
+    with pytest.raises(ConfigError, match=r"http\.token_file"):
+        eventhub_http.HttpSettings(token_file=str(tmp_path / "missing")).read_token()
+    with pytest.raises(ConfigError, match="not both"):
+        eventhub_http.HttpSettings(token="a", token_file=str(token_file))
+
+
+class RouteMaker:
+    def eventhub_http_routes(self, router: eventhub_http.Router) -> None:
+        router.add("GET", "/mine", handler)
+
+
+def test_registering_by_hand_needs_the_hookspecs_first() -> None:
+    hub = Hub()
+    with pytest.raises(PluginError, match="unknown hook 'eventhub_http_routes'"):
+        hub.register(RouteMaker(), "maker")
+    eventhub_http.add_hookspecs(hub)
+    eventhub_http.add_hookspecs(hub)  # twice is harmless
+    hub.register(RouteMaker(), "maker")
+    router = eventhub_http.HttpPlugin().collect_routes(hub)
+    assert [(r.owner, r.pattern) for r in router.routes if r.owner == "maker"] == [("maker", "/mine")]
