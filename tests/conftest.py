@@ -27,7 +27,14 @@ def echo_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
 # one of these.
 E2E_FIXTURES = frozenset({"installed", "nats_server", "pytester", "workers", "server"})
 E2E_MODULES = frozenset(
-    {"test_benchmarks_smoke", "test_echo_many", "test_echo_serve", "test_events_e2e", "test_workers"}
+    {
+        "test_benchmarks_smoke",
+        "test_echo_many",
+        "test_echo_serve",
+        "test_events_e2e",
+        "test_workers",
+        "test_programs",  # tests/compat: Twisted-style programs and .tac files in subprocesses
+    }
 )
 
 

@@ -101,6 +101,7 @@ def test_text_file_observer_line() -> None:
     assert out.getvalue().endswith(" [a.b#info] hi 1\n")
 
 
+@pytest.mark.e2e
 def test_start_logging_in_a_process() -> None:
     code = (
         "import sys\n"

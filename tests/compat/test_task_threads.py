@@ -144,6 +144,7 @@ def test_cooperate_runs_an_iterator_step_by_step(task: ModuleType) -> None:
     assert steps == [0, 1, 2] and done == [True]
 
 
+@pytest.mark.e2e
 def test_react_exits_with_main_s_outcome(tmp_path: Any) -> None:
     program = (
         "from eventhub.compat.twisted.internet import task, defer\n"
