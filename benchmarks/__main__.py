@@ -4,6 +4,7 @@
     python -m benchmarks --quick             # a tiny configuration that runs in seconds
     python -m benchmarks --only echo,chain --repeat 5 --out /tmp/bench
     python -m benchmarks --render-only       # rebuild report and plots from results.json
+    python -m benchmarks --only workers,nats --merge   # re-measure these, keep the rest of the report
 
 Results go to ``--out`` (default docs/benchmarks; with ``--quick``,
 benchmarks/results/quick so that a smoke run never overwrites the report):
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bus, chain, discovery, echo, goals, memory, plots, report, startup
+from benchmarks import bus, chain, discovery, echo, goals, memory, nats, plots, report, startup, workers
 from benchmarks._config import DEFAULT, QUICK, SCENARIOS, Config
 from benchmarks._machine import describe, load_average
 from benchmarks._proc import REPO_ROOT, raise_nofile
@@ -59,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--render-only",
         action="store_true",
         help="measure nothing: rebuild the report, goals and plots from OUT/results.json",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="measure the --only scenarios and put them into OUT/results.json in place of that run's, "
+        "keeping its other scenarios (a note says when each part was measured)",
     )
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -111,6 +118,8 @@ def run_scenarios(cfg: Config, only: list[str], progress: Progress) -> dict[str,
             "discovery": lambda: discovery.run(cfg, progress),
             "startup": lambda: startup.run(cfg, servers, progress),
             "memory": lambda: memory.run(cfg, servers, progress),
+            "workers": lambda: workers.run(cfg, progress),
+            "nats": lambda: nats.run(cfg, progress),
         }
         for name in only:
             try:
@@ -150,6 +159,37 @@ def render_only(out: Path) -> int:
     return 0
 
 
+def merge_into(out: Path, fresh: dict[str, Any], only: list[str]) -> dict[str, Any] | None:
+    """An earlier run's results with ``only`` replaced by ``fresh``'s, or None if there is none."""
+    try:
+        merged: dict[str, Any] = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"--merge: cannot read {out / 'results.json'}: {exc}; writing this run alone\n")
+        return None
+    for name in only:
+        merged[name] = fresh[name]
+    loads = fresh["load_average"]
+    commit = fresh["machine"]["commit"] or "unknown"
+    when = (
+        f"measured in a later run (started {fresh['started']}, commit {commit}, "
+        f"{fresh['duration_s'] / 60:.1f} min, load average {loads['start']} / {loads['end']}, "
+        f"{fresh['config']['repeat']} repeat(s)); the machine section describes the earlier run"
+    )
+    replaced = tuple(f"{_MERGED}{name} " for name in only)
+    merged["notes"] = [
+        *(n for n in merged.get("notes", []) if not n.startswith(replaced)),
+        *(f"{_MERGED}{name} {when}" for name in only),
+        *fresh["notes"],
+    ]
+    merged["config"]["scenarios"] = list(dict.fromkeys([*merged["config"].get("scenarios", []), *only]))
+    for key, value in fresh["config"].items():
+        merged["config"].setdefault(key, value)
+    return merged
+
+
+_MERGED = "merged: "
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = config_for(args)
@@ -169,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     results.update(run_scenarios(cfg, args.only, progress))
     results["duration_s"] = time.time() - started
     results["load_average"] = {"start": load_start, "end": load_average()}
+    took = results["duration_s"]
+    if args.merge:
+        results = merge_into(out, results, args.only) or results
     results["goals"] = goals.evaluate(results)
     write_outputs(results, out, progress)
     sys.stdout.write(report.text_table(results))
-    progress.note(f"done in {results['duration_s']:.0f} s: {out / 'README.md'}, {out / 'results.json'}")
+    progress.note(f"done in {took:.0f} s: {out / 'README.md'}, {out / 'results.json'}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory")
+SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory", "workers", "nats")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class Config:
     startup_runs: int
     memory_conns: int
     memory_base: int
+    workers_warmup: float
+    workers_duration: float
+    nats_events: int
 
 
 DEFAULT = Config(
@@ -46,6 +49,9 @@ DEFAULT = Config(
     startup_runs=5,
     memory_conns=10_000,
     memory_base=100,
+    workers_warmup=0.5,
+    workers_duration=2.0,
+    nats_events=20_000,
 )
 
 QUICK = Config(
@@ -65,6 +71,9 @@ QUICK = Config(
     startup_runs=1,
     memory_conns=20,
     memory_base=4,
+    workers_warmup=0.1,
+    workers_duration=0.3,
+    nats_events=300,
 )
 
 

@@ -1,4 +1,4 @@
-"""The goals of the core, reactor, echo and event bus issues, each as a ratio with PASS or MISS."""
+"""The goals of the core, reactor, echo, event bus, workers and NATS issues: ratios with PASS or MISS."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import bus as bus_scenario
+from benchmarks import nats as nats_scenario
+from benchmarks import workers as workers_scenario
 from benchmarks._stats import median_of, ratio
 
 PASS, MISS, NO_DATA = "PASS", "MISS", "NO DATA"
@@ -222,19 +224,64 @@ def memory_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-ALL: tuple[Callable[[dict[str, Any]], list[dict[str, Any]]], ...] = (
-    echo_goals,
-    chain_goals,
-    bus_goals,
-    discovery_goals,
-    memory_goals,
-)
+def workers_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16: --workers 2 serves >= 1.6x the round trips of --workers 1, measured and from CPU time."""
+    w = results.get("workers", {})
+    if "skipped" in w:
+        return []
+    cells = w.get("cells", {})
+    one, two = (cells.get(n, {}).get("summary") for n in ("1", "2"))
+    r = workers_scenario.ratios(one or {}, two or {})
+    rts = f"{_fmt(median_of(two, 'rt_per_s'), 'rt/s', 0)} vs {_fmt(median_of(one, 'rt_per_s'), 'rt/s', 0)}"
+    s1, s2 = median_of(one, "server_cpu_us_per_rt"), median_of(two, "server_cpu_us_per_rt")
+    load = median_of(two, "client_cpu_us_per_rt")
+    cpu = f"2 x {_fmt(s1, 'us', 1)} / ({_fmt(s2, 'us', 1)} + load generator {_fmt(load, 'us', 1)})"
+    burn = f"~{w.get('burn_us', 50):g} us of CPU per message"
+    return [
+        _goal(f"workers ({burn}): --workers 2 round trips/s >= 1.6x --workers 1", rts, r["measured"], 1.6,
+              at_least=True),
+        _goal(f"workers ({burn}): the same from CPU per round trip on 2 idle cores, 2 S1 / (S2 + L)", cpu,
+              r["cpu_projected"], 1.6, at_least=True),
+    ]  # fmt: skip
+
+
+def nats_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16: events hub -> NATS -> hub at >= 0.8x nats-py's own loop, core and JetStream."""
+    n = results.get("nats", {})
+    if "skipped" in n:
+        return []
+    cells = n.get("cells", {})
+    out = []
+    for mode, r in nats_scenario.ratios(n).items():
+        eh = median_of(cells.get(f"eventhub {mode}", {}).get("summary"), "events_per_s")
+        raw = median_of(cells.get(f"raw {mode}", {}).get("summary"), "events_per_s")
+        out.append(
+            _goal(
+                f"nats ({mode}): hub -> NATS -> hub events/s >= 0.8x nats-py's own publish/subscribe loop",
+                f"{_fmt(eh, 'events/s', 0)} vs {_fmt(raw, 'events/s', 0)}",
+                r["rate"],
+                0.8,
+                at_least=True,
+            )
+        )
+    return out
+
+
+ALL: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "echo": echo_goals,
+    "chain": chain_goals,
+    "bus": bus_goals,
+    "discovery": discovery_goals,
+    "memory": memory_goals,
+    "workers": workers_goals,
+    "nats": nats_goals,
+}
 
 
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every goal whose scenario ran; a goal without numbers says NO DATA, never PASS."""
     goals = []
-    for scenario, fn in zip(("echo", "chain", "bus", "discovery", "memory"), ALL, strict=True):
+    for scenario, fn in ALL.items():
         if scenario in results:
             goals.extend(fn(results))
     return goals

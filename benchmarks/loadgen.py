@@ -9,7 +9,9 @@ Run as its own process, pinned to the core the server is not on::
 ``echo``: N connections each do request/response with M-byte random payloads.
 After ``--warmup`` seconds the measured window opens: the server's CPU time is
 read from /proc/PID/stat at its start and end by this process, so the round
-trips counted and the CPU time read cover exactly the same interval. After the
+trips counted and the CPU time read cover exactly the same interval (a server
+of several processes, a supervisor and its workers, passes ``--server-pid``
+once for each: their CPU times are added). After the
 window no new request is sent; outstanding ones are drained (bounded) so that a
 lost reply is counted, not ignored. One JSON object is printed on stdout.
 
@@ -249,10 +251,11 @@ def run_echo(args: argparse.Namespace) -> dict[str, Any]:
     c.latencies = array("d")
     me = os.getpid()
     w_all0, w_me0 = machine_busy_seconds(), cpu_seconds(me)
-    w_cpu0, w_srv0, w_t0 = time.process_time(), cpu_seconds(args.server_pid), time.perf_counter()
+    pids: list[int] = args.server_pid
+    w_cpu0, w_srv0, w_t0 = time.process_time(), _cpu_of(pids), time.perf_counter()
     client.run_until(lambda: False, w_t0 + args.duration)
     window_rts, lat = c.rts, sorted(c.latencies)
-    w_t1, w_srv1, w_cpu1 = time.perf_counter(), cpu_seconds(args.server_pid), time.process_time()
+    w_t1, w_srv1, w_cpu1 = time.perf_counter(), _cpu_of(pids), time.process_time()
     w_me1, w_all1 = cpu_seconds(me), machine_busy_seconds()
     client.sending = False
     drained = client.run_until(lambda: client.outstanding == 0, time.perf_counter() + args.drain)
@@ -287,6 +290,10 @@ def run_echo(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _cpu_of(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 def _us(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e6
 
@@ -318,7 +325,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--size", type=int, default=64)
         p.add_argument("--seed", type=int, default=os.getpid())
     echo = sub.choices["echo"]
-    echo.add_argument("--server-pid", type=int, required=True)
+    echo.add_argument(
+        "--server-pid",
+        type=int,
+        action="append",
+        required=True,
+        help="a server process whose CPU time is read (repeat for a supervisor and its workers)",
+    )
     echo.add_argument("--warmup", type=float, default=0.5)
     echo.add_argument("--duration", type=float, default=2.0)
     echo.add_argument(

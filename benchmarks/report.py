@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmarks._stats import median_of, ratio
 from benchmarks.echo import SATURATED
+from benchmarks.nats import ratios
 
 COMMAND = "python -m benchmarks"
 
@@ -354,6 +355,161 @@ def memory_section(m: Mapping[str, Any]) -> list[str]:
     return lines + [f"- {n}" for n in notes] + ([""] if notes else [])
 
 
+def workers_section(w: Mapping[str, Any]) -> list[str]:
+    if "skipped" in w:
+        return ["## Workers", "", f"Skipped: {w['skipped']}.", ""]
+    rows = []
+    for count, cell in w["cells"].items():
+        s = cell["summary"]
+        rows.append(
+            [
+                f"--workers {count}",
+                fmt(s.get("rt_per_s"), 0),
+                fmt(s.get("server_cpu_us_per_rt"), 1),
+                fmt(s.get("server_cores"), 2),
+                fmt(s.get("client_cpu_us_per_rt"), 1),
+                fmt(s.get("others_cores"), 2),
+                fmt(s.get("p50_us"), 0),
+                fmt(s.get("p99_us"), 0),
+                str(len(cell["runs"])) + (f" ({len(cell['errors'])} failed)" if cell["errors"] else ""),
+            ]
+        )
+    r = w["ratios"]
+    shown = {k: "-" if v is None else f"{v:.2f}x" for k, v in r.items()}
+    lines = [
+        "## Workers",
+        "",
+        f"`eventhub run --workers N` serving an echo whose handler first runs a fixed Python loop "
+        f"({w['loops']} iterations, calibrated at the start of the run to ~{w['burn_us']:g} us on "
+        "the thread's CPU clock), so that the server, not the load generator, is the limit; the "
+        "plugin is written to a temporary folder as an installed distribution. "
+        f"`benchmarks.loadgen echo`: {w['conns']} connections, {w['size']} bytes, one request in "
+        f"flight on each, {w['warmup_s']} s warm-up, a {w['window_s']} s window; every byte verified. "
+        "Nothing pinned (two workers need both cores). Server CPU is the supervisor's and every "
+        "worker's, read at the window's edges; \"cores\" is that CPU over the window; "
+        '"others" the CPU the rest of the machine used meanwhile. 1 and 2 workers alternate; '
+        "medians (min-max).",
+        "",
+        *table(
+            [
+                "server",
+                "rt/s",
+                "server CPU us/rt",
+                "server cores",
+                "load generator CPU us/rt",
+                "others (cores)",
+                "p50 us",
+                "p99 us",
+                "runs",
+            ],
+            rows,
+        ),
+        f"Measured ratio of round trips per second: {shown['measured']}. On a 2-core machine the "
+        "load generator (a Python process too) needs CPU beside two workers, and any other work on "
+        "the machine takes cores from them, which the measured ratio shows as a loss of scaling. "
+        "The CPU-time figure does not depend on it: with S1 and S2 the server's CPU per round trip "
+        "at 1 and 2 workers and L the load generator's, 2 idle cores serve 1e6 / S1 round trips "
+        "per second with one worker (a core each for it and the load generator) and 2e6 / (S2 + L) "
+        f"with two: a ratio of 2 S1 / (S2 + L) = {shown['cpu_projected']} "
+        f"(S2 / S1 = {shown['server_cpu_per_rt']}: what a round trip costs with two workers against one).",
+        "",
+    ]
+    if r["server_cpu_per_rt"] is not None and r["server_cpu_per_rt"] < 0.95:
+        lines += [
+            "S2 below S1 does not mean two workers are cheaper: on this machine CPU time per round "
+            "trip grows with the other work competing for the cores (see the others column and the "
+            "min-max), and the one-worker runs met more of it; the two agree within that spread.",
+            "",
+        ]
+    one_core = median_of(w["cells"]["1"]["summary"], "server_cores")
+    if one_core is not None and one_core < SATURATED:
+        lines += [
+            f"**Not CPU-bound here**: with one worker the server was busy {one_core:.2f} of a core "
+            "(below the 90% that marks the limiting side), other work on the machine taking the rest, "
+            "so the measured ratio compares how much of the machine each configuration got, not what "
+            "a second worker adds; read the CPU-time figure.",
+            "",
+        ]
+    return lines + [f"- --workers {n}: run failed: {e}" for n, c in w["cells"].items() for e in c["errors"]]
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+NATS_COLUMNS = (
+    "subject",
+    "events/s",
+    "p50 ms",
+    "p99 ms",
+    "client CPU us/event",
+    "nats-server CPU us/event",
+    "runs",
+)
+
+
+def nats_section(n: Mapping[str, Any]) -> list[str]:
+    if "skipped" in n:
+        return ["## NATS", "", f"Skipped: {n['skipped']}.", ""]
+    rows = []
+    for name, cell in n["cells"].items():
+        s = cell["summary"]
+        failed = f" ({len(cell['errors'])} failed)" if cell["errors"] else ""
+        rows.append(
+            [
+                name,
+                fmt(s.get("events_per_s"), 0),
+                fmt(s.get("p50_ms"), 1),
+                fmt(s.get("p99_ms"), 1),
+                fmt(s.get("client_cpu_us"), 1),
+                fmt(s.get("server_cpu_us"), 1),
+                f"{len(cell['runs'])}{failed}",
+            ]
+        )
+    raw_js = n["cells"].get("raw jetstream", {}).get("summary", {})
+    halves = [
+        f"{label} {fmt(raw_js.get(key), 0)} msg/s"
+        for label, key in (
+            ("pipelined publishes alone", "publish_per_s"),
+            ("pull + ack alone", "pull_ack_per_s"),
+            ("publishes each awaited", "publish_awaited_per_s"),
+        )
+    ]
+    shown = ", ".join(
+        f"{mode}: {_times(v['rate'])} the events/s, {_times(v['cpu'])} the client CPU per event"
+        for mode, v in ratios(n).items()
+    )
+    lines = [
+        "## NATS",
+        "",
+        f"{n['events']:,} events per run, hub A -> nats-server -> hub B, beside nats-py's own loop "
+        "doing the same work (raw: one process, a publishing and a subscribing connection, the "
+        "bridge's JSON body and headers, parsed on arrival). Core NATS: publish and subscribe. "
+        f"JetStream: pipelined publishes (`publish_async`) and a pull consumer fetching {n['fetch']} "
+        "at a time, acking each. Hub A's probe emits its events "
+        f"{n['chunk']} per pass of its loop. events/s: events over the time from the first one's "
+        "`time` (its emission or publication) to the last arrival; latency: arrival minus `time`, "
+        "so with every event sent in one burst mostly time spent queued, alike for both. Client "
+        "CPU: hub A + hub B, or the raw process; nats-server's CPU beside it (the raw JetStream "
+        "process also runs the phases below, counted in the server's figure: per message it handled). "
+        "Medians (min-max).",
+        "",
+        *table(NATS_COLUMNS, rows),
+        f"eventhub over nats-py: {shown}.",
+        "",
+        f"nats-py JetStream, each half alone: {'; '.join(halves)}.",
+        "",
+        "nats-py core with a constant 7-byte body and no headers, nothing built or parsed: "
+        f"{fmt(n['cells'].get('raw core', {}).get('summary', {}).get('plain_per_s'), 0)} msg/s "
+        "(the kind of figure nats-py's own benchmarks give; building and parsing the bridge's "
+        "headers and JSON, as both sides above do, is most of the difference).",
+        "",
+    ]
+    for name, cell in n["cells"].items():
+        lines += [f"- {name}: run failed: {e}" for e in cell["errors"]]
+    return lines + ([""] if any(c["errors"] for c in n["cells"].values()) else [])
+
+
 SECTIONS = (
     ("echo", echo_section),
     ("chain", chain_section),
@@ -361,6 +517,8 @@ SECTIONS = (
     ("discovery", discovery_section),
     ("startup", startup_section),
     ("memory", memory_section),
+    ("workers", workers_section),
+    ("nats", nats_section),
 )
 
 

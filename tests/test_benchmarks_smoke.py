@@ -10,6 +10,7 @@ Also checks that the load generator's byte verification can fail.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory")
+SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory", "workers", "nats")
 
 
 def _run_benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
@@ -128,6 +129,92 @@ def test_the_bus_measured_every_subject_or_said_why(results: dict[str, Any]) -> 
     assert set(bus_results["emits"]["summary"]) | set(bus_results["emits"]["skipped"]) == set(bus.EMITS)
     goals = [g for g in results["goals"] if g["goal"].startswith("bus")]
     assert len(goals) == 2 + 2 and all(g["status"] in ("PASS", "MISS") for g in goals)
+
+
+def test_workers_served_every_round_trip_with_one_and_two_workers(results: dict[str, Any]) -> None:
+    workers = results["workers"]
+    if "skipped" in workers:
+        assert workers["skipped"]
+        return
+    for count in ("1", "2"):
+        cell = workers["cells"][count]
+        assert cell["runs"] and not cell["errors"], cell["errors"]
+        for run in cell["runs"]:
+            assert run["round_trips"] > 0 and (run["mismatches"], run["errors"], run["lost"]) == (0, 0, 0)
+            assert run["server_cpu_us_per_rt"] > 0
+    goals = [g for g in results["goals"] if g["goal"].startswith("workers")]
+    assert len(goals) == 2 and all(g["status"] in ("PASS", "MISS") for g in goals)
+
+
+def test_nats_measured_both_sides_or_said_why(results: dict[str, Any]) -> None:
+    nats = results["nats"]
+    if "skipped" in nats:
+        assert "nats" in nats["skipped"]
+        return
+    for name, cell in nats["cells"].items():
+        assert cell["runs"] and not cell["errors"], (name, cell["errors"])
+        assert all(run["received"] == nats["events"] for run in cell["runs"])
+        assert cell["summary"]["events_per_s"]["median"] > 0
+    goals = [g for g in results["goals"] if g["goal"].startswith("nats")]
+    assert len(goals) == 2 and all(g["status"] in ("PASS", "MISS") for g in goals)
+
+
+def test_a_missing_nats_server_skips_the_nats_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import nats
+    from benchmarks._config import QUICK
+    from benchmarks._progress import Progress
+
+    monkeypatch.setattr(nats, "server_binary", lambda: None)
+    assert "nats" in (nats.missing() or "")  # nats-py, or else nats-server, is not installed
+    result = nats.run(QUICK, Progress(stream=io.StringIO()))
+    assert set(result) == {"skipped"}
+    assert goals_of({"nats": result}) == []
+
+
+def goals_of(results: dict[str, Any]) -> list[dict[str, Any]]:
+    from benchmarks import goals
+
+    found: list[dict[str, Any]] = goals.evaluate(results)
+    return found
+
+
+def test_workers_and_nats_goals_show_a_miss_and_never_pass_without_numbers() -> None:
+    def cell(**medians: float) -> dict[str, Any]:
+        return {"summary": _summary(**medians), "runs": [], "errors": []}
+
+    one = cell(rt_per_s=10_000.0, server_cpu_us_per_rt=60.0, client_cpu_us_per_rt=15.0)
+    two = cell(rt_per_s=15_000.0, server_cpu_us_per_rt=55.0, client_cpu_us_per_rt=15.0)
+    found = goals_of({"workers": {"cells": {"1": one, "2": two}}})
+    assert [g["status"] for g in found] == ["MISS", "PASS"]  # 1.5x measured; 2 x 60 / (55 + 15) from CPU
+    assert found[1]["value"] == pytest.approx(2 * 60 / 70)
+    cells = {"raw core": cell(events_per_s=100.0), "eventhub core": cell(events_per_s=81.0)}
+    found = goals_of({"nats": {"cells": cells}})
+    assert [g["status"] for g in found] == ["PASS", "NO DATA"]
+
+
+def test_merge_replaces_only_the_scenarios_measured(tmp_path: Path) -> None:
+    from benchmarks.__main__ import merge_into
+
+    notes = ["kept", "merged: nats measured later (...)", "merged: workers measured later (...)"]
+    earlier = {"started": "then", "notes": notes, "config": {"scenarios": ["echo"]}, "echo": {"old": 1}}
+    (tmp_path / "results.json").write_text(json.dumps(earlier))
+    fresh = {
+        "started": "now",
+        "notes": [],
+        "config": {"repeat": 5, "scenarios": ["workers"]},
+        "machine": {"commit": "abc"},
+        "duration_s": 60.0,
+        "load_average": {"start": [1.0], "end": [2.0]},
+        "workers": {"new": 2},
+        "echo": {"ignored": 3},
+    }
+    merged = merge_into(tmp_path, fresh, ["workers"])
+    assert merged is not None
+    assert merged["echo"] == {"old": 1} and merged["workers"] == {"new": 2}
+    assert merged["config"]["scenarios"] == ["echo", "workers"]
+    assert merged["notes"][:2] == notes[:2]  # the note of the nats merge stays; the workers one is new
+    assert merged["notes"][2].startswith("merged: workers measured in a later run (started now, commit abc")
+    assert merge_into(tmp_path / "nothing", fresh, ["workers"]) is None
 
 
 def test_an_unknown_scenario_is_a_usage_error() -> None:
