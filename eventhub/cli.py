@@ -374,12 +374,18 @@ def _supervise(args: argparse.Namespace, hub: Hub, workers: int) -> int:
 
     hub.configure()  # a bad setting fails once, here, with exit status 2
     _setup_logging(args.verbose - args.quiet, prefix=f"[supervisor pid {os.getpid()}] ", fmt=args.log_format)
-    loaded = [name for name, record in hub.records.items() if record.status is Status.LOADED]
-    if not loaded:
+    # The installed plugins that loaded; those given with -p are in the arguments already.
+    loaded = [name for name, r in hub.records.items() if r.status is Status.LOADED and r.dist]
+    if not loaded and not args.plugin:
         log.info("no plugin to run: nothing for workers to do")
         return 0
-    arguments = [*_without_workers(args.arguments), "--only", ",".join(loaded)]
-    return Supervisor(workers, arguments).run()
+    arguments = _without_workers(args.arguments)
+    environment: dict[str, str] = {}
+    if loaded:
+        arguments += ["--only", ",".join(loaded)]
+    else:
+        environment[NO_AUTOLOAD_ENV] = "1"  # only the -p plugins: none of the installed ones loaded
+    return Supervisor(workers, arguments, environment).run()
 
 
 def _without_workers(arguments: list[str]) -> list[str]:

@@ -37,7 +37,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,9 +85,10 @@ class Worker:
 class Supervisor:
     """Start, watch, restart and stop the workers (one per slot)."""
 
-    def __init__(self, count: int, argv: Sequence[str]) -> None:
+    def __init__(self, count: int, argv: Sequence[str], environment: Mapping[str, str] | None = None) -> None:
         self.count = count
         self.argv = list(argv)
+        self.environment = dict(environment or {})
         self.workers: list[Worker] = []
         self.generation = 0
         self.sockets: dict[tuple[int, str, int], socket.socket] = {}  # (slot, address, n) -> socket
@@ -157,7 +158,7 @@ class Supervisor:
 
     def _start(self, slot: int) -> Worker:
         mine, theirs = socket.socketpair()
-        env = {**os.environ, CHANNEL_ENV: str(theirs.fileno()), WORKER_ENV: str(slot)}
+        env = {**os.environ, **self.environment, CHANNEL_ENV: str(theirs.fileno()), WORKER_ENV: str(slot)}
         process = subprocess.Popen(
             [sys.executable, "-m", "eventhub", *self.argv],
             env=env,

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import PluginVenv, Served, first_party, write_dist
@@ -195,3 +196,14 @@ def test_sighup_restarts_the_workers_without_refusing_or_losing_a_connection(wor
     assert not errors, errors
     assert answered > 20 and not (old & new) and not any(_alive(pid) for pid in old)
     assert workers.finish()[0] == 0
+
+
+def test_workers_run_a_plugin_given_with_p(venv: PluginVenv, tmp_path: Path) -> None:
+    (tmp_path / "pidprobe_w.py").write_text(PROBE)
+    with Served(
+        venv, "run", "--workers", "2", "-p", "pidprobe_w:Probe", "--only", "probe", cwd=tmp_path
+    ) as served:
+        lines = [served.wait_for(r"\[worker 0 pid \d+\] eventhub\.probe: INFO: probe on port (\d+)")]
+        lines.append(served.wait_for(r"\[worker 1 pid \d+\] eventhub\.probe: INFO: probe on port (\d+)"))
+        assert lines[0].group(1) == lines[1].group(1)  # one port, shared
+        assert served.finish()[0] == 0

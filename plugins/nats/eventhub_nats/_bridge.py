@@ -217,6 +217,8 @@ class Bridge:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._main())
+        except Exception:  # a bug: say so loudly, the hub goes on without the bridge
+            log.exception("the NATS bridge stopped")
         finally:
             self._loop.close()
 
@@ -321,7 +323,14 @@ class Bridge:
                 return
             except NotFoundError:
                 subjects = [subject_for(self.settings.prefix, ">")]
-                await js.add_stream(StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE))
+                try:
+                    await js.add_stream(StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE))
+                except Exception as error:  # refused (subjects another stream has, say): say it, retry
+                    log.error(
+                        "cannot create JetStream stream %r for %s: %s; retrying", name, subjects[0], error
+                    )
+                    await asyncio.sleep(5.0)
+                    continue
                 log.info("created JetStream stream %r for %s", name, subjects[0])
                 return
             except Exception as error:  # the server is restarting: JetStream answers again soon
