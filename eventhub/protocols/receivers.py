@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 
+from eventhub._logging import RateLimitedLog
 from eventhub.protocol import Protocol, Transport
 from eventhub.protocols._base import Framer
 from eventhub.protocols._errors import FramingError
@@ -43,6 +44,7 @@ from eventhub.protocols.prefixed import DEFAULT_MAX_PREFIXED, LengthPrefixFramer
 __all__ = ["Int32StringReceiver", "LineReceiver", "NetstringReceiver"]
 
 log = logging.getLogger("eventhub.protocols")
+_limited = RateLimitedLog(log)
 
 
 class _FramedReceiver(Protocol):
@@ -175,7 +177,9 @@ class _FramedReceiver(Protocol):
         """The peer broke the framing: log it, remember it, close after flushing."""
         self.framing_error = error
         transport = self._connected()
-        log.warning("closing connection from %s: %s", transport.get_peer(), error)
+        # A client can trigger this at will: at most one line per kind of error per interval.
+        peer, cause = transport.get_peer(), type(error).__name__
+        _limited.log(logging.WARNING, "closing connection from %s: %s", peer, error, cause=cause)
         transport.lose_connection()
 
     def _send(self, message: bytes) -> None:

@@ -22,6 +22,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from eventhub._logging import RateLimitedLog
 from eventhub.errors import IncompleteReadError, UsageError
 from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
 from eventhub.reactor.tasks import Future, Runner
@@ -244,6 +245,7 @@ class StreamServerFactory(ServerFactory):
         self._runner = runner
         self._handler = handler
         self._limit = limit
+        self._failures = RateLimitedLog(log)  # a client may make the handler fail on purpose
 
     def build_protocol(self, addr: Address) -> Protocol:
         stream = Stream(self._limit)
@@ -256,11 +258,19 @@ class StreamServerFactory(ServerFactory):
         task = self._runner.spawn(self._handler(stream), name=name)
         task.add_done_callback(lambda done: self._finished(stream, done))
 
-    @staticmethod
-    def _finished(stream: Stream, task: Future[Any]) -> None:
+    def _finished(self, stream: Stream, task: Future[Any]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
-            log.error(
-                "%s failed: %s: %s", getattr(task, "name", task), type(error).__name__, error, exc_info=error
+            name = getattr(task, "name", task)
+            # A client may make a handler fail on purpose: one line per kind of failure per interval.
+            cause = (name.partition("(")[0] if isinstance(name, str) else name, type(error))
+            self._failures.log(
+                logging.ERROR,
+                "%s failed: %s: %s",
+                name,
+                type(error).__name__,
+                error,
+                exc_info=error,
+                cause=cause,
             )
             stream.abort()
         else:

@@ -39,6 +39,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from eventhub._logging import RateLimitedLog
 from eventhub.limits import AddressLimit, IdleSweep
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.protocols import FramingError, LineReceiver
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["ChatProtocol", "ChatRoom"]
 
 log = logging.getLogger("eventhub.chat")
+_limited = RateLimitedLog(log)  # for the lines a client can trigger at will
 
 # The events the room emits (when some handler subscribes): payload nick, peer,
 # host, port; text for a message; error (None for a clean close) when one leaves.
@@ -305,8 +307,11 @@ class ChatProtocol(LineReceiver):
         if transport is None or transport.is_closing():
             return
         if transport.get_write_buffer_size() > self.room.settings.max_backlog:
-            log.warning(
-                "chat: %s (%s) does not read what is sent; disconnecting", self.nick, transport.get_peer()
+            _limited.log(
+                logging.WARNING,
+                "chat: %s (%s) does not read what is sent; disconnecting",
+                self.nick,
+                transport.get_peer(),
             )
             transport.abort_connection()
             return
