@@ -430,9 +430,9 @@ async def _finished(task: Future[Any]) -> None:
 
 def _check_backend(name: str) -> None:
     """Fail early (``UsageError``) on a backend the reactor would refuse, even if none is needed."""
-    from eventhub.reactor.pollers import make_poller
+    from eventhub.reactor.pollers import check_backend
 
-    make_poller(name).close()
+    check_backend(name)
 
 
 def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:

@@ -43,8 +43,7 @@ from eventhub.compat.twisted_protocol import (
     TwistedConnector,
 )
 from eventhub.protocol import Address
-from eventhub.reactor.api import ListenerAPI, ReactorAPI
-from eventhub.reactor.timers import TimerHandle
+from eventhub.reactor.api import ListenerAPI, ReactorAPI, TimerAPI
 
 __all__ = ["DelayedCall", "ListeningPort", "TwistedReactor", "protocol", "reactor"]
 
@@ -87,7 +86,7 @@ class DelayedCall:
 
     __slots__ = ("_reactor", "handle")
 
-    def __init__(self, handle: TimerHandle, reactor: ReactorAPI) -> None:
+    def __init__(self, handle: TimerAPI, reactor: ReactorAPI) -> None:
         self.handle = handle
         self._reactor = reactor
 

@@ -23,7 +23,11 @@ from typing import Any
 
 from eventhub.errors import IncompleteReadError, UsageError
 from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
-from eventhub.reactor.tasks import Future, Runner
+from eventhub.reactor.tasks import Future, TaskAPI
+
+
+class _Spawns(typing.Protocol):
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> TaskAPI[Any]: ...
 
 
 class _Connects(typing.Protocol):
@@ -226,7 +230,7 @@ class Stream(Protocol):
 class StreamServerFactory(ServerFactory):
     """Serves ``handler(stream)`` as a task per connection; the stream closes when it returns."""
 
-    def __init__(self, runner: Runner, handler: StreamHandler, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, runner: _Spawns, handler: StreamHandler, limit: int = DEFAULT_LIMIT) -> None:
         self._runner = runner
         self._handler = handler
         self._limit = limit
@@ -243,7 +247,7 @@ class StreamServerFactory(ServerFactory):
         task.add_done_callback(lambda done: self._finished(stream, done))
 
     @staticmethod
-    def _finished(stream: Stream, task: Future[Any]) -> None:
+    def _finished(stream: Stream, task: TaskAPI[Any]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error(
                 "%s failed: %s: %s", getattr(task, "name", task), type(error).__name__, error, exc_info=error

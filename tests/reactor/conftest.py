@@ -12,7 +12,7 @@ import pytest
 
 from eventhub.reactor import available_backends
 
-BACKENDS = [b for b in ("select", "poll", "epoll") if b in available_backends()]
+BACKENDS = [b for b in ("select", "poll", "epoll", "asyncio", "uvloop") if b in available_backends()]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -38,7 +38,7 @@ from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
     from eventhub import Hub
-    from eventhub.reactor import ReactorAPI, TimerHandle
+    from eventhub.reactor import ReactorAPI, TimerAPI
 
 log = logging.getLogger("eventhub.echo")
 
@@ -104,7 +104,7 @@ class EchoFactory(ServerFactory):
         self.connections: set[EchoProtocol] = set()
         self.refused = 0  # connections closed at once because of max_connections
         self._full = False
-        self._sweeper: TimerHandle | None = None
+        self._sweeper: TimerAPI | None = None
 
     # -- connection cap -------------------------------------------------------
 
