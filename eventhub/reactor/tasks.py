@@ -336,7 +336,7 @@ class Task(Future[T]):
         except Cancelled as cancelled:
             self._finish(_CANCELLED, cancelled)
         except BaseException as failure:  # a plugin's SystemExit too: the task's failure, not ours
-            self._finish(_FAILED, failure)
+            self._finish(_FAILED, _explained(failure, runner.backend))
         else:
             self._await(yielded)
         finally:
@@ -370,6 +370,18 @@ class Task(Future[T]):
             log.warning("%s ignored being closed", self._describe())
         if self._state is _PENDING:
             self._finish(_CANCELLED, Cancelled("abandoned: the reactor closed"))
+
+
+def _explained(failure: BaseException, backend: str) -> BaseException:
+    """asyncio's "no running event loop" (asyncio.get_running_loop() in a task here) as a UsageError."""
+    if type(failure) is RuntimeError and str(failure) == "no running event loop":
+        error = UsageError(
+            f"a task asked for the running asyncio loop on the {backend!r} backend, where none runs: "
+            "run the hub with --backend asyncio (or uvloop) to use asyncio libraries"
+        )
+        error.__cause__ = failure
+        return error
+    return failure
 
 
 def _not_awaitable_here(yielded: object, backend: str) -> BaseException:

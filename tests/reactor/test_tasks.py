@@ -284,3 +284,27 @@ def test_future_callbacks_and_states() -> None:
     assert cancelled.cancel() and cancelled.cancelled() and calls[-1] == "canceller"
     with pytest.raises(Cancelled):
         cancelled.result()
+
+
+def test_asking_for_the_running_asyncio_loop_fails_naming_the_asyncio_backend(reactor: Reactor) -> None:
+    if reactor.backend in ASYNCIO_BACKENDS:
+        pytest.skip("an asyncio loop runs there (tests/reactor/test_aio.py)")
+    got: list[BaseException | None] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop()
+
+    async def watch() -> None:
+        task = reactor.spawn(main())
+        with contextlib.suppress(UsageError):
+            await task
+        got.append(task.exception())
+        reactor.stop()
+
+    reactor.spawn(watch())
+    run(reactor)
+    assert (
+        isinstance(got[0], UsageError)
+        and "--backend asyncio" in str(got[0])
+        and reactor.backend in str(got[0])
+    )
