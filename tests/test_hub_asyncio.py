@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
+from support import PluginVenv
 
 import eventhub
 from eventhub.errors import UsageError
@@ -65,3 +67,59 @@ def test_serve_needs_an_asyncio_backend() -> None:
 
     with pytest.raises(UsageError, match="asyncio"):
         asyncio.run(application())
+
+
+EMBEDDER = """\
+import asyncio
+import logging
+import re
+import socket
+import sys
+
+import eventhub
+from eventhub.config import load
+
+
+class Port(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.port = asyncio.get_running_loop().create_future()
+
+    def emit(self, record):
+        found = re.search(r"listening on 127\\.0\\.0\\.1:(\\d+)", record.getMessage())
+        if found and not self.port.done():
+            self.port.set_result(int(found.group(1)))
+
+
+async def main():
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    port = Port()
+    logging.getLogger("eventhub").addHandler(port)
+    config = load(overrides=["echo.port=0"])
+    async with eventhub.Hub(autoload=True, backend="asyncio", config=config, only=["echo"]) as hub:
+        serving = asyncio.create_task(hub.serve())
+        number = await asyncio.wait_for(port.port, 20)
+        reader, writer = await asyncio.open_connection("127.0.0.1", number)
+        writer.write(b"embedded echo")
+        print((await reader.readexactly(13)).decode(), flush=True)
+        writer.close()
+        await writer.wait_closed()
+    await asyncio.wait_for(serving, 20)
+    print("host shut it down", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_echo_plugin_embedded_in_an_asyncio_application(echo_venv: PluginVenv) -> None:
+    result = subprocess.run(
+        [str(echo_venv.python), "-c", EMBEDDER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=echo_venv.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["embedded echo", "host shut it down"]
+    assert "Traceback" not in result.stderr
