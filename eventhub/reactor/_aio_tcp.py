@@ -26,13 +26,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
 from eventhub.reactor.tcp import (
+    _LINGER_RESET,
     HIGH_WATER,
     _byte_view,
     _reason,
@@ -49,7 +49,6 @@ __all__ = ["AsyncioConnection", "AsyncioConnector", "AsyncioListener"]
 
 log = logging.getLogger("eventhub.reactor")
 
-_LINGER_RESET = struct.pack("ii", 1, 0)
 _OPEN, _CLOSING, _CLOSED = 0, 1, 2
 
 
