@@ -104,14 +104,15 @@ def eventhub_servers(plugin: EchoPluginInstall) -> list[ServerSpec]:
         target = plugin.ensure()
         use_cli = target is not None
         extra_path = [target] if target else []
-    for backend in ("epoll", "poll", "select"):
+    no_uvloop = None if _installed("uvloop") else "uvloop is not installed (pip install uvloop)"
+    for backend in ("epoll", "poll", "select", "asyncio", "uvloop"):
         specs.append(
             ServerSpec(
                 name=f"eventhub-{backend}",
                 label=f"eventhub ({backend})",
                 argv=_eventhub_argv(backend, use_cli),
                 max_conns=SELECT_MAX_CONNS if backend == "select" else None,
-                missing=missing,
+                missing=missing or (no_uvloop if backend == "uvloop" else None),
                 pythonpath=extra_path,
                 is_eventhub=True,
                 via="eventhub run" if use_cli else "reactor script",

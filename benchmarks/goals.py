@@ -70,6 +70,17 @@ def echo_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 0.4,
             )
         )
+    for backend in ("asyncio", "uvloop"):  # the asyncio backends beside their raw loop
+        eh = _echo_median(results, "100 x 64 B", f"eventhub-{backend}", cpu)
+        raw = _echo_median(results, "100 x 64 B", backend, cpu)
+        out.append(
+            _goal(
+                f"echo 100 x 64 B: eventhub ({backend}) CPU per round trip <= 1.1x the raw {backend} server",
+                f"{_fmt(eh, 'us')} vs {_fmt(raw, 'us')}",
+                ratio(eh, raw),
+                1.1,
+            )
+        )
     out.append(_many_connections(results))
     out.append(_bulk(results))
     out.append(_integrity(results))

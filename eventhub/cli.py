@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--backend",
         metavar="NAME",
-        help="reactor backend: auto, select, poll, epoll, "
+        help="reactor backend: auto, select, poll, epoll, asyncio, uvloop (if installed), "
         "or one registered in the entry-point group eventhub.reactors",
     )
     run.add_argument(

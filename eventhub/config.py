@@ -6,7 +6,7 @@ The file::
     order = ["auth", "audit"]     # chain order (see eventhub.ordering)
     disable = ["noisy"]           # never imported
     on_error = "continue"         # or "stop"
-    backend = "auto"              # reactor backend: auto | select | poll | epoll
+    backend = "auto"              # reactor backend: auto | select | poll | epoll | asyncio | uvloop
 
     [plugins.echo]                # each plugin's own table, given to its eventhub_configure
     port = 8000

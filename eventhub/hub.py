@@ -380,6 +380,52 @@ class Hub:
         reactor.call_soon(self.emit, STARTED, {"worker": self.worker})
         reactor.run()
 
+    # -- embedded in an asyncio application (backend asyncio or uvloop) ------------
+
+    async def __aenter__(self) -> Hub:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def serve(self) -> None:
+        """``run()`` inside a running asyncio application, on its loop (no second loop, no thread).
+
+        The hub's backend must be ``asyncio`` or ``uvloop``; signals stay the
+        application's: stop with ``hub.stop()``, ``await hub.aclose()`` or by
+        cancelling the task that awaits this (the hub then shuts down gracefully).
+        """
+        from eventhub.reactor.aio import AsyncioReactor
+
+        reactor = self.reactor
+        if not isinstance(reactor, AsyncioReactor):
+            raise UsageError(f"Hub.serve() runs on an asyncio loop: backend='asyncio', not {self._backend!r}")
+        self.configure()
+        self._call_each("eventhub_startup", {"hub": self})
+        try:
+            self.dispatch(Event("run"))
+            self._start_services()
+            self._start_schedules()
+            reactor.add_system_event_trigger("before", "shutdown", self.emit, STOPPING)
+            reactor.call_soon(self.emit, STARTED)
+            await reactor.serve()
+        finally:
+            self._call_each("eventhub_shutdown", {"hub": self})
+            self._reactor = None  # it closed itself; a next serve() gets a new one
+
+    async def aclose(self) -> None:
+        """Stop serving (if ``serve()`` runs) and wait until the hub has shut down."""
+        reactor = self._reactor
+        if reactor is None:
+            return
+        if reactor.running:
+            done: Future[None] = Future()
+            reactor.add_system_event_trigger("after", "shutdown", done.set_result, None)
+            reactor.stop()
+            await done
+        else:
+            self.close()
+
     async def _stop_when_idle(self) -> None:
         reactor = self.reactor
         current = reactor.current_task()
@@ -515,9 +561,9 @@ def _configure_failed(plugin: str, error: BaseException) -> PluginError:
 
 def _check_backend(name: str) -> None:
     """Fail early (``UsageError``) on a backend the reactor would refuse, even if none is needed."""
-    from eventhub.reactor.pollers import make_poller
+    from eventhub.reactor.pollers import check_backend
 
-    make_poller(name).close()
+    check_backend(name)
 
 
 def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:

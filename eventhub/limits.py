@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from eventhub.protocol import Address
-    from eventhub.reactor import ReactorAPI, TimerHandle
+    from eventhub.reactor import ReactorAPI, TimerAPI
 
 __all__ = ["IDLE_TICKS", "AddressLimit", "IdleSweep", "IdleWatched", "is_loopback"]
 
@@ -115,7 +115,7 @@ class IdleSweep(Generic[W]):
         self.timeout = timeout
         self._watched = watched
         self._on_idle = on_idle
-        self._timer: TimerHandle | None = None
+        self._timer: TimerAPI | None = None
 
     def start(self) -> None:
         if self.timeout > 0 and self._timer is None:

@@ -117,6 +117,10 @@ def reactor(reactor_backend: str, request: pytest.FixtureRequest) -> Iterator[Re
     """A real reactor; the test errors if it leaks descriptors or leaves work (a task too) pending."""
     from eventhub.reactor import Reactor
 
+    if reactor_backend == "uvloop":  # libuv opens a pipe on its first loop, kept for the process
+        import uvloop
+
+        uvloop.new_event_loop().close()
     before = _open_descriptors()
     reactor = Reactor(backend=reactor_backend)
     yield reactor
@@ -132,16 +136,14 @@ def reactor(reactor_backend: str, request: pytest.FixtureRequest) -> Iterator[Re
 
 
 def _leftovers(reactor: Reactor) -> list[str]:
-    """What a finished test should have stopped, cancelled or closed."""
-    # The reactor has no public inventory of what it holds; read its own bookkeeping.
-    found = [f"listener still listening: {x!r}" for x in getattr(reactor, "_listeners", ())]
-    found += [f"connection still open: {x!r}" for x in getattr(reactor, "_connections", ())]
-    found += [f"connection attempt in progress: {x!r}" for x in getattr(reactor, "_connectors", ())]
-    timers = getattr(reactor, "_timers", None)
-    handles = {id(entry[2]): entry[2] for entry in getattr(timers, "heap", ())}
-    found += [f"timer still pending: {h!r}" for h in handles.values() if h.active()]
-    found += [f"call queued but never run: {call[0]!r}" for call in getattr(reactor, "_ready", ())]
-    found += [f"task still pending: {task!r}" for task in reactor.tasks]
+    """What a finished test should have stopped, cancelled or closed (the reactor's own inventory)."""
+    held = reactor.inventory()
+    found = [f"listener still listening: {x!r}" for x in held.listeners]
+    found += [f"connection still open: {x!r}" for x in held.connections]
+    found += [f"connection attempt in progress: {x!r}" for x in held.connectors]
+    found += [f"timer still pending: {x!r}" for x in held.timers]
+    found += [f"call queued but never run: {x!r}" for x in held.calls]
+    found += [f"task still pending: {x!r}" for x in held.tasks]
     return found
 
 

@@ -52,7 +52,7 @@ def roundtrip(sock: socket.socket, data: bytes) -> bytes:
 # -- serving ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["select", "poll", "epoll"])
+@pytest.mark.parametrize("backend", ["select", "poll", "epoll", "asyncio", "uvloop"])
 def test_random_binary_data_in_random_chunks_across_hundreds_of_connections(
     venv: PluginVenv, backend: str
 ) -> None:

@@ -3,6 +3,7 @@
     from eventhub.reactor import Reactor
 
     reactor = Reactor()                      # epoll on Linux; or backend="poll" / "select"
+                                             # or "asyncio" / "uvloop" (aio.py)
     listener = reactor.listen_tcp(0, factory)
     print(listener.get_host().port)
     reactor.run()                            # until stop(), SIGINT or SIGTERM
@@ -24,10 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.api import ListenerAPI, ReactorAPI
-    from eventhub.reactor.pollers import DescriptorLimitError, Poller, available_backends, make_poller
+    from eventhub.reactor.api import Inventory, ListenerAPI, ReactorAPI, TimerAPI
+    from eventhub.reactor.pollers import (
+        DescriptorLimitError,
+        Poller,
+        available_backends,
+        backend_availability,
+        make_poller,
+    )
     from eventhub.reactor.streams import Stream
-    from eventhub.reactor.tasks import Future, Task, Timeout
+    from eventhub.reactor.tasks import Future, Task, TaskAPI, Timeout
     from eventhub.reactor.tcp import Connection, Connector, Listener
     from eventhub.reactor.threads import ThreadResult
     from eventhub.reactor.timers import TimerHandle
@@ -36,15 +43,19 @@ if TYPE_CHECKING:
 # and every pytest run where eventhub is installed imports the hub.
 _WHERE = {
     "Reactor": "_loop",
+    "Inventory": "api",
     "ListenerAPI": "api",
     "ReactorAPI": "api",
+    "TimerAPI": "api",
     "DescriptorLimitError": "pollers",
     "Poller": "pollers",
     "available_backends": "pollers",
+    "backend_availability": "pollers",
     "make_poller": "pollers",
     "Stream": "streams",
     "Future": "tasks",
     "Task": "tasks",
+    "TaskAPI": "tasks",
     "Timeout": "tasks",
     "Connection": "tcp",
     "Connector": "tcp",
@@ -68,6 +79,7 @@ __all__ = [
     "Connector",
     "DescriptorLimitError",
     "Future",
+    "Inventory",
     "Listener",
     "ListenerAPI",
     "Poller",
@@ -75,9 +87,12 @@ __all__ = [
     "ReactorAPI",
     "Stream",
     "Task",
+    "TaskAPI",
     "ThreadResult",
     "Timeout",
+    "TimerAPI",
     "TimerHandle",
     "available_backends",
+    "backend_availability",
     "make_poller",
 ]

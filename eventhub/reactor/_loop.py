@@ -54,11 +54,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._triggers import PHASES, SystemTriggers
+from eventhub.reactor.api import Inventory
 from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
 from eventhub.reactor.tasks import Future, Runner
@@ -149,6 +150,8 @@ class Reactor(CoroutineMethods):
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
     select; ``eventhub.reactor.available_backends()`` lists the others.
+    ``backend="asyncio"`` or ``"uvloop"`` builds an ``AsyncioReactor`` instead
+    (``eventhub.reactor.aio``): the same API over an asyncio loop.
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
     and then releases everything it holds.
 
@@ -165,6 +168,13 @@ class Reactor(CoroutineMethods):
     shutdown_timeout: float = 5.0
     #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
     linger_timeout: float = 2.0
+
+    def __new__(cls, backend: str = "auto", *args: Any, **kw: Any) -> Reactor:
+        if backend in ("asyncio", "uvloop"):  # aio.ASYNCIO_BACKENDS, without importing asyncio here
+            from eventhub.reactor.aio import AsyncioReactor
+
+            return cast(Reactor, AsyncioReactor(backend, *args, **kw))
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -457,6 +467,18 @@ class Reactor(CoroutineMethods):
             log.error("%s-%s trigger %r raised", phase, event, fn, exc_info=exc)
 
     # -- running --------------------------------------------------------------
+
+    def inventory(self) -> Inventory:
+        """What the reactor holds now: what a finished test should have closed."""
+        timers = {id(entry[2]): entry[2] for entry in self._timers.heap}
+        return Inventory(
+            listeners=tuple(self._listeners),
+            connections=tuple(self._connections),
+            connectors=tuple(self._connectors),
+            timers=tuple(handle for handle in timers.values() if handle.active()),
+            calls=tuple(call[0] for call in self._ready),
+            tasks=tuple(self._runner.tasks),
+        )
 
     @property
     def running(self) -> bool:

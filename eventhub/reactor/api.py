@@ -17,6 +17,7 @@ it lists must match the signatures here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
@@ -32,11 +33,10 @@ if TYPE_CHECKING:
         Factory,
     )
     from eventhub.reactor.streams import Stream, StreamHandler
-    from eventhub.reactor.tasks import Future, Task, Timeout
+    from eventhub.reactor.tasks import Future, TaskAPI, Timeout
     from eventhub.reactor.threads import ThreadResult
-    from eventhub.reactor.timers import TimerHandle
 
-__all__ = ["ListenerAPI", "ReactorAPI"]
+__all__ = ["Inventory", "ListenerAPI", "ReactorAPI", "TimerAPI"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,45 @@ class ListenerAPI(Protocol):
     def stop_listening(self) -> None:
         """Close the listening socket; connections already accepted stay up."""
         ...
+
+
+@runtime_checkable
+class TimerAPI(Protocol):
+    """What ``call_later`` returns (``TimerHandle``, or ``AsyncioTimer`` on the asyncio backends)."""
+
+    @property
+    def time(self) -> float:
+        """When it is due, on the reactor's ``seconds()`` clock."""
+        ...
+
+    def active(self) -> bool:
+        """True until it has been called or cancelled."""
+        ...
+
+    def cancel(self) -> None:
+        """Make sure it never runs; does nothing once inactive."""
+        ...
+
+    def reset(self, delay: float) -> None:
+        """Make it due ``delay`` seconds from now instead."""
+        ...
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What a reactor holds at one moment (``reactor.inventory()``): the leak-checking fixture reads it.
+
+    Each field is a tuple of the objects themselves (their ``repr`` names them).
+    ``calls`` are callbacks queued and not yet run (empty on the asyncio
+    backends, whose ready queue is the loop's own).
+    """
+
+    listeners: tuple[object, ...] = ()
+    connections: tuple[object, ...] = ()
+    connectors: tuple[object, ...] = ()
+    timers: tuple[object, ...] = ()
+    calls: tuple[object, ...] = ()
+    tasks: tuple[object, ...] = ()
 
 
 @runtime_checkable
@@ -76,7 +115,7 @@ class ReactorAPI(Protocol):
         """Run ``fn(*args, **kw)`` on the next pass of the loop."""
         ...
 
-    def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerHandle:
+    def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> TimerAPI:
         """Run ``fn(*args, **kw)`` in ``delay`` seconds; the handle cancels or resets it."""
         ...
 
@@ -147,7 +186,7 @@ class ReactorAPI(Protocol):
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory``."""
         ...
 
-    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> Task[T]:
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> TaskAPI[T]:
         """Run ``coro`` as a task (see ``eventhub.reactor.tasks``)."""
         ...
 
@@ -159,12 +198,12 @@ class ReactorAPI(Protocol):
         """``async with reactor.timeout(seconds):`` ``TimeoutError`` at the pending await when due."""
         ...
 
-    def current_task(self) -> Task[Any]:
+    def current_task(self) -> TaskAPI[Any]:
         """The task running now."""
         ...
 
     @property
-    def tasks(self) -> frozenset[Task[Any]]:
+    def tasks(self) -> frozenset[TaskAPI[Any]]:
         """The tasks spawned and not yet finished."""
         ...
 
@@ -218,7 +257,11 @@ class ReactorAPI(Protocol):
 if TYPE_CHECKING:
     # Checked by mypy, never run: both reactors must keep satisfying the Protocol.
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.aio import AsyncioReactor
     from eventhub.testing import MemoryReactor
 
     def _conforms(real: Reactor, fake: MemoryReactor) -> tuple[ReactorAPI, ReactorAPI]:
         return real, fake
+
+    def _conforms_too(aio: AsyncioReactor) -> ReactorAPI:
+        return aio

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from eventhub.discovery import Conflict, PluginEntry
 
 __all__ = [
+    "ASYNCIO_BACKENDS",
     "ERROR",
     "FD_SETSIZE",
     "READ",
@@ -49,6 +50,8 @@ __all__ = [
     "Poller",
     "SelectPoller",
     "available_backends",
+    "backend_availability",
+    "check_backend",
     "make_poller",
 ]
 
@@ -289,13 +292,47 @@ def _load(entry: PluginEntry) -> Poller:
     return poller
 
 
+#: Served by ``eventhub.reactor.aio`` on an asyncio loop, not by a poller; ``auto`` never picks them.
+ASYNCIO_BACKENDS = ("asyncio", "uvloop")
+
+
+def backend_availability() -> dict[str, str | None]:
+    """Every backend name eventhub knows, with ``None`` if usable here, else why not."""
+    known: dict[str, str | None] = {"auto": None}
+    builtin = _builtin_backends()
+    for name in ("epoll", "poll", "select"):
+        known[name] = None if name in builtin else f"select.{name} does not exist on this platform"
+    known["asyncio"] = None
+    known["uvloop"] = None if _uvloop_installed() else "uvloop is not installed (pip install uvloop)"
+    return known
+
+
+def _uvloop_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def check_backend(name: str) -> None:
+    """``UsageError`` unless ``Reactor(backend=name)`` can be built here."""
+    if name in ASYNCIO_BACKENDS:
+        reason = backend_availability()[name]
+        if reason is not None:
+            raise UsageError(f"reactor backend {name!r} is unavailable: {reason}")
+        return
+    make_poller(name).close()
+
+
 def available_backends() -> list[str]:
     """Names ``Reactor(backend=...)`` accepts here, best first, then third-party ones.
 
+    ``asyncio`` (and ``uvloop`` when installed) come after the built-in
+    pollers; ``backend_availability()`` also tells why a name is missing.
     A name that two installed distributions both declare is left out, with a
     warning naming them (``make_poller`` refuses it with the same words).
     """
     names = list(_builtin_backends())
+    names += [n for n, reason in backend_availability().items() if n in ASYNCIO_BACKENDS and reason is None]
     plugins, conflicts = _plugin_backends()
     names += sorted(n for n in plugins if n not in names)
     for conflict in conflicts.values():
@@ -315,6 +352,10 @@ def make_poller(name: str = "auto") -> Poller:
     factory = builtin.get(name)
     if factory is not None:
         return factory()
+    if name in ASYNCIO_BACKENDS:
+        raise UsageError(
+            f"reactor backend {name!r} runs on an asyncio loop, not a poller: use Reactor(backend={name!r})"
+        )
     plugins, conflicts = _plugin_backends()
     if name in conflicts:
         raise UsageError(f"reactor backend {name!r} is ambiguous: {conflicts[name].describe()}")

@@ -25,7 +25,11 @@ from typing import Any
 from eventhub._logging import RateLimitedLog
 from eventhub.errors import IncompleteReadError, UsageError
 from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
-from eventhub.reactor.tasks import Future, Runner
+from eventhub.reactor.tasks import Future, TaskAPI
+
+
+class _Spawns(typing.Protocol):
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> TaskAPI[Any]: ...
 
 
 class _Connects(typing.Protocol):
@@ -241,7 +245,7 @@ class Stream(Protocol):
 class StreamServerFactory(ServerFactory):
     """Serves ``handler(stream)`` as a task per connection; the stream closes when it returns."""
 
-    def __init__(self, runner: Runner, handler: StreamHandler, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, runner: _Spawns, handler: StreamHandler, limit: int = DEFAULT_LIMIT) -> None:
         self._runner = runner
         self._handler = handler
         self._limit = limit
@@ -258,7 +262,7 @@ class StreamServerFactory(ServerFactory):
         task = self._runner.spawn(self._handler(stream), name=name)
         task.add_done_callback(lambda done: self._finished(stream, done))
 
-    def _finished(self, stream: Stream, task: Future[Any]) -> None:
+    def _finished(self, stream: Stream, task: TaskAPI[Any]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
             name = getattr(task, "name", task)
             # A client may make a handler fail on purpose: one line per kind of failure per interval.

@@ -21,6 +21,14 @@ The protocol between awaitable and task is asyncio's own
 awaited by an asyncio task once asyncio is a backend of the reactor: one
 Task/awaitable API for both loops.
 
+On the asyncio backends (``eventhub.reactor.aio``) tasks are asyncio's own
+and await these futures through that protocol: ``get_loop()`` is the running
+loop, a done callback added with a ``context`` (only asyncio's tasks pass one)
+is scheduled with that loop's ``call_soon`` rather than called inside
+``set_result``, and a cancellation thrown at the ``await`` of one of these
+futures reaches the coroutine as ``AsyncioCancelled``, which is both
+``eventhub.Cancelled`` and ``asyncio.CancelledError`` (see ``aio.py``).
+
 Everything here needs only ``call_soon`` and ``call_later`` of the reactor it
 is given (``Runner(reactor)``), so tasks run the same on the real reactor and
 on ``eventhub.testing.MemoryReactor`` under a fake clock.
@@ -43,17 +51,19 @@ it after it failed.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_interrupt
 
-__all__ = ["Future", "Runner", "Task", "Timeout"]
+__all__ = ["Future", "Runner", "Task", "TaskAPI", "Timeout"]
 
 log = logging.getLogger("eventhub.tasks")
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 _PENDING, _DONE, _FAILED, _CANCELLED = "pending", "done", "failed", "cancelled"
 
@@ -64,6 +74,27 @@ class _Scheduler(Protocol):
     def call_soon(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None: ...
 
     def call_later(self, delay: float, fn: Callable[..., object], /, *args: Any, **kw: Any) -> Any: ...
+
+
+class TaskAPI(Protocol[T_co]):
+    """What every backend's task offers: eventhub's ``Task``, or an asyncio one on the asyncio backends."""
+
+    @property
+    def name(self) -> str: ...
+
+    def done(self) -> bool: ...
+
+    def cancelled(self) -> bool: ...
+
+    def result(self) -> T_co: ...
+
+    def exception(self) -> BaseException | None: ...
+
+    def cancel(self, msg: Any = None) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Any], object], /, *, context: Any = None) -> None: ...
+
+    def remove_done_callback(self, fn: Callable[[Any], object], /) -> int: ...
 
 
 class Future(Generic[T]):
@@ -117,8 +148,20 @@ class Future(Generic[T]):
         """The exception it failed with, without marking it retrieved (for callbacks that pass it on)."""
         return self._value if self._state is _FAILED else None
 
+    def get_loop(self) -> Any:
+        """asyncio's: the running asyncio loop (asked only by an asyncio task awaiting this future)."""
+        import asyncio
+
+        return asyncio.get_running_loop()
+
     def add_done_callback(self, fn: Callable[[Future[T]], object], *, context: object = None) -> None:
-        """Call ``fn(self)`` when done (at once if it already is). ``context``: asyncio's, ignored."""
+        """Call ``fn(self)`` when done (at once if it already is).
+
+        With a ``context`` (an asyncio task awaiting this future), ``fn`` is
+        scheduled on the running asyncio loop instead, in that context.
+        """
+        if context is not None:
+            fn = _OnLoop(fn, context)
         if self._state is _PENDING:
             self._callbacks.append(fn)
         else:
@@ -159,7 +202,10 @@ class Future(Generic[T]):
     def __await__(self) -> Generator[Any, None, T]:
         if self._state is _PENDING:
             self._asyncio_future_blocking = True
-            yield self
+            try:
+                yield self
+            except Cancelled as cancelled:
+                raise _as_awaiter_sees(cancelled) from None
         if self._state is _PENDING:
             raise UsageError(f"{self!r} was awaited outside a task")
         return self.result()
@@ -179,6 +225,39 @@ class Future(Generic[T]):
 
     def _describe(self) -> str:
         return repr(self)
+
+
+class _OnLoop:
+    """A done callback of an asyncio task: run from the loop's ready queue, never inside ``set_result``."""
+
+    __slots__ = ("context", "fn", "loop")
+
+    def __init__(self, fn: Callable[[Any], object], context: object) -> None:
+        import asyncio
+
+        self.fn, self.context, self.loop = fn, context, asyncio.get_running_loop()
+
+    def __call__(self, future: Future[Any]) -> None:
+        self.loop.call_soon(self.fn, future, context=self.context)  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:  # remove_done_callback(fn) finds it
+        return other is self or other == self.fn
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _as_awaiter_sees(cancelled: Cancelled) -> BaseException:
+    """``cancelled`` as an asyncio task must see it (``AsyncioCancelled``), else unchanged."""
+    asyncio = sys.modules.get("asyncio")
+    if (
+        asyncio is None
+        or asyncio._get_running_loop() is None
+        or isinstance(cancelled, asyncio.CancelledError)
+    ):
+        return cancelled
+    from eventhub.reactor.aio import AsyncioCancelled
+
+    return AsyncioCancelled(*cancelled.args)
 
 
 def _call_back(fn: Callable[[Future[Any]], object], future: Future[Any]) -> None:
@@ -258,7 +337,7 @@ class Task(Future[T]):
         except Cancelled as cancelled:
             self._finish(_CANCELLED, cancelled)
         except BaseException as failure:  # a plugin's SystemExit too: the task's failure, not ours
-            self._finish(_FAILED, failure)
+            self._finish(_FAILED, _explained(failure, runner.backend))
         else:
             self._await(yielded)
         finally:
@@ -292,6 +371,18 @@ class Task(Future[T]):
             log.warning("%s ignored being closed", self._describe())
         if self._state is _PENDING:
             self._finish(_CANCELLED, Cancelled("abandoned: the reactor closed"))
+
+
+def _explained(failure: BaseException, backend: str) -> BaseException:
+    """asyncio's "no running event loop" (asyncio.get_running_loop() in a task here) as a UsageError."""
+    if type(failure) is RuntimeError and str(failure) == "no running event loop":
+        error = UsageError(
+            f"a task asked for the running asyncio loop on the {backend!r} backend, where none runs: "
+            "run the hub with --backend asyncio (or uvloop) to use asyncio libraries"
+        )
+        error.__cause__ = failure
+        return error
+    return failure
 
 
 def _not_awaitable_here(yielded: object, backend: str) -> BaseException:

@@ -136,4 +136,4 @@ class Recorder(Protocol):
 
 def pending_timers(reactor: Reactor) -> list[Any]:
     """The timers still due to run (read as the shipped ``reactor`` fixture reads them)."""
-    return [entry[2] for entry in reactor._timers.heap if entry[2].active()]
+    return list(reactor.inventory().timers)

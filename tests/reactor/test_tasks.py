@@ -13,6 +13,7 @@ import pytest
 
 from eventhub.errors import Cancelled, UsageError
 from eventhub.reactor import Reactor
+from eventhub.reactor.pollers import ASYNCIO_BACKENDS
 from eventhub.reactor.tasks import Future, Task
 from eventhub.testing import MemoryReactor
 
@@ -161,6 +162,8 @@ def test_a_failure_nobody_retrieves_is_logged_once_with_the_task_name(
 
 
 def test_awaiting_an_asyncio_future_fails_at_once_naming_the_backend(reactor: Reactor) -> None:
+    if reactor.backend in ASYNCIO_BACKENDS:
+        pytest.skip("on the asyncio backends asyncio futures are awaitable (tests/reactor/test_aio.py)")
     got: list[str] = []
 
     async def main() -> None:
@@ -319,3 +322,27 @@ def test_the_grace_a_trigger_asks_for_is_bounded_by_the_shutdown_timeout(
         run(reactor)
     assert "grace period" in caplog.text
     never.cancel()
+
+
+def test_asking_for_the_running_asyncio_loop_fails_naming_the_asyncio_backend(reactor: Reactor) -> None:
+    if reactor.backend in ASYNCIO_BACKENDS:
+        pytest.skip("an asyncio loop runs there (tests/reactor/test_aio.py)")
+    got: list[BaseException | None] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop()
+
+    async def watch() -> None:
+        task = reactor.spawn(main())
+        with contextlib.suppress(UsageError):
+            await task
+        got.append(task.exception())
+        reactor.stop()
+
+    reactor.spawn(watch())
+    run(reactor)
+    assert (
+        isinstance(got[0], UsageError)
+        and "--backend asyncio" in str(got[0])
+        and reactor.backend in str(got[0])
+    )

@@ -46,7 +46,7 @@ from eventhub.protocols import FramingError, LineReceiver
 
 if TYPE_CHECKING:
     from eventhub import Hub
-    from eventhub.reactor import ReactorAPI, TimerHandle
+    from eventhub.reactor import ReactorAPI, TimerAPI
     from eventhub_chat._plugin import ChatSettings
 
 __all__ = ["ChatProtocol", "ChatRoom"]
@@ -177,7 +177,7 @@ class ChatProtocol(LineReceiver):
     nick: str = ""
     _tokens: float = 0.0  # lines this member may send now (the rate limit's bucket)
     _refilled: float = 0.0  # when _tokens was last brought up to date
-    _throttled: TimerHandle | None = None
+    _throttled: TimerAPI | None = None
     idle = 0  # idle sweeps since this member last sent or read something
     last_progress = 0
     _sent = 0  # bytes written to this member (some may still be buffered)

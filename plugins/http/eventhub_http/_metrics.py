@@ -36,7 +36,7 @@ from eventhub.event import Event
 if TYPE_CHECKING:
     from eventhub import Hub
     from eventhub.reactor import ReactorAPI
-    from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor.api import TimerAPI
     from eventhub_http._server import HttpFactory
 
 __all__ = ["Metrics"]
@@ -61,7 +61,7 @@ class Metrics:
         self.stream_clients = 0
         self.cut_off = 0
         self._undo: list[Callable[[], object]] = []
-        self._tick: TimerHandle | None = None
+        self._tick: TimerAPI | None = None
         self._reactor: ReactorAPI | None = None
 
     # -- feeding -------------------------------------------------------------

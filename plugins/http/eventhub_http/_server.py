@@ -38,7 +38,7 @@ from eventhub_http._router import Route, Router
 
 if TYPE_CHECKING:
     from eventhub.reactor import ReactorAPI
-    from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor.api import TimerAPI
     from eventhub_http._settings import HttpSettings
 
 __all__ = ["HttpFactory", "HttpProtocol"]
@@ -182,7 +182,7 @@ class HttpProtocol(Protocol):
         self._answering = False
         self._input_closed = False
         self._closing = False
-        self._timer: TimerHandle | None = None
+        self._timer: TimerAPI | None = None
         self._timer_kind = ""
         self._paused = False
         self._drained: Future[None] | None = None

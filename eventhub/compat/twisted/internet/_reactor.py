@@ -32,8 +32,7 @@ from eventhub.compat.twisted.internet.protocol import (
     TwistedConnector,
 )
 from eventhub.errors import ServiceError, UsageError
-from eventhub.reactor.api import ListenerAPI, ReactorAPI
-from eventhub.reactor.timers import TimerHandle
+from eventhub.reactor.api import ListenerAPI, ReactorAPI, TimerAPI
 
 __all__ = ["INTERFACE_ENV", "DelayedCall", "ListeningPort", "ThreadPoolView", "TwistedReactor", "reactor"]
 
@@ -82,7 +81,7 @@ class DelayedCall:
 
     __slots__ = ("_reactor", "handle")
 
-    def __init__(self, handle: TimerHandle, reactor: _HasSeconds) -> None:
+    def __init__(self, handle: TimerAPI, reactor: _HasSeconds) -> None:
         self.handle = handle
         self._reactor = reactor
 

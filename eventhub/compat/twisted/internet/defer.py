@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, Generic, TypeVar, cast
 
 from eventhub.compat.twisted.python.failure import Failure
-from eventhub.reactor.tasks import Future
+from eventhub.reactor.tasks import Future, TaskAPI
 
 __all__ = [
     "AlreadyCalledError",
@@ -375,7 +375,7 @@ class Deferred(Generic[T]):
         return future
 
     @classmethod
-    def fromFuture(cls, future: Future[Any]) -> Deferred[Any]:
+    def fromFuture(cls, future: Future[Any] | TaskAPI[Any]) -> Deferred[Any]:
         """A Deferred fired by an eventhub ``Future`` (a ``Task``, a ``ThreadResult``...)."""
 
         def cancel(d: Deferred[Any]) -> None:
@@ -383,7 +383,7 @@ class Deferred(Generic[T]):
 
         d: Deferred[Any] = cls(cancel)
 
-        def done(f: Future[Any]) -> None:
+        def done(f: Any) -> None:  # a Future or a task (an asyncio one on the asyncio backends)
             if d.called:  # cancelled already, whatever the coroutine did with its Cancelled
                 if not f.cancelled():
                     f.exception()  # mark it retrieved: the Deferred has reported the outcome
