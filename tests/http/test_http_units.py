@@ -59,18 +59,16 @@ def test_responses_from_content() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "address"),
-    [("tcp:8080", ("127.0.0.1", 8080)), ("tcp:0:interface=0.0.0.0", ("0.0.0.0", 0)),
-     ("tcp:80:interface=::1", ("::1", 80)), ("tcp:80:interface=[::1]", ("::1", 80))],
-)  # fmt: skip
-def test_listen_strings(text: str, address: tuple[str, int]) -> None:
-    assert eventhub_http.parse_listen(text) == address
+    "text", ["tcp:8080", "tcp:0:interface=0.0.0.0", "tcp6:80:interface=\\:\\:1", "unix:web.sock"]
+)
+def test_listen_takes_endpoint_strings(text: str) -> None:
+    assert eventhub_http.HttpSettings(listen=(text,)).listen == (text,)
 
 
 @pytest.mark.parametrize("text", ["8080", "udp:53", "tcp:x", "tcp:99999", "tcp:80:host=a", "tcp:"])
 def test_bad_listen_strings_name_the_key(text: str) -> None:
     with pytest.raises(ConfigError, match=r"http\.listen"):
-        eventhub_http.parse_listen(text)
+        eventhub_http.HttpSettings(listen=(text,))
 
 
 def test_settings_are_checked_and_the_token_read_from_its_file(tmp_path: Path) -> None:
@@ -103,3 +101,24 @@ def test_registering_by_hand_needs_the_hookspecs_first() -> None:
     hub.register(RouteMaker(), "maker")
     router = eventhub_http.HttpPlugin().collect_routes(hub)
     assert [(r.owner, r.pattern) for r in router.routes if r.owner == "maker"] == [("maker", "/mine")]
+
+
+def test_the_server_speaks_https_on_a_tls_endpoint(tmp_path: Path) -> None:
+    import ssl
+    import urllib.request
+
+    trustme = pytest.importorskip("trustme")
+    from http_support import ServedHub
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certificate.cert_chain_pems[0].write_to_path(str(cert))
+    certificate.private_key_pem.write_to_path(str(key))
+    with ServedHub(listen=(f"tls:0:certKey={cert}:privateKey={key}",)) as served:
+        context = ssl.create_default_context()
+        authority.configure_trust(context)
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{served.port}/healthz", context=context, timeout=10
+        ) as reply:
+            assert reply.status == 200

@@ -17,7 +17,7 @@ from eventhub_http._parser import ParseError, make_parser
 from eventhub_http._plugin import SERVICE, HttpPlugin, add_hookspecs
 from eventhub_http._router import Route, RouteConflict, Router
 from eventhub_http._server import HttpFactory, HttpProtocol
-from eventhub_http._settings import HttpSettings, parse_listen
+from eventhub_http._settings import HttpSettings
 
 __all__ = [
     "SERVICE",
@@ -35,5 +35,4 @@ __all__ = [
     "Router",
     "add_hookspecs",
     "make_parser",
-    "parse_listen",
 ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import eventhub
+from eventhub.endpoints import server_from_string
 from eventhub.errors import PatternError, UsageError
 from eventhub.event import Event
 from eventhub.names import check_name, check_pattern
@@ -21,11 +22,11 @@ from eventhub_http._metrics import Metrics
 from eventhub_http._page import render_page
 from eventhub_http._router import RouteConflict, Router
 from eventhub_http._server import HttpFactory
-from eventhub_http._settings import HttpSettings, parse_listen
+from eventhub_http._settings import HttpSettings
 from eventhub_http._websocket import accept
 
 if TYPE_CHECKING:
-    from eventhub.reactor import Listener, Reactor
+    from eventhub.reactor import ListenerAPI, Reactor
 
 log = logging.getLogger("eventhub.http")
 
@@ -49,7 +50,7 @@ class HttpPlugin:
         self.hub: eventhub.Hub | None = None
         self.router = Router()
         self.factory: HttpFactory | None = None
-        self.listeners: list[Listener] = []
+        self.listeners: list[ListenerAPI] = []
         self.metrics = Metrics()
 
     @eventhub.hookimpl
@@ -60,16 +61,21 @@ class HttpPlugin:
         add_hookspecs(hub)
 
     @eventhub.hookimpl
-    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> list[Listener]:
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> list[ListenerAPI]:
         self.hub = hub
         self.router = self.collect_routes(hub)
         factory = self.factory = HttpFactory(self.settings, self.router, reactor)
         served = hub.observe_factory(factory, SERVICE)
-        for text in self.settings.listen:
-            interface, port = parse_listen(text)
-            listener = reactor.listen_tcp(port, served, interface=interface)
+        for text in self.settings.listen:  # endpoint strings: tcp:8080, tls:8443:certKey=..., unix:web.sock
+            endpoint = server_from_string(reactor, text)
+            listener = endpoint.listen(served)
             self.listeners.append(listener)
-            log.info("http: listening on %s (%s parser)", listener.get_host(), factory_parser(self.settings))
+            where = (
+                str(listener.get_host())
+                if endpoint.kind == "tcp"
+                else f"{endpoint.kind} {listener.get_host()}"
+            )
+            log.info("http: listening on %s (%s parser)", where, factory_parser(self.settings))
         reactor.add_system_event_trigger("before", "shutdown", factory.begin_shutdown)
         self.metrics.attach(hub, reactor)
         return self.listeners

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eventhub.config import check_range, read_settings
+from eventhub.endpoints import check_listen
 from eventhub.errors import ConfigError
 
 SECTION = "http"
@@ -36,8 +37,12 @@ class HttpSettings:
             check_range(f"{SECTION}.{key}", getattr(self, key), 0.001)
         if not self.listen:
             raise ConfigError(f"{SECTION}.listen", "names no address")
+        check_listen(f"{SECTION}.listen", self.listen)
         for text in self.listen:
-            parse_listen(text)
+            if text.partition(":")[0] == "udp":
+                raise ConfigError(
+                    f"{SECTION}.listen", f"{text!r}: HTTP needs a stream endpoint (tcp, tls, unix)"
+                )
         if self.token and self.token_file:
             raise ConfigError(f"{SECTION}.token", "set token or token_file, not both")
 
@@ -56,25 +61,3 @@ class HttpSettings:
         if not token:
             raise ConfigError(f"{SECTION}.token_file", f"{self.token_file} is empty")
         return token
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``(interface, port)`` for ``tcp:PORT`` or ``tcp:PORT:interface=HOST``.
-
-    The one place that reads an address: it will give way to
-    ``eventhub.endpoints`` (Twisted's endpoint strings) when that exists.
-    """
-    key = f"{SECTION}.listen"
-    kind, _, rest = text.partition(":")
-    if kind != "tcp" or not rest:
-        raise ConfigError(key, f"{text!r}: use tcp:PORT or tcp:PORT:interface=HOST")
-    port_text, *options = rest.split(":", 1)
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(key, f"{text!r}: the port is a number from 0 to 65535")
-    interface = "127.0.0.1"
-    for option in options:
-        name, eq, value = option.partition("=")
-        if name != "interface" or not eq or not value:
-            raise ConfigError(key, f"{text!r}: unknown option {option!r} (interface=HOST)")
-        interface = value.strip("[]")
-    return interface, int(port_text)
