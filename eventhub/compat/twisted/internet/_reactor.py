@@ -17,24 +17,36 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from eventhub.compat.twisted.internet.address import IPv4Address, from_eventhub
+from eventhub.compat.twisted.internet.address import IPv4Address, UNIXAddress, from_eventhub
 from eventhub.compat.twisted.internet.defer import Deferred, succeed
 from eventhub.compat.twisted.internet.error import CannotListenError
 from eventhub.compat.twisted.internet.protocol import (
     ClientFactory,
     ClientFactoryBridge,
+    DatagramProtocol,
+    DatagramProtocolBridge,
     Factory,
     ServerFactoryBridge,
     TwistedConnector,
+    TwistedDatagramPort,
 )
 from eventhub.errors import ServiceError, UsageError
 from eventhub.reactor.api import ListenerAPI, ReactorAPI, TimerAPI
 
-__all__ = ["INTERFACE_ENV", "DelayedCall", "ListeningPort", "ThreadPoolView", "TwistedReactor", "reactor"]
+__all__ = [
+    "INTERFACE_ENV",
+    "DelayedCall",
+    "ListeningPort",
+    "ThreadPoolView",
+    "TwistedReactor",
+    "reactor",
+    "ssl_context",
+]
 
 log = logging.getLogger("eventhub.compat.twisted")
 
@@ -53,7 +65,7 @@ class ListeningPort:
         self.eventhub_listener = listener
         self.factory = factory
 
-    def getHost(self) -> IPv4Address:
+    def getHost(self) -> IPv4Address | UNIXAddress:
         return from_eventhub(self.eventhub_listener.get_host())
 
     def stopListening(self) -> Deferred[None]:
@@ -66,6 +78,25 @@ class ListeningPort:
 
     def __repr__(self) -> str:
         return f"<ListeningPort {self.getHost()} {type(self.factory).__name__}>"
+
+
+def ssl_context(contextFactory: object) -> ssl.SSLContext:
+    """The ``ssl.SSLContext`` a ``listenSSL`` / ``connectSSL`` context factory stands for.
+
+    Accepted: an ``ssl.SSLContext`` itself, or an object whose ``getContext()``
+    returns one. pyOpenSSL contexts (what Twisted's own ``ssl.DefaultOpenSSLContextFactory``
+    and ``CertificateOptions`` give) are not supported: ``TypeError`` says so.
+    """
+    if isinstance(contextFactory, ssl.SSLContext):
+        return contextFactory
+    get_context = getattr(contextFactory, "getContext", None)
+    context = get_context() if callable(get_context) else None
+    if isinstance(context, ssl.SSLContext):
+        return context
+    raise TypeError(
+        f"context factory {contextFactory!r}: pass an ssl.SSLContext, or an object whose getContext() "
+        "returns one (pyOpenSSL contexts are not supported by eventhub)"
+    )
 
 
 class _HasSeconds(Protocol):
@@ -150,15 +181,7 @@ class TwistedReactor:
             listener = self.eventhub_reactor.listen_tcp(port, ServerFactoryBridge(factory), backlog, chosen)
         except ServiceError as error:
             raise CannotListenError(chosen, port, error) from error
-        if chosen:
-            log.info("listenTCP: listening on %s", listener.get_host())
-        else:
-            log.warning(
-                "listenTCP: listening on all interfaces (%s), as Twisted does for interface=''; "
-                "pass interface='127.0.0.1' or set %s=127.0.0.1 for loopback only",
-                listener.get_host(),
-                INTERFACE_ENV,
-            )
+        _log_listening("listenTCP", chosen, listener.get_host())
         return ListeningPort(listener, factory)
 
     def connectTCP(
@@ -175,6 +198,100 @@ class TwistedReactor:
         bridge = ClientFactoryBridge(factory)
         connector = self.eventhub_reactor.connect_tcp(host, port, bridge, timeout)
         return bridge.twisted_connector(connector)
+
+    # -- TLS -----------------------------------------------------------------
+
+    def listenSSL(
+        self, port: int, factory: Factory, contextFactory: object, backlog: int = 50, interface: str = ""
+    ) -> ListeningPort:
+        """``listenTCP`` through TLS (``listen_tls``); ``interface=""`` as in ``listenTCP``.
+
+        ``contextFactory`` is an ``ssl.SSLContext`` (server side, its certificate
+        loaded) or an object whose ``getContext()`` returns one; pyOpenSSL
+        contexts are not supported (``TypeError``).
+        """
+        context = ssl_context(contextFactory)
+        chosen = interface or os.environ.get(INTERFACE_ENV, "")
+        try:
+            listener = self.eventhub_reactor.listen_tls(
+                port, ServerFactoryBridge(factory), context, interface=chosen, backlog=backlog
+            )
+        except ServiceError as error:
+            raise CannotListenError(chosen, port, error) from error
+        _log_listening("listenSSL", chosen, listener.get_host())
+        return ListeningPort(listener, factory)
+
+    def connectSSL(
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        contextFactory: object,
+        timeout: float = 30,
+        bindAddress: tuple[str, int] | None = None,
+    ) -> TwistedConnector:
+        """``connectTCP`` then a TLS handshake (``connect_tls``; the certificate is checked against ``host``).
+
+        ``contextFactory`` as in ``listenSSL`` (client side: an ``ssl.SSLContext``,
+        or ``getContext()`` returning one; pyOpenSSL contexts are not supported).
+        A failed handshake reaches ``clientConnectionFailed``.
+        """
+        if bindAddress is not None:
+            raise NotImplementedError("connectSSL(bindAddress=...) is not supported by eventhub")
+        context = ssl_context(contextFactory)
+        bridge = ClientFactoryBridge(factory)
+        connector = self.eventhub_reactor.connect_tls(host, port, bridge, context, timeout=timeout)
+        return bridge.twisted_connector(connector)
+
+    # -- UNIX ----------------------------------------------------------------
+
+    def listenUNIX(
+        self, address: str, factory: Factory, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
+    ) -> ListeningPort:
+        """Listen on the UNIX socket ``address`` (``listen_unix``); the file is removed on stop.
+
+        ``mode`` defaults to Twisted's ``0o666`` (eventhub's own is ``0o600``).
+        ``wantPID`` (Twisted's lock file) is not supported: ``NotImplementedError``.
+        """
+        if wantPID:
+            raise NotImplementedError("listenUNIX(wantPID=...) is not supported by eventhub")
+        try:
+            listener = self.eventhub_reactor.listen_unix(
+                address, ServerFactoryBridge(factory), mode=mode, backlog=backlog
+            )
+        except ServiceError as error:
+            raise CannotListenError(address, 0, error) from error
+        log.info("listenUNIX: listening on %s", listener.get_host())
+        return ListeningPort(listener, factory)
+
+    def connectUNIX(
+        self, address: str, factory: ClientFactory, timeout: float = 30, checkPID: int = 0
+    ) -> TwistedConnector:
+        """Connect to the UNIX socket ``address`` (``connect_unix``); ``checkPID`` is not supported."""
+        if checkPID:
+            raise NotImplementedError("connectUNIX(checkPID=...) is not supported by eventhub")
+        bridge = ClientFactoryBridge(factory)
+        connector = self.eventhub_reactor.connect_unix(address, bridge, timeout)
+        return bridge.twisted_connector(connector)
+
+    # -- UDP -----------------------------------------------------------------
+
+    def listenUDP(
+        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
+    ) -> TwistedDatagramPort:
+        """Bind ``interface:port`` for ``protocol`` (``listen_udp``); ``""`` as in ``listenTCP``.
+
+        Returns the port, which is also ``protocol.transport``. ``maxPacketSize``
+        is accepted and ignored: eventhub reads each datagram whole, at its size.
+        """
+        chosen = interface or os.environ.get(INTERFACE_ENV, "")
+        bridge = DatagramProtocolBridge(protocol)
+        try:
+            transport = self.eventhub_reactor.listen_udp(port, bridge, chosen)
+        except ServiceError as error:
+            raise CannotListenError(chosen, port, error) from error
+        _log_listening("listenUDP", chosen, transport.get_host())
+        return bridge.adopt(transport)
 
     # -- calls ---------------------------------------------------------------
 
@@ -253,6 +370,19 @@ class TwistedReactor:
 
     def removeSystemEventTrigger(self, triggerID: int) -> None:
         self.eventhub_reactor.remove_system_event_trigger(triggerID)
+
+
+def _log_listening(method: str, interface: str, host: object) -> None:
+    if interface:
+        log.info("%s: listening on %s", method, host)
+    else:
+        log.warning(
+            "%s: listening on all interfaces (%s), as Twisted does for interface=''; "
+            "pass interface='127.0.0.1' or set %s=127.0.0.1 for loopback only",
+            method,
+            host,
+            INTERFACE_ENV,
+        )
 
 
 async def _until_fired(d: Deferred[Any], fn: Callable[..., object]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from eventhub.protocol import Address
 
-__all__ = ["IPv4Address", "IPv6Address", "from_eventhub"]
+__all__ = ["IPv4Address", "IPv6Address", "UNIXAddress", "from_eventhub"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,8 +53,21 @@ class IPv6Address(IPv4Address):
         return Address(self.host, self.port, socket.AF_INET6)
 
 
-def from_eventhub(address: Address) -> IPv4Address:
-    """The Twisted-style address of an eventhub ``Address`` (TCP)."""
+@dataclass(frozen=True)
+class UNIXAddress:
+    """``UNIXAddress(name='/run/app.sock')``: one end of a UNIX socket (``name`` is ``None`` if unbound)."""
+
+    name: str | None
+
+
+def from_eventhub(address: Address, kind: str = "TCP") -> IPv4Address | UNIXAddress:
+    """The Twisted-style address of an eventhub ``Address`` (``kind``: ``"TCP"`` or ``"UDP"``).
+
+    An eventhub ``UNIXAddress`` becomes a compat ``UNIXAddress`` (its path, or
+    ``None`` for an unnamed client end).
+    """
+    if address.family == getattr(socket, "AF_UNIX", None):
+        return UNIXAddress(address.host or None)
     if address.family == socket.AF_INET6:
-        return IPv6Address("TCP", address.host, address.port)
-    return IPv4Address("TCP", address.host, address.port)
+        return IPv6Address(kind, address.host, address.port)
+    return IPv4Address(kind, address.host, address.port)

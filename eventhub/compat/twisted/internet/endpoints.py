@@ -7,14 +7,20 @@ Endpoint strings use Twisted's syntax: ``kind:positional:key=value``, with
 ``\\`` escaping a ``:`` or ``=`` (``tcp6:8080:interface=\\:\\:1``). The compat
 layer knows ``tcp`` and ``tcp6`` (servers and clients; Twisted itself has no
 ``tcp6`` client string). The parsing is one function, ``parse``, and the kinds
-one table per direction, so that the others (``tls``, ``unix``, ``udp``) can be
-handed to ``eventhub.endpoints`` when it exists instead of being parsed twice.
+one table per direction. ``ssl``, ``tls`` and ``unix`` strings are handed whole
+to ``eventhub.endpoints`` (its syntax and defaults: a ``tls``/``ssl`` server
+listens on 127.0.0.1 unless ``interface=`` says otherwise, a UNIX socket file
+gets mode 0600 unless ``mode=``); ``ssl`` is read as ``tls``, and an ``ssl``
+server string with only ``privateKey=`` uses that file for the certificate too,
+as Twisted does. A malformed one raises ``ValueError`` with eventhub's message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from eventhub import endpoints as _eh_endpoints
 from eventhub.compat.twisted.internet._reactor import ListeningPort, TwistedReactor
 from eventhub.compat.twisted.internet.defer import Deferred, fail, succeed
 from eventhub.compat.twisted.internet.error import ConnectError
@@ -25,14 +31,18 @@ from eventhub.compat.twisted.internet.interfaces import (
 )
 from eventhub.compat.twisted.internet.protocol import (
     ClientFactory,
+    ClientFactoryBridge,
     Factory,
     Protocol,
+    ServerFactoryBridge,
     TwistedConnector,
     TwistedTransport,
 )
 from eventhub.compat.twisted.python.failure import Failure
 
 __all__ = [
+    "EventhubClientEndpoint",
+    "EventhubServerEndpoint",
     "HostnameEndpoint",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
@@ -185,6 +195,52 @@ class HostnameEndpoint(TCP4ClientEndpoint):
     """Connect to a name's addresses, IPv4 or IPv6 (eventhub's ``connect_tcp`` tries each in turn)."""
 
 
+@implementer(IStreamServerEndpoint)
+class EventhubServerEndpoint:
+    """A ``tls:``/``ssl:``/``unix:`` server string, listening through ``eventhub.endpoints``."""
+
+    def __init__(self, reactor: TwistedReactor, endpoint: _eh_endpoints.ServerEndpoint) -> None:
+        self._reactor = reactor
+        self.eventhub_endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.eventhub_endpoint}>"
+
+    def listen(self, protocolFactory: Factory) -> Deferred[ListeningPort]:
+        """A Deferred firing with the listening port, or failing (``ServiceError``...)."""
+        endpoint = self.eventhub_endpoint
+        try:
+            bound = dataclasses.replace(endpoint, reactor=self._reactor.eventhub_reactor)
+            listener = bound.listen(ServerFactoryBridge(protocolFactory), backlog=50)
+        except Exception as error:
+            return fail(error)
+        return succeed(ListeningPort(listener, protocolFactory))
+
+
+@implementer(IStreamClientEndpoint)
+class EventhubClientEndpoint:
+    """A ``tls:``/``ssl:``/``unix:`` client string, connecting through ``eventhub.endpoints``."""
+
+    def __init__(self, reactor: TwistedReactor, endpoint: _eh_endpoints.ClientEndpoint) -> None:
+        self._reactor = reactor
+        self.eventhub_endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.eventhub_endpoint}>"
+
+    def connect(self, protocolFactory: Factory) -> Deferred[Protocol]:
+        """A Deferred firing with the connected protocol; cancel it to stop the attempt."""
+        endpoint = self.eventhub_endpoint
+        factory = _WrappingFactory(protocolFactory)
+        bridge = ClientFactoryBridge(factory)
+        try:
+            bound = dataclasses.replace(endpoint, reactor=self._reactor.eventhub_reactor)
+            factory._connector = bridge.twisted_connector(bound.connect(bridge))
+        except Exception as error:
+            return fail(error)
+        return factory.connected
+
+
 def connectProtocol(endpoint: TCP4ClientEndpoint, protocol: Protocol) -> Deferred[Protocol]:
     """Connect ``endpoint`` with this one ``protocol`` instance."""
 
@@ -250,13 +306,38 @@ _SERVERS: dict[str, Any] = {"tcp": _server_tcp(TCP4ServerEndpoint), "tcp6": _ser
 _CLIENTS: dict[str, Any] = {"tcp": _client_tcp(TCP4ClientEndpoint), "tcp6": _client_tcp(TCP6ClientEndpoint)}
 
 
+_DELEGATED = ("ssl", "tls", "unix")
+
+
+def _eventhub_text(description: str, kind: str, kwargs: dict[str, str], server: bool) -> str:
+    """``description`` as ``eventhub.endpoints`` reads it (``ssl`` is ``tls``; Twisted's certKey default)."""
+    if kind != "ssl":
+        return description
+    text = "tls" + description[len(kind) :]
+    if server and "certKey" not in kwargs and "privateKey" in kwargs:
+        text += ":certKey=" + _eh_endpoints.quote(kwargs["privateKey"])
+    return text
+
+
+def _delegate(reactor: TwistedReactor, description: str, kind: str, kwargs: dict[str, str], what: str) -> Any:
+    text = _eventhub_text(description, kind, kwargs, what == "server")
+    try:
+        if what == "server":
+            return EventhubServerEndpoint(reactor, _eh_endpoints.server_from_string(reactor, text))
+        return EventhubClientEndpoint(reactor, _eh_endpoints.client_from_string(reactor, text))
+    except _eh_endpoints.EndpointError as error:
+        raise ValueError(str(error)) from None
+
+
 def _build(table: dict[str, Any], reactor: TwistedReactor, description: str, what: str) -> Any:
     kind, args, kwargs = parse(description)
+    if kind in _DELEGATED:
+        return _delegate(reactor, description, kind, kwargs, what)
     build = table.get(kind)
     if build is None:
         raise ValueError(
             f"Unknown endpoint type: {kind!r} in {description!r}; the compat layer's {what} endpoints "
-            f"are {', '.join(sorted(table))} (TLS, UNIX and UDP are eventhub.endpoints', not yet here)"
+            f"are {', '.join(sorted((*table, *_DELEGATED)))} (UDP is eventhub.endpoints', not here)"
         )
     try:
         return build(reactor, *args, **kwargs)
@@ -264,13 +345,20 @@ def _build(table: dict[str, Any], reactor: TwistedReactor, description: str, wha
         raise ValueError(f"bad {what} endpoint description {description!r}: {error}") from None
 
 
-def serverFromString(reactor: TwistedReactor, description: str) -> TCP4ServerEndpoint:
-    """``"tcp:8080"``, ``"tcp:8080:interface=127.0.0.1:backlog=10"``, ``"tcp6:8080:interface=\\:\\:1"``."""
-    endpoint: TCP4ServerEndpoint = _build(_SERVERS, reactor, description, "server")
+ServerEndpoint = TCP4ServerEndpoint | EventhubServerEndpoint
+ClientEndpoint = TCP4ClientEndpoint | EventhubClientEndpoint
+
+
+def serverFromString(reactor: TwistedReactor, description: str) -> ServerEndpoint:
+    """``"tcp:8080"``, ``"tcp:8080:interface=127.0.0.1:backlog=10"``, ``"tcp6:8080:interface=\\:\\:1"``;
+    ``"ssl:8443:privateKey=key.pem:certKey=cert.pem"``, ``"unix:/run/app.sock:mode=660"``
+    (these two through eventhub.endpoints)."""
+    endpoint: ServerEndpoint = _build(_SERVERS, reactor, description, "server")
     return endpoint
 
 
-def clientFromString(reactor: TwistedReactor, description: str) -> TCP4ClientEndpoint:
-    """``"tcp:host=example.com:port=80:timeout=5"`` or ``"tcp:example.com:80"``; ``tcp6:`` alike."""
-    endpoint: TCP4ClientEndpoint = _build(_CLIENTS, reactor, description, "client")
+def clientFromString(reactor: TwistedReactor, description: str) -> ClientEndpoint:
+    """``"tcp:host=example.com:port=80:timeout=5"`` or ``"tcp:example.com:80"``; ``tcp6:`` alike;
+    ``"ssl:host=h:port=443:caCerts=ca.pem"``, ``"unix:path=/run/app.sock"`` (eventhub.endpoints)."""
+    endpoint: ClientEndpoint = _build(_CLIENTS, reactor, description, "client")
     return endpoint

@@ -16,18 +16,23 @@ reports (``ConnectionResetError``, ``TimeoutError``, ``ConnectionRefusedError``.
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
 from eventhub import protocol as _eh
-from eventhub.compat.twisted.internet.address import IPv4Address, from_eventhub
+from eventhub.compat.twisted.internet.address import IPv4Address, UNIXAddress, from_eventhub
+from eventhub.compat.twisted.internet.defer import Deferred, fail, succeed
 from eventhub.compat.twisted.internet.error import ConnectionDone
 from eventhub.compat.twisted.python.failure import Failure
 from eventhub.protocol import Address, Connector
 
+log = logging.getLogger("eventhub.compat.twisted")
+
 __all__ = [
     "ClientFactory",
     "ConnectionDone",
+    "DatagramProtocol",
     "Factory",
     "Failure",
     "Protocol",
@@ -83,10 +88,10 @@ class TwistedTransport:
     def abortConnection(self) -> None:
         self.eventhub_transport.abort_connection()
 
-    def getPeer(self) -> IPv4Address:
+    def getPeer(self) -> IPv4Address | UNIXAddress:
         return from_eventhub(self.eventhub_transport.get_peer())
 
-    def getHost(self) -> IPv4Address:
+    def getHost(self) -> IPv4Address | UNIXAddress:
         return from_eventhub(self.eventhub_transport.get_host())
 
     def pauseProducing(self) -> None:
@@ -312,7 +317,7 @@ class TwistedConnector:
     def stopConnecting(self) -> None:
         self.eventhub_connector.stop_connecting()
 
-    def getDestination(self) -> IPv4Address:
+    def getDestination(self) -> IPv4Address | UNIXAddress:
         return from_eventhub(self.eventhub_connector.get_destination())
 
 
@@ -366,3 +371,128 @@ class ClientFactoryBridge(_FactoryBridge, _eh.ClientFactory):
 
     def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
         self.client.clientConnectionLost(self.twisted_connector(connector), _failure(reason))
+
+
+# -- UDP -----------------------------------------------------------------------
+
+
+class DatagramProtocol:
+    """Twisted's UDP protocol: override ``datagramReceived(data, addr)``; ``reactor.listenUDP`` serves it.
+
+    ``startProtocol()`` runs once the port is bound (``self.transport`` set),
+    ``stopProtocol()`` once it is closed; ``connectionRefused()`` when a
+    connected port's datagram met an ICMP port-unreachable.
+    """
+
+    transport: TwistedDatagramPort | None = None
+    numPorts = 0
+    noisy = False
+
+    def makeConnection(self, transport: TwistedDatagramPort) -> None:
+        self.transport = transport
+        self.doStart()
+
+    def doStart(self) -> None:
+        if not self.numPorts:
+            self.startProtocol()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        if self.numPorts <= 0:
+            return
+        self.numPorts -= 1
+        self.transport = None
+        if not self.numPorts:
+            self.stopProtocol()
+
+    def startProtocol(self) -> None:
+        """The port is bound; ``self.transport`` is set."""
+
+    def stopProtocol(self) -> None:
+        """The port is closed."""
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        """One datagram from ``addr`` (``(host, port)``)."""
+
+    def connectionRefused(self) -> None:
+        """A datagram sent on a connected port was refused (nobody listens there)."""
+
+
+class TwistedDatagramPort:
+    """What ``listenUDP`` returns and a ``DatagramProtocol``'s ``transport`` is: Twisted's names over
+    an ``eventhub.protocol.DatagramTransport``."""
+
+    __slots__ = ("eventhub_transport",)
+
+    def __init__(self, transport: _eh.DatagramTransport) -> None:
+        self.eventhub_transport = transport
+
+    def write(self, data: bytes, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (``(host, port)``), or to the connected address."""
+        self.eventhub_transport.write(data, addr)
+
+    def connect(self, host: str, port: int) -> None:
+        """Talk to ``host:port`` only (an IP literal, as Twisted requires)."""
+        self.eventhub_transport.connect((host, port))
+
+    def getHost(self) -> IPv4Address | UNIXAddress:
+        return from_eventhub(self.eventhub_transport.get_host(), "UDP")
+
+    def stopListening(self) -> Deferred[None]:
+        """Close the port (at once); ``stopProtocol`` follows on the next pass."""
+        self.eventhub_transport.stop_listening()
+        return succeed(None)
+
+    loseConnection = stopListening
+
+    def joinGroup(self, addr: str, interface: str = "") -> Deferred[int]:
+        """Join the multicast group ``addr``; the Deferred has fired already (or failed)."""
+        return self._group(self.eventhub_transport.join_group, addr, interface)
+
+    def leaveGroup(self, addr: str, interface: str = "") -> Deferred[int]:
+        return self._group(self.eventhub_transport.leave_group, addr, interface)
+
+    @staticmethod
+    def _group(method: Any, addr: str, interface: str) -> Deferred[int]:
+        try:
+            method(addr, interface)
+        except OSError as error:
+            return fail(error)
+        return succeed(1)
+
+    def setTTL(self, ttl: int) -> None:
+        self.eventhub_transport.set_ttl(ttl)
+
+    @property
+    def disconnected(self) -> bool:
+        return self.eventhub_transport.is_closing()
+
+
+class DatagramProtocolBridge(_eh.DatagramProtocol):
+    """The eventhub ``DatagramProtocol`` ``listenUDP`` gives the reactor for a Twisted-style one."""
+
+    def __init__(self, wrapped: DatagramProtocol) -> None:
+        self.wrapped = wrapped
+        self.port: TwistedDatagramPort | None = None
+
+    def adopt(self, transport: _eh.DatagramTransport) -> TwistedDatagramPort:
+        """The one ``TwistedDatagramPort`` over ``transport``."""
+        if self.port is None or self.port.eventhub_transport is not transport:
+            self.port = TwistedDatagramPort(transport)
+        return self.port
+
+    def connection_made(self, transport: _eh.DatagramTransport) -> None:
+        self.transport = transport
+        self.wrapped.makeConnection(self.adopt(transport))
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.wrapped.datagramReceived(data, addr)
+
+    def error_received(self, exc: OSError) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self.wrapped.connectionRefused()
+        else:
+            log.warning("%s: UDP error: %s", type(self.wrapped).__name__, exc)
+
+    def connection_lost(self, reason: BaseException | None) -> None:
+        self.wrapped.doStop()
