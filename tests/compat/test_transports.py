@@ -280,3 +280,42 @@ def test_delegated_endpoint_errors_are_value_errors(tmp_path: Path) -> None:
     compat = TwistedReactor(lambda: Reactor("select"))
     with pytest.raises(ValueError, match=r"missing\.pem"):
         endpoints.serverFromString(compat, f"ssl:0:privateKey={tmp_path / 'missing.pem'}")
+
+
+def test_the_unix_and_ssl_endpoint_classes(tmp_path: Path, certs: dict[str, Path]) -> None:
+    path = str(tmp_path / "cls.sock")
+    compat = TwistedReactor(lambda: Reactor("select"))
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs["cert"], certs["key"])
+    client_ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+    seen: list[object] = []
+
+    def round_trip(server: Any, make_client: Any, then: Any) -> None:
+        def listening(port: Any) -> None:
+            client = make_client(port)
+
+            def connected(proto: protocol.Protocol) -> None:
+                assert proto.transport is not None
+                seen.append(type(proto.transport.getPeer()).__name__)
+                proto.transport.loseConnection()
+                port.stopListening()
+                then()
+
+            client.connect(protocol.Factory.forProtocol(protocol.Protocol)).addCallback(connected)
+
+        server.listen(protocol.ServerFactory.forProtocol(Echo)).addCallback(listening)
+
+    def ssl_next() -> None:
+        round_trip(
+            endpoints.SSL4ServerEndpoint(compat, 0, server_ctx, interface="127.0.0.1"),
+            lambda port: endpoints.SSL4ClientEndpoint(compat, "127.0.0.1", port.getHost().port, client_ctx),
+            lambda: compat.callLater(0.05, compat.stop),
+        )
+
+    round_trip(
+        endpoints.UNIXServerEndpoint(compat, path),
+        lambda port: endpoints.UNIXClientEndpoint(compat, path),
+        ssl_next,
+    )
+    run_until_stopped(compat.eventhub_reactor)
+    assert seen == ["UNIXAddress", "IPv4Address"]

@@ -44,10 +44,14 @@ __all__ = [
     "EventhubClientEndpoint",
     "EventhubServerEndpoint",
     "HostnameEndpoint",
+    "SSL4ClientEndpoint",
+    "SSL4ServerEndpoint",
     "TCP4ClientEndpoint",
     "TCP4ServerEndpoint",
     "TCP6ClientEndpoint",
     "TCP6ServerEndpoint",
+    "UNIXClientEndpoint",
+    "UNIXServerEndpoint",
     "clientFromString",
     "connectProtocol",
     "parse",
@@ -193,6 +197,90 @@ class TCP6ClientEndpoint(TCP4ClientEndpoint):
 
 class HostnameEndpoint(TCP4ClientEndpoint):
     """Connect to a name's addresses, IPv4 or IPv6 (eventhub's ``connect_tcp`` tries each in turn)."""
+
+
+class UNIXServerEndpoint:
+    """Listen on the UNIX socket ``address`` (``listenUNIX``: file mode ``mode``, removed on stop)."""
+
+    def __init__(
+        self, reactor: TwistedReactor, address: str, backlog: int = 50, mode: int = 0o666, wantPID: int = 0
+    ) -> None:
+        self._reactor, self._address, self._backlog, self._mode = reactor, address, backlog, mode
+        self._wantPID = wantPID
+
+    def __repr__(self) -> str:
+        return f"<UNIXServerEndpoint {self._address}>"
+
+    def listen(self, protocolFactory: Factory) -> Deferred[ListeningPort]:
+        try:
+            port = self._reactor.listenUNIX(
+                self._address, protocolFactory, self._backlog, self._mode, self._wantPID
+            )
+        except Exception as error:
+            return fail(error)
+        return succeed(port)
+
+
+class UNIXClientEndpoint:
+    """Connect to the UNIX socket ``path`` (``connectUNIX``)."""
+
+    def __init__(self, reactor: TwistedReactor, path: str, timeout: float = 30, checkPID: int = 0) -> None:
+        self._reactor, self._path, self._timeout, self._checkPID = reactor, path, timeout, checkPID
+
+    def __repr__(self) -> str:
+        return f"<UNIXClientEndpoint {self._path}>"
+
+    def connect(self, protocolFactory: Factory) -> Deferred[Protocol]:
+        factory = _WrappingFactory(protocolFactory)
+        try:
+            factory._connector = self._reactor.connectUNIX(self._path, factory, self._timeout, self._checkPID)
+        except Exception as error:
+            return fail(error)
+        return factory.connected
+
+
+class SSL4ServerEndpoint(TCP4ServerEndpoint):
+    """``TCP4ServerEndpoint`` through TLS (``listenSSL``; an ``ssl.SSLContext`` or ``getContext()``)."""
+
+    def __init__(
+        self,
+        reactor: TwistedReactor,
+        port: int,
+        sslContextFactory: object,
+        backlog: int = 50,
+        interface: str | None = None,
+    ) -> None:
+        super().__init__(reactor, port, backlog, interface)
+        self._context = sslContextFactory
+
+    def listen(self, protocolFactory: Factory) -> Deferred[ListeningPort]:
+        try:
+            port = self._reactor.listenSSL(
+                self._port, protocolFactory, self._context, self._backlog, self._interface
+            )
+        except Exception as error:
+            return fail(error)
+        return succeed(port)
+
+
+class SSL4ClientEndpoint(TCP4ClientEndpoint):
+    """``TCP4ClientEndpoint`` through TLS (``connectSSL``)."""
+
+    def __init__(
+        self, reactor: TwistedReactor, host: str, port: int, sslContextFactory: object, timeout: float = 30
+    ) -> None:
+        super().__init__(reactor, host, port, timeout)
+        self._context = sslContextFactory
+
+    def connect(self, protocolFactory: Factory) -> Deferred[Protocol]:
+        factory = _WrappingFactory(protocolFactory)
+        try:
+            factory._connector = self._reactor.connectSSL(
+                self._host, self._port, factory, self._context, self._timeout
+            )
+        except Exception as error:
+            return fail(error)
+        return factory.connected
 
 
 @implementer(IStreamServerEndpoint)
