@@ -43,6 +43,7 @@ from typing import Any
 
 from eventhub.reactor.sharing import CHANNEL_ENV, WORKER_ENV
 from eventhub.reactor.tcp import listening_socket
+from eventhub.reactor.unix import unix_listening_socket
 
 __all__ = ["Supervisor", "usable_cores"]
 
@@ -92,6 +93,7 @@ class Supervisor:
         self.workers: list[Worker] = []
         self.generation = 0
         self.sockets: dict[tuple[int, str, int], socket.socket] = {}  # (slot, address, n) -> socket
+        self.files: list[str] = []  # UNIX socket files the supervisor made
         self.reuse_port = hasattr(socket, "SO_REUSEPORT")
         self.deaths: dict[int, int] = {}  # slot -> quick deaths in a row
         self.pending_restarts: dict[int, float] = {}  # slot -> when to start it again
@@ -119,6 +121,9 @@ class Supervisor:
                 signal.signal(sig, handler)
             for sock in self.sockets.values():
                 sock.close()
+            for path in self.files:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             self.selector.close()
             self.wake_r.close()
             self.wake_w.close()
@@ -196,14 +201,18 @@ class Supervisor:
             worker.ready = True
             log.debug("worker %d (pid %d) is ready", worker.slot, worker.pid)
             return
-        family, sockaddr, backlog, socket_buffer = request["listen"]
-        address = json.dumps([family, sockaddr])
+        family, sockaddr, backlog, socket_buffer, kind, mode = request["listen"]
+        if kind == "unix":
+            sockaddr = [sockaddr]
+        address = json.dumps([kind, family, sockaddr])
         nth = worker.requests.get(address, 0)
         worker.requests[address] = nth + 1
         try:
-            sock = self._socket_for(
-                worker.slot, family, tuple(sockaddr), (backlog, socket_buffer), address, nth
-            )
+            if kind == "unix":
+                sock = self._unix_socket(sockaddr[0], backlog, mode, address, nth)
+            else:
+                sizes = (backlog, socket_buffer)
+                sock = self._socket_for(worker.slot, family, tuple(sockaddr), sizes, address, nth, kind)
         except OSError as error:
             message = f"error: {error.strerror or error}".encode()
             with contextlib.suppress(OSError):
@@ -227,6 +236,7 @@ class Supervisor:
         sizes: tuple[int, int],
         address: str,
         nth: int,
+        kind: str = "tcp",
     ) -> socket.socket:
         """Slot ``slot``'s socket for ``address`` (the ``nth`` asked for): made once, kept."""
         key = (slot if self.reuse_port else 0, address, nth)
@@ -239,10 +249,31 @@ class Supervisor:
                 sockaddr = (sockaddr[0], made.getsockname()[1], *sockaddr[2:])
                 break
         backlog, socket_buffer = sizes
-        sock = listening_socket(
-            family, sockaddr, backlog, socket_buffer=socket_buffer, reuse_port=self.reuse_port
-        )
+        if kind == "udp":  # one per slot too: the kernel spreads datagrams over them
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                if self.reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind(sockaddr)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = listening_socket(
+                family, sockaddr, backlog, socket_buffer=socket_buffer, reuse_port=self.reuse_port
+            )
         self.sockets[key] = sock
+        return sock
+
+    def _unix_socket(self, path: str, backlog: int, mode: int, address: str, nth: int) -> socket.socket:
+        """One listening UNIX socket for all workers (made once; its file goes when the supervisor ends)."""
+        key = (0, address, nth)
+        sock = self.sockets.get(key)
+        if sock is None:
+            sock = unix_listening_socket(path, backlog, mode)
+            self.sockets[key] = sock
+            if not path.startswith("\0"):
+                self.files.append(path)
         return sock
 
     def _forget_channel(self, worker: Worker) -> None:

@@ -207,3 +207,26 @@ def test_workers_run_a_plugin_given_with_p(venv: PluginVenv, tmp_path: Path) -> 
         lines.append(served.wait_for(r"\[worker 1 pid \d+\] eventhub\.probe: INFO: probe on port (\d+)"))
         assert lines[0].group(1) == lines[1].group(1)  # one port, shared
         assert served.finish()[0] == 0
+
+
+def test_workers_share_udp_and_unix_endpoints_too(venv: PluginVenv, tmp_path: Path) -> None:
+    path = tmp_path / "echo.sock"
+    listen = f'echo.listen=["tcp:0","udp:0","unix:{path}"]'
+    with Served(venv, "run", "--workers", "2", "--only", "echo", "--set", listen) as served:
+        for worker in (0, 1):
+            served.wait_for(rf"\[worker {worker} pid \d+\] eventhub\.echo: INFO: listening on unix ")
+        udp_port = int(served.wait_for(r"listening on udp 127\.0\.0\.1:(\d+)").group(1))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(10)
+            for n in range(5):
+                udp.sendto(b"datagram %d" % n, ("127.0.0.1", udp_port))
+                assert udp.recvfrom(100)[0] == b"datagram %d" % n
+        for _ in range(5):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+                unix.settimeout(10)
+                unix.connect(str(path))
+                unix.sendall(b"over unix")
+                assert unix.recv(100) == b"over unix"
+        status, stderr = served.finish()
+        assert status == 0, stderr
+    assert not path.exists()  # the supervisor made the file, and removed it

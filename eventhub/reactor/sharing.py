@@ -58,10 +58,21 @@ class SharedSockets:
         return cls(channel)
 
     def listening_socket(
-        self, family: int, sockaddr: tuple[Any, ...], backlog: int, socket_buffer: int = 0
+        self,
+        family: int,
+        sockaddr: tuple[Any, ...],
+        backlog: int,
+        socket_buffer: int = 0,
+        kind: str = "tcp",
+        mode: int = 0o600,
     ) -> socket.socket:
-        """The supervisor's listening socket for this address (``OSError`` with its reason if none)."""
-        self._send({"listen": [family, list(sockaddr), backlog, socket_buffer]})
+        """The supervisor's socket for this address (``OSError`` with its reason if none).
+
+        ``kind``: ``tcp`` (one per worker slot), ``udp`` (one per slot, bound, not
+        listening), ``unix`` (one for every worker; ``sockaddr`` is ``(path,)``).
+        """
+        address: Any = sockaddr[0] if kind == "unix" else list(sockaddr)
+        self._send({"listen": [family, address, backlog, socket_buffer, kind, mode]})
         message, fds, _flags, _address = socket.recv_fds(self._channel, 1024, 1)
         if message.startswith(b"ok") and fds:
             return socket.socket(fileno=fds[0])

@@ -243,11 +243,19 @@ def listen_udp(
         family, sockaddr = _resolve_passive(interface, port)
     except (OSError, UnicodeError) as exc:
         raise ServiceError(f"cannot listen on udp {where}: {_reason(exc)}") from None
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    shared = reactor.shared_sockets
+    if shared is not None and not reuse_address:  # a worker: the supervisor's socket for this slot
+        try:
+            sock = shared.listening_socket(family, sockaddr, 0, 0, "udp")
+        except OSError as exc:
+            raise ServiceError(f"cannot listen on udp {where}: {_reason(exc)}") from None
+    else:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if reuse_address:  # several listeners of one multicast group on one host
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
+        if shared is None or reuse_address:
+            sock.bind(sockaddr)
         udp = UDPPort(reactor, protocol, sock)
         udp.start()
     except (OSError, DescriptorLimitError) as exc:

@@ -63,17 +63,18 @@ class UNIXListener(Listener):
         if self._sock is not None:
             raise UsageError(f"{self!r} is already listening")
         where = _shown(self._path)
-        abstract = self._path.startswith("\0")
-        sock = socket.socket(_AF_UNIX, socket.SOCK_STREAM)
+        shared = self._reactor.shared_sockets
         try:
-            if not abstract:
-                _remove_stale(self._path)
-            sock.bind(self._path)
-            if not abstract:
-                os.chmod(self._path, self._mode)
-                info = os.stat(self._path)
-                self._file_id = (info.st_dev, info.st_ino)
-            sock.listen(self._backlog)
+            if shared is None:
+                sock = unix_listening_socket(self._path, self._backlog, self._mode)
+                if not self._path.startswith("\0"):
+                    info = os.stat(self._path)
+                    self._file_id = (info.st_dev, info.st_ino)
+            else:  # a worker of `eventhub run --workers N`: the supervisor's socket (and file)
+                sock = shared.listening_socket(_AF_UNIX, (self._path,), self._backlog, 0, "unix", self._mode)
+        except OSError as exc:
+            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        try:
             sock.setblocking(False)
             self._reactor.add_reader(sock.fileno(), self._on_readable)
         except (OSError, DescriptorLimitError) as exc:
@@ -102,6 +103,27 @@ class UNIXListener(Listener):
             info = os.stat(self._path)
             if (info.st_dev, info.st_ino) == file_id:  # not a newer server's socket
                 os.unlink(self._path)
+
+
+def unix_listening_socket(path: str, backlog: int, mode: int) -> socket.socket:
+    """A UNIX socket listening at ``path`` (a dead server's file replaced, ``mode`` set); ``OSError``.
+
+    The one place UNIX listening sockets are made: by a ``UNIXListener``, and by
+    the supervisor of ``eventhub run --workers N`` for the one its workers share.
+    """
+    abstract = path.startswith("\0")
+    sock = socket.socket(_AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if not abstract:
+            _remove_stale(path)
+        sock.bind(path)
+        if not abstract:
+            os.chmod(path, mode)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _remove_stale(path: str) -> None:
