@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 
@@ -102,3 +103,21 @@ def reraise_user_interrupt(error: BaseException) -> None:
     """Raise ``error`` again if it is the user's Ctrl-C; a seam catching ``PLUGIN_ERRORS`` calls it first."""
     if is_user_interrupt(error):
         raise error
+
+
+def call_plugin(log: logging.Logger, obj: object, method: str, *args: object) -> None:
+    """Call ``obj.method(*args)``: plugin code (a factory's or protocol's callback, a signal handler).
+
+    What it raises (``PLUGIN_ERRORS``) is logged with its traceback as
+    ``Type.method raised`` and goes no further, but the user's Ctrl-C.
+    """
+    try:
+        getattr(obj, method)(*args)
+    except PLUGIN_ERRORS as failure:
+        reraise_user_interrupt(failure)
+        what = (
+            getattr(obj, "__qualname__", repr(obj))
+            if method == "__call__"
+            else f"{type(obj).__name__}.{method}"
+        )
+        log.exception("%s raised", what)

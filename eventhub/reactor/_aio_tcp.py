@@ -29,7 +29,7 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
 from eventhub.reactor.tcp import (
     _LINGER_RESET,
@@ -526,11 +526,7 @@ class AsyncioConnector:
         self._connecting = True
         self._reactor._connectors.add(self)
         self.factory.do_start()
-        try:
-            self.factory.start_connecting(self)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.start_connecting raised", type(self.factory).__name__)
+        call_plugin(log, self.factory, "start_connecting", self)
         self._attempt = self._reactor._loop.create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -592,20 +588,12 @@ class AsyncioConnector:
     def _failed(self, reason: BaseException) -> None:
         self._connecting = False
         self._reactor._connectors.discard(self)
-        try:
-            self.factory.client_connection_failed(self, reason)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.client_connection_failed raised", type(self.factory).__name__)
+        call_plugin(log, self.factory, "client_connection_failed", self, reason)
         self.factory.do_stop()
 
     def _connection_lost(self, reason: BaseException | None) -> None:
         self.transport = None
-        try:
-            self.factory.client_connection_lost(self, reason)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.client_connection_lost raised", type(self.factory).__name__)
+        call_plugin(log, self.factory, "client_connection_lost", self, reason)
         self.factory.do_stop()
 
     def stop_connecting(self) -> None:

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
+from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
 from eventhub.reactor.coroutines import CoroutineMethods
@@ -145,7 +146,7 @@ class _Waker:
         self.wsock.close()
 
 
-class Reactor(CoroutineMethods):
+class Reactor(SignalStops, CoroutineMethods):
     """An event loop over select, poll or epoll.
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
@@ -635,26 +636,6 @@ class Reactor(CoroutineMethods):
         # Runs between two bytecodes of the main thread: only queue the work.
         self._ready.append((self._handle_signal, (signum,), NO_KWARGS))
 
-    def _handle_signal(self, signum: int) -> None:
-        handler = self._signal_handlers.get(signum)
-        if handler is not None:
-            handler()
-        elif signum in (signal.SIGINT, signal.SIGTERM):
-            self._stop_by_signal(signum)
-        else:
-            log.info("received %s: nothing handles it, ignored", signal.Signals(signum).name)
-
-    def _stop_by_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._stopping:
-            log.warning("received %s again: aborting the connections still flushing", name)
-            self._abort_all(ConnectionAbortedError(f"{name} during shutdown"))
-            return
-        log.info("received %s, shutting down", name)
-        self.stopped_by_signal = signum
-        if self._running:
-            self.stop()
-
     # -- shutdown -------------------------------------------------------------
 
     def _shutdown(self) -> None:
@@ -728,10 +709,6 @@ class Reactor(CoroutineMethods):
                 "%d connection(s) still flushing after %.1fs; aborting them", n, self.shutdown_timeout
             )
         self._abort_all(TimeoutError(f"shutdown timeout ({self.shutdown_timeout}s) expired"))
-
-    def _abort_all(self, reason: BaseException) -> None:
-        for conn in list(self._connections):
-            conn._force_close(reason)
 
     def close(self) -> None:
         """Release the poller, the waker, the threads and any socket still open.

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_interrupt
 from eventhub.reactor._aio_tcp import AsyncioConnection, AsyncioConnector, AsyncioListener
+from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
 from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
@@ -196,7 +197,7 @@ class AsyncioTimeout(Timeout):
                 raise TimeoutError(f"timed out after {self.seconds}s") from error
 
 
-class AsyncioReactor:
+class AsyncioReactor(SignalStops):
     """The ``ReactorAPI`` on an asyncio (or uvloop) loop; built by ``Reactor(backend="asyncio")``."""
 
     #: How long stopping waits for connections to flush and tasks to end before aborting them.
@@ -587,10 +588,6 @@ class AsyncioReactor:
             )
         self._abort_all(TimeoutError(f"shutdown timeout ({self.shutdown_timeout}s) expired"))
 
-    def _abort_all(self, reason: BaseException) -> None:
-        for conn in list(self._connections):
-            conn._force_close(reason)
-
     def _abandon_tasks(self) -> None:
         """End the tasks that ignored cancellation: close their coroutines (``finally`` runs)."""
         current = asyncio.current_task(self._loop) if self._loop.is_running() else None
@@ -673,26 +670,6 @@ class AsyncioReactor:
         self._signal_handlers[signum] = fn
         if self._restore_signals is not None and signum not in self._previous_handlers:
             self._watch_signal(signum)
-
-    def _handle_signal(self, signum: int) -> None:
-        handler = self._signal_handlers.get(signum)
-        if handler is not None:
-            _run_guarded(handler, (), NO_KWARGS)
-        elif signum in (signal.SIGINT, signal.SIGTERM):
-            self._stop_by_signal(signum)
-        else:
-            log.info("received %s: nothing handles it, ignored", signal.Signals(signum).name)
-
-    def _stop_by_signal(self, signum: int) -> None:
-        name = signal.Signals(signum).name
-        if self._stopping:
-            log.warning("received %s again: aborting the connections still flushing", name)
-            self._abort_all(ConnectionAbortedError(f"{name} during shutdown"))
-            return
-        log.info("received %s, shutting down", name)
-        self.stopped_by_signal = signum
-        if self._running:
-            self.stop()
 
     # -- closing --------------------------------------------------------------
 

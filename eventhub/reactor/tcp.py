@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventhub._logging import RateLimitedLog
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, UNIXAddress, address_of
 from eventhub.reactor.pollers import DescriptorLimitError
 
@@ -906,11 +906,7 @@ class Connector:
         self._state = _CONNECTING
         self._reactor._connectors.add(self)
         self.factory.do_start()
-        try:
-            self.factory.start_connecting(self)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.start_connecting raised", type(self.factory).__name__)
+        call_plugin(log, self.factory, "start_connecting", self)
         if self.timeout is not None:
             self._timer = self._reactor.call_later(self.timeout, self._timed_out)
         self._resolve()
@@ -1043,21 +1039,13 @@ class Connector:
 
     def _report_failed(self, reason: BaseException) -> None:
         self._state = _DISCONNECTED
-        try:
-            self.factory.client_connection_failed(self, reason)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.client_connection_failed raised", type(self.factory).__name__)
+        call_plugin(log, self.factory, "client_connection_failed", self, reason)
         self.factory.do_stop()
 
     def _connection_lost(self, reason: BaseException | None) -> None:
         self._state = _DISCONNECTED
         self.transport = None
-        try:
-            self.factory.client_connection_lost(self, reason)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.client_connection_lost raised", type(self.factory).__name__)
+        call_plugin(log, self.factory, "client_connection_lost", self, reason)
         self.factory.do_stop()
 
     def stop_connecting(self) -> None:

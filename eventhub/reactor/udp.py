@@ -28,7 +28,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any
 
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
 from eventhub.protocol import Address, DatagramProtocol
 from eventhub.reactor.pollers import DescriptorLimitError
 from eventhub.reactor.tcp import _reason, _resolve_passive, _where, check_port
@@ -110,11 +110,7 @@ class UDPPort:
                 )
 
     def _error(self, exc: OSError) -> None:
-        try:
-            self._protocol.error_received(exc)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.error_received raised", type(self._protocol).__name__)
+        call_plugin(log, self._protocol, "error_received", exc)
 
     # -- writing --------------------------------------------------------------
 
@@ -226,11 +222,7 @@ class UDPPort:
     lose_connection = stop_listening
 
     def _lost(self) -> None:
-        try:
-            self._protocol.connection_lost(None)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.connection_lost raised", type(self._protocol).__name__)
+        call_plugin(log, self._protocol, "connection_lost", None)
 
 
 def listen_udp(
