@@ -55,7 +55,7 @@ from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
 from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
 from eventhub.reactor.tasks import Future, Timeout
-from eventhub.reactor.threads import ThreadPool, ThreadResult
+from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, _check_delay
 
 if TYPE_CHECKING:
@@ -231,6 +231,7 @@ class AsyncioReactor(SignalStops):
         self.shared_sockets = shared_sockets
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
+        self._thread_results: set[ThreadResult[Any]] = set()
         self._triggers = SystemTriggers()
         self._listeners: set[AsyncioListener] = set()
         self._connections: set[AsyncioConnection] = set()
@@ -290,18 +291,14 @@ class AsyncioReactor(SignalStops):
 
     def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
         """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread."""
-        result: ThreadResult[T] = ThreadResult()
-
-        def job() -> None:
-            try:
-                value = fn(*args, **kw)
-            except BaseException as exc:
-                self.call_from_thread(result._deliver, None, exc)
-            else:
-                self.call_from_thread(result._deliver, value, None)
-
+        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
         self._thread_pool().submit(job, (), NO_KWARGS)
         return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
     # -- descriptors (the loop's own) ------------------------------------------
 
@@ -530,8 +527,12 @@ class AsyncioReactor(SignalStops):
             self._stopping = True
             await self._shutdown()
 
-    def stop(self) -> None:
-        """Stop serving; ``run()``/``serve()`` then shuts down gracefully and returns."""
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop serving; ``run()``/``serve()`` then shuts down gracefully and returns.
+
+        ``drain`` is accepted as ``ReactorAPI`` has it (a worker replaced by a
+        rolling restart passes it) and not honoured yet: connections flush and close.
+        """
         if not self._running:
             raise UsageError("the reactor is not running")
         self._stopping = True

@@ -231,16 +231,37 @@ class ReactorAPI(Protocol):
         """Connect to ``host:port`` (TLS with ``tls``) and return the ``Stream``."""
         ...
 
+    def add_reader(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call ``handler()`` whenever the descriptor ``fd`` is readable."""
+        ...
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd`` for reading."""
+        ...
+
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
         """Call ``fn()`` on the loop when ``signum`` arrives while serving (not SIGINT/SIGTERM)."""
+        ...
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        ...
+
+    def install_signal_handlers(self) -> bool:
+        """Make SIGINT/SIGTERM stop this reactor gracefully from now on (before ``run()``)."""
         ...
 
     def run(self, install_signal_handlers: bool = True) -> None:
         """Serve until ``stop()``, then shut down gracefully."""
         ...
 
-    def stop(self) -> None:
-        """Stop serving after the current pass."""
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop serving after the current pass (``drain``: let connections end by themselves first)."""
+        ...
+
+    def close(self) -> None:
+        """Release what a reactor that never ran holds (``run()`` does this on its way out)."""
         ...
 
     def add_system_event_trigger(
