@@ -537,7 +537,11 @@ class MemoryReactor(CoroutineMethods):
     - ``call_later`` runs on ``clock`` (a ``Clock``); ``advance(seconds)`` moves it.
     - ``call_soon`` / ``call_from_thread`` queue a call; ``run_ready()`` runs the queue.
     - ``call_in_thread`` / ``defer_to_thread`` run the function on the queue too, in
-      the test's thread: deterministic, no real threads.
+      the test's thread: deterministic, no real threads (``thread_results`` holds
+      the outcomes not yet delivered, as on the real reactor).
+    - ``add_signal_handler`` / ``add_reader`` record the handler in
+      ``signal_handlers`` / ``readers`` for the test to call; ``install_signal_handlers``
+      only sets ``signals_requested``: the process's own handlers are left alone.
     - ``run()`` fires the startup triggers, then runs queued calls and timers in fake
       time (jumping the clock to the next timer) until ``stop()`` is called or nothing
       is left to run (where a real reactor would wait forever); then shuts down in
