@@ -13,13 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from support import load_source_package
 
 import eventhub
 from eventhub.config import Config, CoreSettings
 from eventhub.protocol import Address, Protocol, ServerFactory
 from eventhub.reactor import ListenerAPI, ReactorAPI
 from eventhub.schedule import Schedule
-from eventhub.testing import MemoryListener, MemoryReactor
+from eventhub.testing import MemoryListener, MemoryReactor, StringTransport
+
+echo: Any = load_source_package("echo", "eventhub_echo")
+connlog: Any = load_source_package("connlog", "eventhub_connlog")
 
 
 class Lifecycle:
@@ -293,6 +297,75 @@ def test_configure_error_names_the_key() -> None:
 def test_unknown_backend_is_refused_early() -> None:
     with pytest.raises(eventhub.UsageError, match="unknown reactor backend 'nope'"):
         eventhub.Hub(backend="nope")
+
+
+# -- first-party plugins, registered from source, on the memory reactor -------------------
+
+
+def serve_echo(plugins: dict[str, dict[str, Any]], play: Any) -> tuple[eventhub.Hub, MemoryReactor]:
+    """echo and connlog through the whole lifecycle on a MemoryReactor; ``play(listener)`` once started."""
+    reactor = MemoryReactor()
+    hub = eventhub.Hub(config=Config(plugins=plugins), reactor=reactor)
+    hub.register(echo.EchoPlugin(), "echo")
+    hub.register(connlog.ConnLog(), "connlog")
+
+    def started(event: eventhub.Event) -> None:
+        (call,) = reactor.tcp_servers
+        play(call.listener)
+        hub.stop()
+
+    hub.subscribe(eventhub.hub.STARTED, started)
+    hub.run()
+    return hub, reactor
+
+
+def connect(listener: MemoryListener, host: str) -> tuple[Protocol, StringTransport] | None:
+    protocol, transport = listener.accept(Address(host, 50000))
+    return None if protocol is None or transport is None else (protocol, transport)
+
+
+def test_echo_listens_where_configured_and_echoes_through_connlog() -> None:
+    served: list[bytes] = []
+
+    def play(listener: MemoryListener) -> None:
+        connected = connect(listener, "127.0.0.1")
+        assert connected is not None
+        protocol, transport = connected
+        protocol.data_received(b"ping")
+        served.append(transport.value())
+        protocol.connection_lost(None)
+
+    hub, reactor = serve_echo({"echo": {"port": 9000}, "connlog": {"allow": ["127.0.0.0/8"]}}, play)
+    assert served == [b"ping"]
+    assert [(c.port, c.interface) for c in reactor.tcp_servers] == [(9000, "127.0.0.1")]
+    assert hub.failures == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "host", "served"),
+    [
+        ({"deny": ["127.0.0.1"]}, "127.0.0.1", False),
+        ({"allow": ["10.0.0.0/8", "::1"]}, "127.0.0.1", False),
+        ({"allow": ["10.0.0.0/8"]}, "10.1.2.3", True),
+        ({"deny": ["127.0.0.1"], "services": ["chat"]}, "127.0.0.1", True),
+    ],
+)
+def test_connlog_decides_who_echo_serves(settings: dict[str, Any], host: str, served: bool) -> None:
+    outcome: list[bool] = []
+
+    def play(listener: MemoryListener) -> None:
+        connected = connect(listener, host)
+        outcome.append(connected is not None)
+        if connected is not None:
+            connected[0].connection_lost(None)
+
+    serve_echo({"echo": {"port": 9000}, "connlog": settings}, play)
+    assert outcome == [served]
+
+
+def test_connlog_bad_settings_stop_the_run_before_anything_listens() -> None:
+    with pytest.raises(eventhub.ConfigError, match=r"connlog\.allow"):
+        serve_echo({"connlog": {"allow": ["not an address"]}}, lambda listener: None)
 
 
 def test_by_default_the_hub_serves_on_a_real_reactor() -> None:
