@@ -52,14 +52,24 @@ def chain_of(
     return chain
 
 
-@pytest.fixture
-def plugin_sigint() -> Iterator[None]:
-    """SIGINT handled elsewhere (as while serving): a KeyboardInterrupt is then a plugin's own."""
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+def sigint_handled_by(handler: Any) -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def plugin_sigint() -> Iterator[None]:
+    """SIGINT handled elsewhere (as while serving): a KeyboardInterrupt is then a plugin's own."""
+    yield from sigint_handled_by(lambda signum, frame: None)
+
+
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler (a Hub run by hand), whatever the test runner was started with."""
+    yield from sigint_handled_by(signal.default_int_handler)
 
 
 # -- the empty chain -------------------------------------------------------------
@@ -320,7 +330,7 @@ def test_a_plugins_keyboard_interrupt_while_serving_is_its_failure(plugin_sigint
 
 
 @pytest.mark.parametrize("where", [0, 1])
-def test_the_users_ctrl_c_goes_past_the_chain(where: int) -> None:
+def test_the_users_ctrl_c_goes_past_the_chain(where: int, default_sigint: None) -> None:
     """UserInterrupt always; a KeyboardInterrupt under Python's default handler (a Hub run by hand)."""
     for interrupt in (UserInterrupt(), KeyboardInterrupt()):
         log: list[str] = []

@@ -512,8 +512,9 @@ def test_memory_close_releases_a_reactor_that_never_ran() -> None:
 
 def test_memory_reactor_records_readers_and_the_signal_request() -> None:
     reactor = MemoryReactor()
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     reactor.add_reader(7, lambda: None)
     assert reactor.install_signal_handlers() and reactor.signals_requested
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the process's, untouched
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # untouched
     reactor.remove_reader(7)
     assert reactor.readers == {}
