@@ -1,8 +1,9 @@
 """Hub.run(): the lifecycle of hookspecs, in process on a ``MemoryReactor`` (fake time, no sockets).
 
 configure -> startup -> "run" -> start_services (a plugin listening on the
-memory reactor, a client connected through it) -> events -> shutdown. One test
-keeps the default: a real reactor on loopback, to show ``Hub()`` still makes one.
+memory reactor, a client connected through it) -> events -> shutdown; then the
+first-party echo and connlog plugins (imported from source) the same way. One
+test keeps the default: a real reactor on loopback, to show ``Hub()`` still makes one.
 """
 
 from __future__ import annotations
