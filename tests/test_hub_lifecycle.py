@@ -9,7 +9,6 @@ test keeps the default: a real reactor on loopback, to show ``Hub()`` still make
 from __future__ import annotations
 
 import signal
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from support import load_source_package
 import eventhub
 from eventhub.config import Config, CoreSettings
 from eventhub.protocol import Address, Protocol, ServerFactory
-from eventhub.reactor import ListenerAPI, ReactorAPI
+from eventhub.reactor import ListenerAPI, Reactor, ReactorAPI
 from eventhub.schedule import Schedule
 from eventhub.testing import MemoryListener, MemoryReactor, StringTransport
 
@@ -369,27 +368,12 @@ def test_connlog_bad_settings_stop_the_run_before_anything_listens() -> None:
         serve_echo({"connlog": {"allow": ["not an address"]}}, lambda listener: None)
 
 
-def test_by_default_the_hub_serves_on_a_real_reactor() -> None:
-    replies: list[bytes] = []
-
-    class Service:
-        @eventhub.hookimpl
-        def eventhub_start_services(self, hub: eventhub.Hub, reactor: ReactorAPI) -> object:
-            factory = ServerFactory()
-            factory.protocol = Upper
-            listener = reactor.listen_tcp(0, factory)
-            port = listener.get_host().port
-
-            def client() -> None:
-                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                    sock.sendall(b"hello")
-                    replies.append(sock.recv(100))
-                reactor.call_from_thread(hub.stop)
-
-            reactor.call_in_thread(client)
-            return listener
-
-    hub = eventhub.Hub()
-    hub.register(Service(), "service")
-    hub.run()
-    assert replies == [b"HELLO"]
+def test_by_default_the_hub_makes_a_real_reactor_of_the_configured_backend() -> None:
+    """Serving on it, sockets and all, is tests/test_netevents.py's (a real client through hub.run())."""
+    hub = eventhub.Hub(config=Config(core=CoreSettings(backend="poll")))
+    reactor = hub.reactor
+    assert isinstance(reactor, Reactor) and reactor.backend == "poll"
+    assert hub.reactor is reactor  # made once, on first use
+    hub.close()
+    assert hub.reactor is not reactor  # a closed reactor is not reused
+    hub.close()
