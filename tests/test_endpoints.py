@@ -194,7 +194,7 @@ def test_listen_and_connect_reach_the_reactor() -> None:
     assert reactor.unix_clients[0].path == "/tmp/x.sock"
     listener.stop_listening()
     unix.stop_listening()
-    for call in reactor.tcp_clients + reactor.unix_clients:  # type: ignore[operator]
+    for call in reactor.tcp_clients + reactor.unix_clients:
         call.connector.stop_connecting()
 
 
