@@ -26,7 +26,8 @@ from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 def task(request: pytest.FixtureRequest) -> ModuleType:
     if request.param == "compat":
         return compat_task
-    return pytest.importorskip("twisted.internet.task")
+    twisted_task: ModuleType = pytest.importorskip("twisted.internet.task")
+    return twisted_task
 
 
 def _defer_of(task: ModuleType) -> ModuleType:

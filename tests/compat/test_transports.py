@@ -18,6 +18,8 @@ from eventhub.compat.twisted_protocol import ConnectionDone, Failure, TwistedCon
 from eventhub.reactor import Reactor
 from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 
+from ._util import inet
+
 
 class Echo(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
@@ -103,7 +105,7 @@ class UDPEcho(protocol.DatagramProtocol):
 
     def startProtocol(self) -> None:
         assert self.transport is not None
-        self.events.append(("start", self.transport.getHost().type))
+        self.events.append(("start", inet(self.transport.getHost()).type))
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         assert self.transport is not None
@@ -194,7 +196,7 @@ def test_listen_ssl_and_connect_ssl(certs: dict[str, Path]) -> None:
     port = compat.listenSSL(0, protocol.ServerFactory.forProtocol(Echo), server_ctx, interface="127.0.0.1")
     factory = StoppingClientFactory(compat)
     compat.connectSSL(
-        "127.0.0.1", port.getHost().port, factory, ContextFactory(client_ctx), timeout=HANG_TIMEOUT
+        "127.0.0.1", inet(port.getHost()).port, factory, ContextFactory(client_ctx), timeout=HANG_TIMEOUT
     )
     run_until_stopped(compat.eventhub_reactor)
     assert factory.outcome == (b"hello", ConnectionDone)
@@ -206,7 +208,7 @@ def test_connect_ssl_with_an_untrusted_certificate_fails(certs: dict[str, Path])
     compat = TwistedReactor(lambda: Reactor("select"))
     port = compat.listenSSL(0, protocol.ServerFactory.forProtocol(Echo), server_ctx, interface="127.0.0.1")
     factory = StoppingClientFactory(compat)
-    compat.connectSSL("127.0.0.1", port.getHost().port, factory, ssl.create_default_context())
+    compat.connectSSL("127.0.0.1", inet(port.getHost()).port, factory, ssl.create_default_context())
     run_until_stopped(compat.eventhub_reactor)
     assert factory.outcome is None and factory.failure is not None
 
