@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trustme
 
-from eventhub.compat.twisted import TwistedReactor, protocol
+from eventhub.compat.twisted import ListeningPort, TwistedReactor, protocol
 from eventhub.compat.twisted.internet import endpoints
 from eventhub.compat.twisted.internet.address import IPv4Address, UNIXAddress
 from eventhub.compat.twisted_protocol import ConnectionDone, Failure, TwistedConnector
@@ -225,11 +225,14 @@ def test_ssl_context_factories_other_than_ssl_contexts_are_refused() -> None:
 # -- endpoint strings ------------------------------------------------------------------
 
 
-def _endpoint_round_trip(compat: TwistedReactor, server: str, client: str) -> list[object]:
-    seen: list[object] = []
+def _endpoint_round_trip(
+    compat: TwistedReactor, server: str, client: str
+) -> list[IPv4Address | UNIXAddress | Failure]:
+    """What the server listens on, then the client's peer (or how connecting failed)."""
+    seen: list[IPv4Address | UNIXAddress | Failure] = []
     server_endpoint = endpoints.serverFromString(compat, server)
 
-    def listening(port: Any) -> None:
+    def listening(port: ListeningPort) -> None:
         seen.append(port.getHost())
         d = endpoints.clientFromString(
             compat, client.format(port=getattr(port.getHost(), "port", 0))
@@ -274,8 +277,10 @@ def test_ssl_and_tls_endpoint_strings(kind: str, certs: dict[str, Path]) -> None
     )
     client = f"{kind}:host=127.0.0.1:port={{port}}:caCerts={certs['ca']}"
     seen = _endpoint_round_trip(compat, server, client)
-    assert len(seen) == 2 and isinstance(seen[1], IPv4Address), seen
-    assert seen[1].port == seen[0].port  # type: ignore[attr-defined]
+    assert len(seen) == 2, seen
+    host, peer = seen
+    assert isinstance(host, IPv4Address) and isinstance(peer, IPv4Address), seen
+    assert peer.port == host.port
 
 
 def test_delegated_endpoint_errors_are_value_errors(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,9 +62,9 @@ def seed_server() -> Iterator[tuple[subprocess.Popen[str], int]]:
             server.wait()
 
 
-def _port_from_log(stderr: object) -> int:
+def _port_from_log(stderr: Iterable[str]) -> int:
     seen = []
-    for line in stderr:  # type: ignore[attr-defined]
+    for line in stderr:
         seen.append(line)
         match = re.search(r"listenTCP: listening on 127\.0\.0\.1:(\d+)", line)
         if match:
@@ -346,7 +346,8 @@ def test_bridge_without_half_close_closes_on_eof_and_reports_errors() -> None:
     proto = Recorder()
     bridge, transport = _bridged(proto)
     assert bridge.eof_received() is None
-    proto.transport.abortConnection()  # type: ignore[union-attr]
+    assert proto.transport is not None
+    proto.transport.abortConnection()
     assert transport.aborted
     reset = ConnectionResetError("peer reset")
     bridge.connection_lost(reset)
