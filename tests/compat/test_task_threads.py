@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -146,7 +147,7 @@ def test_cooperate_runs_an_iterator_step_by_step(task: ModuleType) -> None:
 
 
 @pytest.mark.e2e
-def test_react_exits_with_main_s_outcome(tmp_path: Any) -> None:
+def test_react_exits_with_main_s_outcome(tmp_path: Path) -> None:
     program = (
         "from eventhub.compat.twisted.internet import task, defer\n"
         "import sys\n"
