@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -297,8 +298,12 @@ def test_the_unix_and_ssl_endpoint_classes(tmp_path: Path, certs: dict[str, Path
     client_ctx = ssl.create_default_context(cafile=str(certs["ca"]))
     seen: list[object] = []
 
-    def round_trip(server: Any, make_client: Any, then: Any) -> None:
-        def listening(port: Any) -> None:
+    def round_trip(
+        server: endpoints.TCP4ServerEndpoint | endpoints.UNIXServerEndpoint,
+        make_client: Callable[[ListeningPort], endpoints.TCP4ClientEndpoint | endpoints.UNIXClientEndpoint],
+        then: Callable[[], object],
+    ) -> None:
+        def listening(port: ListeningPort) -> None:
             client = make_client(port)
 
             def connected(proto: protocol.Protocol) -> None:
@@ -315,7 +320,9 @@ def test_the_unix_and_ssl_endpoint_classes(tmp_path: Path, certs: dict[str, Path
     def ssl_next() -> None:
         round_trip(
             endpoints.SSL4ServerEndpoint(compat, 0, server_ctx, interface="127.0.0.1"),
-            lambda port: endpoints.SSL4ClientEndpoint(compat, "127.0.0.1", port.getHost().port, client_ctx),
+            lambda port: endpoints.SSL4ClientEndpoint(
+                compat, "127.0.0.1", inet(port.getHost()).port, client_ctx
+            ),
             lambda: compat.callLater(0.05, compat.stop),
         )
 
