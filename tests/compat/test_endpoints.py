@@ -19,6 +19,7 @@ from eventhub.compat.twisted.internet.interfaces import (
     implementer,
 )
 from eventhub.compat.twisted.python.failure import Failure
+from eventhub.compat.twisted_protocol import TwistedConnector
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor
 from eventhub.testing import MemoryReactor, run_until_stopped
@@ -227,11 +228,11 @@ def test_reconnecting_client_factory_on_real_sockets_connects_once_the_server_is
             factor = 1.0
             jitter = 0
 
-            def buildProtocol(self, addr: Any) -> protocol.Protocol:
+            def buildProtocol(self, addr: Address) -> protocol.Protocol:
                 self.resetDelay()
                 return Connected()
 
-            def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+            def clientConnectionFailed(self, connector: TwistedConnector, reason: Failure) -> None:
                 events.append(f"failed: {reason.type.__name__}")
                 door.listen()  # the server comes up; the retry finds it
                 super().clientConnectionFailed(connector, reason)
