@@ -344,7 +344,9 @@ class Reactor(SignalStops, CoroutineMethods):
         listener.start_listening()
         return listener
 
-    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> Connector:
         """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``.
 
         A name is resolved off the loop; its addresses are tried in turn, each
@@ -368,7 +370,7 @@ class Reactor(SignalStops, CoroutineMethods):
         listener.start_listening()
         return listener
 
-    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> Connector:
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
         from eventhub.reactor.unix import UNIXConnector
 

@@ -352,7 +352,7 @@ class AsyncioReactor(SignalStops):
         raise _not_here("UNIX sockets")
 
     def connect_tcp(
-        self, host: str, port: int, factory: ClientFactory, timeout: float = 30
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
     ) -> AsyncioConnector:
         """Connect to ``host:port``; failures reach ``factory.client_connection_failed``."""
         connector = AsyncioConnector(self, host, port, factory, timeout)

@@ -143,8 +143,13 @@ class ReactorAPI(Protocol):
         """Listen on ``interface:port`` (port 0: any free one, read it from ``get_host()``)."""
         ...
 
-    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
-        """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``."""
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> Connector:
+        """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``.
+
+        ``timeout`` covers all the attempts; ``None`` waits as long as the system does.
+        """
         ...
 
     def listen_tls(
@@ -182,7 +187,7 @@ class ReactorAPI(Protocol):
         """Listen on the UNIX socket ``path`` (``"\\0name"``: a Linux abstract name)."""
         ...
 
-    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> Connector:
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory``."""
         ...
 
