@@ -65,6 +65,11 @@ class Hub:
     built by hand and returns the plain handlers' failures (an empty tuple when
     every one succeeded). See ``eventhub.bus`` for the guarantees. Both are
     the bus's own methods, bound here, so that emitting costs no extra call.
+
+    ``reactor``: what the hub runs on, any ``ReactorAPI`` (a
+    ``eventhub.testing.MemoryReactor`` in tests), or a zero-argument factory
+    (a class counts) called for each ``run()``; by default a ``Reactor`` of
+    ``backend`` (or the configured one), made on first use.
     """
 
     dispatch: Callable[[Event], tuple[Failure, ...]]
@@ -81,9 +86,6 @@ class Hub:
         shared_sockets: SharedSockets | None = None,
         reactor: ReactorAPI | Callable[[], ReactorAPI] | None = None,
     ) -> None:
-        """``reactor``: the one to run on (``eventhub.testing.MemoryReactor()``, say), or a
-        zero-argument factory called for each run; by default a ``Reactor`` of ``backend``.
-        """
         self.config = config if config is not None else Config()
         self.pm = PluginManager()
         self.bus = Bus(lambda: self.reactor, self.config.core.on_error)
