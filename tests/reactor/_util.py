@@ -16,6 +16,7 @@ from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 HANG = HANG_TIMEOUT
 run = run_until_stopped
 
+
 class Background:
     """``fn(*args)`` on a thread; ``result()`` joins and returns or re-raises."""
 
