@@ -9,6 +9,7 @@ test keeps the default: a real reactor on loopback, to show ``Hub()`` still make
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -197,6 +198,24 @@ def test_scheduled_events_tick_in_fake_time() -> None:
     hub.subscribe("tick", tick)
     hub.run()
     assert ticks == [60.0, 120.0, 180.0]
+
+
+def test_on_asyncio_run_waits_for_a_blocking_handler_too() -> None:
+    """The hub asks any reactor for thread_results (ReactorAPI): the asyncio one lacked them."""
+    threads: list[str] = []
+    hub = eventhub.Hub(backend="asyncio")
+    hub.subscribe("run", lambda event: threads.append(threading.current_thread().name), blocking=True)
+    hub.run()
+    assert threads == ["eventhub-worker-0"] and hub.failures == []
+
+
+def test_on_asyncio_stop_takes_the_drain_a_rolling_restart_passes() -> None:
+    hub = eventhub.Hub(
+        config=Config(core=CoreSettings(backend="asyncio", schedule=(Schedule(3600, "tick"),)))
+    )
+    hub.subscribe(eventhub.hub.STARTED, lambda event: hub.stop(0.5))
+    hub.run()
+    assert hub.failures == []
 
 
 def test_a_reactor_factory_gives_each_run_its_own_reactor() -> None:
