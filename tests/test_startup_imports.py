@@ -18,6 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventhub.config import parse_value
+from eventhub.discovery import PluginEntry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,6 +61,46 @@ def _environment(**extra: str) -> dict[str, str]:
 
 def _heavy(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_AT_START))
+
+
+@given(st.text(alphabet="0123456789+-_xob.e ", max_size=8))
+def test_a_set_value_is_what_toml_makes_of_it_without_the_parser_for_integers(raw: str) -> None:
+    """``--set port=8001`` skips the TOML parser; every other text still goes through it."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    try:
+        expected = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        expected = raw
+    assert parse_value(raw) == expected
+    assert type(parse_value(raw)) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("os.path", os.path),
+        ("os.path:join", os.path.join),
+        ("os : path.join", os.path.join),
+        ("os.path:join [extra]", os.path.join),
+        ("os.path [extra]", os.path),
+    ],
+)
+def test_an_entry_point_loads_as_importlib_metadata_loads_it(value: str, expected: object) -> None:
+    import importlib.metadata
+
+    assert PluginEntry("x", value, "d", "1").load() is expected
+    assert importlib.metadata.EntryPoint("x", value, "g").load() is expected
+
+
+def test_an_entry_point_naming_what_is_not_there_raises_import_or_attribute_error() -> None:
+    with pytest.raises(ImportError):
+        PluginEntry("x", "no_such_module_here:thing", "d", "1").load()
+    with pytest.raises(AttributeError):
+        PluginEntry("x", "os.path:no_such_attribute", "d", "1").load()
 
 
 def test_importing_the_cli_and_building_its_parser_imports_none_of_the_heavy_modules() -> None:
