@@ -217,6 +217,25 @@ def discovery_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def startup_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 10: eventhub run (echo) accepts and echoes its first connection in <= 0.35x twistd's time."""
+    rows = {r["subject"]: r for r in results.get("startup", {}).get("rows", [])}
+    eh, tw = rows.get(startup_scenario.EVENTHUB, {}), rows.get(startup_scenario.TWISTD, {})
+    out = []
+    for field, what in (("summary", "time"), ("cpu", "CPU time")):
+        mine, theirs = ((row.get(field) or {}).get("median") for row in (eh, tw))
+        out.append(
+            _goal(
+                f"start-up: eventhub run (echo plugin) {what} to its first echo <= 0.35x "
+                "twistd -y echo.tac's",
+                f"{_fmt(mine, 'ms', 0)} vs {_fmt(theirs, 'ms', 0)}",
+                ratio(mine, theirs),
+                0.35,
+            )
+        )
+    return out
+
+
 def memory_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     servers = results.get("memory", {}).get("servers", {})
@@ -274,25 +293,6 @@ def nats_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 r["rate"],
                 0.8,
                 at_least=True,
-            )
-        )
-    return out
-
-
-def startup_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 10: eventhub run (echo) accepts and echoes its first connection in <= 0.35x twistd's time."""
-    rows = {r["subject"]: r for r in results.get("startup", {}).get("rows", [])}
-    eh, tw = rows.get(startup_scenario.EVENTHUB, {}), rows.get(startup_scenario.TWISTD, {})
-    out = []
-    for field, what in (("summary", "time"), ("cpu", "CPU time")):
-        mine, theirs = ((row.get(field) or {}).get("median") for row in (eh, tw))
-        out.append(
-            _goal(
-                f"start-up: eventhub run (echo plugin) {what} to its first echo <= 0.35x "
-                "twistd -y echo.tac's",
-                f"{_fmt(mine, 'ms', 0)} vs {_fmt(theirs, 'ms', 0)}",
-                ratio(mine, theirs),
-                0.35,
             )
         )
     return out
