@@ -120,8 +120,8 @@ def test_eventhub_run_imports_none_of_the_heavy_modules_before_its_first_echo(tm
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: eventhub-echo\nVersion: 0\n")
     (info / "entry_points.txt").write_text("[eventhub.plugins]\necho = eventhub_echo:EchoPlugin\n")
-    pythonpath = os.pathsep.join([str(site), str(REPO / "plugins" / "echo")])
-    env = _environment(EVENTHUB_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=pythonpath)
+    env = _environment(EVENTHUB_CACHE_DIR=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO / "plugins" / "echo"), env["PYTHONPATH"]])
     run = tmp_path / "run"
     run.mkdir()
     _serve_once(run, env)  # fills the discovery cache: this start reads importlib.metadata
