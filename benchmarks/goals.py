@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmarks import bus as bus_scenario
 from benchmarks import nats as nats_scenario
+from benchmarks import startup as startup_scenario
 from benchmarks import workers as workers_scenario
 from benchmarks._stats import median_of, ratio
 
@@ -216,6 +217,25 @@ def discovery_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def startup_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 10: eventhub run (echo) accepts and echoes its first connection in <= 0.35x twistd's time."""
+    rows = {r["subject"]: r for r in results.get("startup", {}).get("rows", [])}
+    eh, tw = rows.get(startup_scenario.EVENTHUB, {}), rows.get(startup_scenario.TWISTD, {})
+    out = []
+    for field, what in (("summary", "time"), ("cpu", "CPU time")):
+        mine, theirs = ((row.get(field) or {}).get("median") for row in (eh, tw))
+        out.append(
+            _goal(
+                f"start-up: eventhub run (echo plugin) {what} to its first echo <= 0.35x "
+                "twistd -y echo.tac's",
+                f"{_fmt(mine, 'ms', 0)} vs {_fmt(theirs, 'ms', 0)}",
+                ratio(mine, theirs),
+                0.35,
+            )
+        )
+    return out
+
+
 def memory_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     servers = results.get("memory", {}).get("servers", {})
@@ -283,6 +303,7 @@ ALL: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "chain": chain_goals,
     "bus": bus_goals,
     "discovery": discovery_goals,
+    "startup": startup_goals,
     "memory": memory_goals,
     "workers": workers_goals,
     "nats": nats_goals,

@@ -312,19 +312,48 @@ def discovery_section(d: Mapping[str, Any]) -> list[str]:
 
 def startup_section(s: Mapping[str, Any]) -> list[str]:
     rows = [
-        [r["subject"], fmt(r["summary"], 0) if r["summary"] else f"not run: {r['error']}"] for r in s["rows"]
+        [r["subject"], fmt(r["summary"], 0), fmt(r["cpu"], 0) if r.get("cpu") else "-"]
+        if r["summary"]
+        else [r["subject"], f"not run: {r['error']}", "-"]
+        for r in s["rows"]
     ]
     lines = [
         "## Start-up",
         "",
         "From spawning the server process to the first connection it accepted and echoed "
-        "(the clock stops when the probe has come back). `eventhub run` includes plugin "
-        "discovery and loading the echo plugin. Milliseconds, median (min-max).",
+        "(the clock stops when the probe has come back), and the CPU time the server had used by "
+        "then. `eventhub run` includes plugin discovery and loading the echo plugin. Each server "
+        "starts once unmeasured first; eventhub's modules are byte-compiled first, as `pip install` "
+        "does. Milliseconds, median (min-max).",
         "",
         "![start-up](startup.png)",
         "",
     ]
-    return lines + table(["server", "ms to first echo"], rows)
+    header = ["server", "ms to first echo", "CPU ms to first echo"]
+    return lines + table(header, rows) + _imports(s.get("imports"))
+
+
+def _imports(imports: Mapping[str, Any] | None) -> list[str]:
+    """The ``-X importtime`` table of ``eventhub run``: the modules costing most, cumulative."""
+    if not imports:
+        return []
+    if "error" in imports:
+        return ["", f"`-X importtime` of `eventhub run`: not measured, {imports['error']}", ""]
+    rows = [
+        [("&nbsp;" * 2 * r["depth"]) + f"`{r['module']}`", f"{r['cumulative_us'] / 1000:.1f}",
+         f"{r['self_us'] / 1000:.1f}"]
+        for r in imports["top"]
+    ]  # fmt: skip
+    total = imports["total_self_us"]
+    lines = [
+        "",
+        f"`eventhub run`'s imports up to the first echo (`-X importtime`, median of {imports['runs']} "
+        f"runs): {imports['modules']} modules, {total / 1000:.1f} ms in all (the profiler's overhead "
+        "included); the costliest by cumulative time (a module and what it imported), indented by "
+        "nesting. Milliseconds.",
+        "",
+    ]
+    return lines + table(["module", "cumulative", "self"], rows)
 
 
 def memory_section(m: Mapping[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 from eventhub import __version__, config
 from eventhub._logging import queued_stdio
@@ -89,7 +90,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eventhub",
         description="Run the execution chain of the installed eventhub plugins and serve their services.",
         parents=[_verbosity(0)],
@@ -99,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"eventhub {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    loading = argparse.ArgumentParser(add_help=False)
+    loading = _Parser(add_help=False)
     loading.add_argument(
         "--config",
         metavar="PATH",
@@ -205,8 +206,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _verbosity(default: object) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, given the width ``shutil.get_terminal_size`` would give.
+
+    Without one, argparse imports ``shutil`` (and ``zlib``, ``bz2``, ``lzma`` with
+    it: ~3 ms) in every formatter, and it makes one per ``add_argument``: every
+    start paid for it, not only ``--help``.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
+def _terminal_columns() -> int:
+    """``$COLUMNS`` when a positive number, else the width of the terminal on stdout, else 80."""
+    with contextlib.suppress(ValueError):
+        if (columns := int(os.environ.get("COLUMNS", ""))) > 0:
+            return columns
+    try:
+        return os.get_terminal_size().columns or 80  # descriptor 1, as shutil's sys.__stdout__
+    except (ValueError, OSError):  # not a terminal
+        return 80
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` with ``_HelpFormatter``; its subcommands' parsers are ``_Parser``s too."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(formatter_class=_HelpFormatter, **kwargs)
+
+
+def _verbosity(default: object) -> _Parser:
+    parser = _Parser(add_help=False)
     parser.add_argument(
         "-v", "--verbose", action="count", default=default, help="more log output (repeatable)"
     )
@@ -354,10 +385,10 @@ def _serving_as_worker(hub: Hub, shared: SharedSockets) -> None:
 
 
 def _worker_count(option: str | None, configured: int | str) -> int:
-    from eventhub.supervisor import usable_cores
-
     value: int | str = configured if option is None else option
     if value == "auto":
+        from eventhub.supervisor import usable_cores  # not on one worker's start-up path
+
         return usable_cores()
     try:
         count = int(value)

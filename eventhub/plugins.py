@@ -8,7 +8,6 @@ and does not undo the ones before a failure, so we undo them.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import sys
 from collections.abc import Callable, Sequence
@@ -134,6 +133,8 @@ def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
     for caller in pm.get_hookcallers(plugin) or ():
         if not caller.has_spec():
             known = [n for n in vars(pm.hook) if n.startswith(HOOK_PREFIX) and getattr(pm.hook, n).has_spec()]
+            import difflib  # for this error only: not on every start
+
             close = difflib.get_close_matches(caller.name, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise PluginError(

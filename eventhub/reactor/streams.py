@@ -17,15 +17,17 @@ transport's write buffer is above its high-water mark.
 from __future__ import annotations
 
 import logging
-import ssl
 import typing
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventhub._logging import RateLimitedLog
 from eventhub.errors import IncompleteReadError, UsageError
 from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
 from eventhub.reactor.tasks import Future, TaskAPI
+
+if TYPE_CHECKING:
+    import ssl  # imported by the TLS transport when a connection uses it
 
 
 class _Spawns(typing.Protocol):
