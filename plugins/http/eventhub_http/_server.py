@@ -67,11 +67,39 @@ class _DateCache:
 _dates = _DateCache()
 
 
+# Bytes made once and reused on every response: a status line (up to "date: "), and each header
+# line a handler's responses repeat (content types, say); a bounded cache, past which lines are
+# encoded each time. Connection and Content-Length are the server's own: they map to b"".
+_CACHED_MAX = 512
+_status_lines: dict[int, bytes] = {}
+_header_lines: dict[tuple[str, str], bytes] = {}
+_SERVER_OWNED = frozenset({"connection", "content-length"})
+
+
+def _status_line(status: int) -> bytes:
+    line = _status_lines.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {reason(status)}\r\ndate: ".encode()
+        if len(_status_lines) < _CACHED_MAX:
+            _status_lines[status] = line
+    return line
+
+
+def _header_line(header: tuple[str, str]) -> bytes:
+    """``name: value\r\n``, or b"" for a header the server sets itself."""
+    line = _header_lines.get(header)
+    if line is None:
+        name, value = header
+        line = b"" if name.lower() in _SERVER_OWNED else f"{name}: {value}\r\n".encode("latin-1")
+        if len(_header_lines) < _CACHED_MAX:
+            _header_lines[header] = line
+    return line
+
+
 def _serialize_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason(status)}".encode(), b"date: " + _dates.now()]
-    for name, value in headers:
-        lines.append(f"{name}: {value}".encode("latin-1"))
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+    """A response head with ``headers`` as they are (Connection and Content-Length included)."""
+    lines = [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers]
+    return b"".join([_status_line(status), _dates.now(), b"\r\n", *lines, b"\r\n"])
 
 
 class Upgraded(typing.Protocol):
@@ -183,7 +211,9 @@ class HttpProtocol(Protocol):
         self._input_closed = False
         self._closing = False
         self._timer: TimerAPI | None = None
-        self._timer_kind = ""
+        self._timer_due = 0.0  # when _timer fires
+        self._timer_kind = ""  # what the deadline is for: "idle", "header", "body"; "" for none
+        self._deadline = 0.0
         self._paused = False
         self._drained: Future[None] | None = None
         self._writing_paused = False
@@ -253,7 +283,7 @@ class HttpProtocol(Protocol):
         return bool(self._queue) and self._upgraded is None and self.transport is not None
 
     def connection_lost(self, reason: BaseException | None) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         self.factory.connections.discard(self)
         self.factory.check_drained()
         self._closing = True
@@ -321,21 +351,40 @@ class HttpProtocol(Protocol):
 
     # -- timers --------------------------------------------------------------
 
+    # One reactor timer per connection, re-armed lazily: setting and cancelling a deadline, which
+    # happens on every request, only writes two attributes (and reads the clock); the timer, when
+    # it fires, starts again for the current deadline if there is a later one.
+
     def _set_timer(self, kind: str, seconds: float) -> None:
-        self._cancel_timer()
+        deadline = self.factory.reactor.seconds() + seconds
         self._timer_kind = kind
-        self._timer = self.factory.reactor.call_later(seconds, self._timed_out)
+        self._deadline = deadline
+        if self._timer is None or self._timer_due > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.factory.reactor.call_later(seconds, self._timed_out)
+            self._timer_due = deadline
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
         self._timer_kind = ""
 
+    def _stop_timer(self) -> None:
+        self._timer_kind = ""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _timed_out(self) -> None:
-        kind, self._timer, self._timer_kind = self._timer_kind, None, ""
-        if self.transport is None:
+        self._timer = None
+        kind = self._timer_kind
+        if not kind or self.transport is None:
             return
+        left = self._deadline - self.factory.reactor.seconds()
+        if left > 0:
+            self._timer = self.factory.reactor.call_later(left, self._timed_out)
+            self._timer_due = self._deadline
+            return
+        self._timer_kind = ""
         if kind == "idle":
             self.transport.lose_connection()
         elif not self._input_closed:
@@ -465,7 +514,8 @@ class HttpProtocol(Protocol):
             return
         exchange.responded = True
         head = exchange.head
-        if response.upgrade is not None and response.status == 101:
+        status = response.status
+        if response.upgrade is not None and status == 101:
             self._cancel_timer()
             self._queue.clear()
             self._input_closed = True
@@ -481,27 +531,30 @@ class HttpProtocol(Protocol):
             # A client waiting for "100 Continue" that never came will not send the body.
             and not (head.expect_continue and not exchange.continue_sent and not exchange.complete)
         )
-        if any(n.lower() == "connection" and v.lower() == "close" for n, v in response.headers):
-            keep_alive = False
-        status = response.status
-        headers = [(n, v) for n, v in response.headers if n.lower() not in ("connection", "content-length")]
+        # The head in one piece of bytes: cached status and header lines, then the server's own.
+        parts = [_status_line(status), _dates.now(), b"\r\n"]
+        for header in response.headers:
+            line = _header_line(header)
+            if line:
+                parts.append(line)
+            elif header[0].lower() == "connection" and header[1].lower() == "close":
+                keep_alive = False
         has_body = status not in _NO_BODY and not 100 <= status < 200
         stream = response.stream if has_body else None
         if has_body and stream is None:
-            headers.append(("content-length", str(len(response.body))))
+            parts.append(b"content-length: %d\r\n" % len(response.body))
         elif stream is not None:
-            headers.append(("transfer-encoding", "chunked"))
-        if not keep_alive:
-            headers.append(("connection", "close"))
-        data = _serialize_head(status, headers)
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         send_body = has_body and (head is None or head.method != "HEAD")
+        if send_body and stream is None:
+            parts.append(response.body)
+        transport.write(b"".join(parts))
         if stream is None or not send_body:
-            transport.write(data + response.body if send_body else data)
             if stream is not None:
                 self.spawn(_close_stream(stream), "http: close a stream")
             self._responded(exchange, keep_alive)
         else:
-            transport.write(data)
             self._streaming = True
             self.spawn(self._stream(exchange, stream, keep_alive), "http: stream a response")
 
