@@ -12,8 +12,12 @@ the response is sent and the request's body fully read, the next one starts.
 
 Limits: a head over ``max_header_size`` is a 431, a body over ``max_body`` a
 413, a head not complete ``header_timeout`` seconds after its first byte a 408
-(slowloris); a connection idle ``keep_alive_timeout`` seconds between requests
-is closed; past ``max_connections`` a new connection gets a 503. A malformed
+(slowloris), and so is a body not complete ``body_timeout`` seconds after its
+head (or after the 100 Continue its client waits for); a connection idle
+``keep_alive_timeout`` seconds between requests is closed; past
+``max_connections``, or ``max_per_address`` from one address
+(``eventhub.limits.AddressLimit``, loopback exempt unless ``loopback_exempt``
+is false), a new connection gets a 503. A malformed
 request gets its 4xx/5xx and the connection closes; nothing is raised into the
 reactor, and the listener goes on serving the others.
 """
@@ -29,6 +33,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from eventhub.limits import AddressLimit
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.reactor.tasks import Future
 from eventhub_http._feeds import Feed, StreamAborted
@@ -120,6 +125,7 @@ class HttpFactory(ServerFactory):
         self.router = router
         self.reactor = reactor
         self.connections: set[HttpProtocol] = set()
+        self.per_address = AddressLimit(settings.max_per_address, exempt_loopback=settings.loopback_exempt)
         self.stopping = False
         self.requests = 0
         self.rejected: dict[int, int] = {}  # status -> count, for the requests refused by a limit
@@ -233,6 +239,12 @@ class HttpProtocol(Protocol):
             self._input_closed = True
             self._write_simple(503, "too many connections; try again later\n", close=True)
             return
+        if not factory.per_address.admit(self.peer):
+            factory.count_rejected(503)
+            self._input_closed = True
+            log.debug("http: refused %s: max_per_address (%d) reached", self.peer, factory.per_address.limit)
+            self._write_simple(503, "too many connections from your address\n", close=True)
+            return
         factory.connections.add(self)
         self._set_timer("idle", self._settings.keep_alive_timeout)
 
@@ -256,6 +268,8 @@ class HttpProtocol(Protocol):
             elif isinstance(event, Body):
                 self._body_received(event.data)
             elif isinstance(event, End) and self._queue and not self._queue[-1].complete:
+                if self._timer_kind == "body":
+                    self._cancel_timer()
                 self._queue[-1].finish_body()
             if self._input_closed:
                 break
@@ -284,7 +298,9 @@ class HttpProtocol(Protocol):
 
     def connection_lost(self, reason: BaseException | None) -> None:
         self._stop_timer()
-        self.factory.connections.discard(self)
+        if self in self.factory.connections:
+            self.factory.connections.discard(self)
+            self.factory.per_address.release(self.peer)  # type: ignore[arg-type]  # set when admitted
         self.factory.check_drained()
         self._closing = True
         for exchange in self._queue:
@@ -329,6 +345,8 @@ class HttpProtocol(Protocol):
         exchange = _Exchange(head)
         if head.content_length in (None, 0) and not head.chunked:
             exchange.complete = True
+        elif not head.expect_continue:  # (else from the 100 Continue: the client waits for it)
+            self._set_timer("body", self._settings.body_timeout)
         self._queue.append(exchange)
 
     def _body_received(self, data: bytes) -> None:
@@ -388,7 +406,8 @@ class HttpProtocol(Protocol):
         if kind == "idle":
             self.transport.lose_connection()
         elif not self._input_closed:
-            self._reject(ParseError(408, "the request head took too long"))
+            part = "body" if kind == "body" else "head"
+            self._reject(ParseError(408, f"the request {part} took too long"))
             self._advance()
 
     def close_when_idle(self) -> None:
@@ -475,6 +494,7 @@ class HttpProtocol(Protocol):
         if head and head.expect_continue and not exchange.continue_sent and self.transport is not None:
             exchange.continue_sent = True
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._set_timer("body", self._settings.body_timeout)
 
     def _run_plain(self, exchange: _Exchange, route: Route, request: Request) -> None:
         if self._closing:
