@@ -121,6 +121,9 @@ def missing() -> str | None:
     return None
 
 
+_NOT_SOURCE = shutil.ignore_patterns("__pycache__")
+
+
 def write_plugins(root: Path) -> Path:
     """The route plugin, and the http plugin's entry points unless the environment has them."""
     entry_points = {"benchroutes": f"{ROUTE_MODULE}:routes"}
@@ -128,8 +131,11 @@ def write_plugins(root: Path) -> Path:
     if not have_http:
         entry_points["http"] = "eventhub_http:HttpPlugin"
     write_plugin(root, "eventhub-bench-http", entry_points, {ROUTE_MODULE: ROUTE_PLUGIN})
-    if not have_http:  # the http plugin's hook specifications, as its own dist-info declares them
-        points = next(root.glob("*.dist-info")) / "entry_points.txt"
+    if not have_http:
+        # The package alone, copied: plugins/http itself may hold an egg-info left by a pip
+        # install from source, which would declare the entry points a second time.
+        shutil.copytree(HTTP_PLUGIN_SRC / "eventhub_http", root / "eventhub_http", ignore=_NOT_SOURCE)
+        points = next(root.glob("*.dist-info")) / "entry_points.txt"  # and its hook specifications
         points.write_text(points.read_text() + "[eventhub.hookspecs]\nhttp = eventhub_http.hookspecs\n")
     return root
 
@@ -173,7 +179,7 @@ def run(cfg: Config, progress: Progress) -> dict[str, Any]:
         for rep in range(cfg.repeat):
             shift = rep % max(1, len(present))
             for name, _label, start, _module in present[shift:] + present[:shift]:
-                server_env = env(root, str(HTTP_PLUGIN_SRC)) if start.startswith("eventhub:") else child_env()
+                server_env = env(root) if start.startswith("eventhub:") else child_env()
                 pins = (server_cpu, client_cpu)
                 measure_server(name, start, server_env, servers[name], lua, cfg, pins, progress)
         fanout = measure_fanout(root, cfg, server_cpu, client_cpu)
@@ -323,7 +329,7 @@ def measure_fanout(root: Path, cfg: Config, server_cpu: int | None, client_cpu: 
     out: dict[str, Any] = {"subscribers": SUBSCRIBERS, "events": cfg.http_fanout_events}
     out.update(runs=[], errors=[])
     for _ in range(cfg.repeat):
-        server_env = env(root, str(HTTP_PLUGIN_SRC))
+        server_env = env(root)
         with Server(server_argv("eventhub:httptools"), cpu=server_cpu, env=server_env) as server:
             try:
                 port = server.wait_for_port()

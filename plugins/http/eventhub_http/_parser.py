@@ -88,6 +88,9 @@ def has_httptools() -> bool:
     return importlib.util.find_spec("httptools") is not None
 
 
+_FRAMING = frozenset({b"connection", b"content-length", b"transfer-encoding", b"expect", b"host"})
+
+
 def _head(method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]]) -> Head:
     """The one place the framing rules live (h11's, for both parsers)."""
     if version not in ("1.0", "1.1"):
@@ -98,6 +101,8 @@ def _head(method: str, target: bytes, version: str, headers: list[tuple[bytes, b
     expect = b""
     hosts = 0
     for name, value in headers:
+        if name not in _FRAMING:  # most headers: one set lookup
+            continue
         if name == b"connection":
             connection.update(token.strip().lower() for token in value.split(b","))
         elif name == b"content-length":
@@ -274,7 +279,10 @@ class HttptoolsParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        self._check_size(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4  # (_check_size, inlined: once per header)
+        if self._head_size > self._max:
+            self._error = ParseError(431, "request header fields too large")
+            raise self._error
 
     def _check_size(self, size: int) -> None:
         self._head_size += size

@@ -469,7 +469,7 @@ class HttpProtocol(Protocol):
         request = Request(
             head.method,
             target,
-            unquote(path),
+            unquote(path) if "%" in path else path,
             query,
             Headers(head.headers),
             self.peer,
@@ -672,4 +672,7 @@ async def _close_stream(stream: AsyncIterator[bytes]) -> None:
 def _segments(raw_path: str) -> list[str]:
     """The path's segments, each percent-decoded (an encoded "/" stays inside its segment)."""
     stripped = raw_path.strip("/")
-    return [unquote(part) for part in stripped.split("/")] if stripped else []
+    if not stripped:
+        return []
+    parts = stripped.split("/")
+    return [unquote(part) for part in parts] if "%" in stripped else parts
