@@ -361,6 +361,26 @@ def test_loopback_is_exempt_from_max_per_address_by_default(parser: str) -> None
             assert read_responses(sock, 1)[0][0] == 200
 
 
+def test_a_connection_is_in_one_state_at_a_time(served: ServedHub) -> None:
+    State = eventhub_http._server.State
+
+    def state() -> object:
+        (connection,) = served.factory.connections
+        return connection.state
+
+    with connect(served.port) as sock:
+        wait_until(lambda: len(served.factory.connections) == 1)
+        assert state() is State.WAITING
+        sock.sendall(b"GET /slow/30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: state() is State.ANSWERING)
+        assert read_responses(sock, 1)[0][0] == 200
+        wait_until(lambda: state() is State.WAITING)
+        sock.sendall(b"GET /events?match=x HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: state() is State.STREAMING)
+        connection = next(iter(served.factory.connections))
+    wait_until(lambda: connection.state is State.CLOSED)
+
+
 def test_idle_connection_is_closed_after_keep_alive_timeout(parser: str) -> None:
     with ServedHub(parser=parser, keep_alive_timeout=0.2) as served, connect(served.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -10,6 +10,16 @@ of the queue is *current*: its handler runs (a plain one once its body is in,
 an ``async`` one as a task at once), its response is written, and when both
 the response is sent and the request's body fully read, the next one starts.
 
+Where a connection is, is one ``State``: WAITING (nothing being answered),
+ANSWERING (the current request's handler runs or its response is written),
+STREAMING (its response is a stream, written as it comes), UPGRADED (a 101
+handed the connection to a WebSocket session), CLOSED (the connection is
+gone; a handler finishing late writes nothing). Beside it, and independent of
+it: whether more requests are read (``_input_closed``: after an error, a
+``Connection: close`` or the client's EOF, what is queued is still answered),
+and flow control (reading paused past ``MAX_PIPELINE`` queued requests,
+writing paused by the transport).
+
 Limits: a head over ``max_header_size`` is a 431, a body over ``max_body`` a
 413, a head not complete ``header_timeout`` seconds after its first byte a 408
 (slowloris), and so is a body not complete ``body_timeout`` seconds after its
@@ -24,6 +34,7 @@ reactor, and the listener goes on serving the others.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 import typing
@@ -105,6 +116,16 @@ def _serialize_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
     """A response head with ``headers`` as they are (Connection and Content-Length included)."""
     lines = [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers]
     return b"".join([_status_line(status), _dates.now(), b"\r\n", *lines, b"\r\n"])
+
+
+class State(enum.Enum):
+    """The one state of a connection (see the module's docstring)."""
+
+    WAITING = "waiting"
+    ANSWERING = "answering"
+    STREAMING = "streaming"
+    UPGRADED = "upgraded"
+    CLOSED = "closed"
 
 
 class Upgraded(typing.Protocol):
@@ -213,9 +234,8 @@ class HttpProtocol(Protocol):
         self._settings = settings
         self._parser = make_parser(settings.parser, settings.max_header_size)
         self._queue: deque[_Exchange] = deque()
-        self._answering = False
-        self._input_closed = False
-        self._closing = False
+        self.state = State.WAITING
+        self._input_closed = False  # no more requests are read
         self._timer: TimerAPI | None = None
         self._timer_due = 0.0  # when _timer fires
         self._timer_kind = ""  # what the deadline is for: "idle", "header", "body"; "" for none
@@ -223,8 +243,7 @@ class HttpProtocol(Protocol):
         self._paused = False
         self._drained: Future[None] | None = None
         self._writing_paused = False
-        self._streaming = False
-        self._upgraded: Upgraded | None = None
+        self._upgraded: Upgraded | None = None  # the session, once UPGRADED
         self._tasks: set[Any] = set()
         self.peer: Address | None = None
 
@@ -249,8 +268,8 @@ class HttpProtocol(Protocol):
         self._set_timer("idle", self._settings.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._upgraded is not None:
-            self._upgraded.data_received(data)
+        if self.state is State.UPGRADED:
+            self._upgraded.data_received(data)  # type: ignore[union-attr]  # set with the state
             return
         if self._input_closed:
             return
@@ -289,12 +308,12 @@ class HttpProtocol(Protocol):
         self._input_closed = True
         # Nothing in flight, or a stream (SSE) whose client left: close now.
         # Else answer what was asked (pipelined, then half-closed), then close.
-        return bool(self._queue) and not self._streaming
+        return bool(self._queue) and self.state is not State.STREAMING
 
     @property
     def busy(self) -> bool:
         """True while a request is being answered (a WebSocket is not a request)."""
-        return bool(self._queue) and self._upgraded is None and self.transport is not None
+        return bool(self._queue) and self.state is not State.UPGRADED and self.transport is not None
 
     def connection_lost(self, reason: BaseException | None) -> None:
         self._stop_timer()
@@ -302,14 +321,14 @@ class HttpProtocol(Protocol):
             self.factory.connections.discard(self)
             self.factory.per_address.release(self.peer)  # type: ignore[arg-type]  # set when admitted
         self.factory.check_drained()
-        self._closing = True
+        self.state, was = State.CLOSED, self.state
         for exchange in self._queue:
             if exchange.waiter is not None and not exchange.waiter.done():
                 exchange.waiter.set_exception(ConnectionError("the client went away"))
         self._queue.clear()
         for task in list(self._tasks):
             task.cancel()
-        if self._upgraded is not None:
+        if was is State.UPGRADED and self._upgraded is not None:
             self._upgraded.connection_lost()
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(ConnectionError("the client went away"))
@@ -326,7 +345,7 @@ class HttpProtocol(Protocol):
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
-        if self._closing:
+        if self.state is State.CLOSED:
             raise ConnectionError("the connection is closed")
         if self._writing_paused:
             if self._drained is None:
@@ -411,10 +430,10 @@ class HttpProtocol(Protocol):
             self._advance()
 
     def close_when_idle(self) -> None:
-        if self._upgraded is not None:
+        if self.state is State.UPGRADED and self._upgraded is not None:
             self._upgraded.close(1001, "the server is stopping")
             return
-        if self.transport is not None and not self._queue and not self._answering:
+        if self.transport is not None and not self._queue and self.state is State.WAITING:
             self._cancel_timer()
             self.transport.lose_connection()
 
@@ -422,9 +441,9 @@ class HttpProtocol(Protocol):
 
     def _advance(self) -> None:
         """Start the current request, if none is being answered."""
-        while not self._answering and self._queue and not self._closing:
+        while self.state is State.WAITING and self._queue:
             exchange = self._queue[0]
-            self._answering = True
+            self.state = State.ANSWERING
             self._start(exchange)
 
     def _start(self, exchange: _Exchange) -> None:
@@ -497,7 +516,7 @@ class HttpProtocol(Protocol):
             self._set_timer("body", self._settings.body_timeout)
 
     def _run_plain(self, exchange: _Exchange, route: Route, request: Request) -> None:
-        if self._closing:
+        if self.state is State.CLOSED:
             return
         request.content = bytes(exchange.body)
         try:
@@ -519,7 +538,7 @@ class HttpProtocol(Protocol):
             return
         except Exception:
             response = self._handler_failed(route, request)
-        if not self._closing:
+        if self.state is not State.CLOSED:
             self._respond(exchange, response)
 
     def _handler_failed(self, route: Route, request: Request) -> Response:
@@ -540,6 +559,7 @@ class HttpProtocol(Protocol):
             self._queue.clear()
             self._input_closed = True
             transport.write(_serialize_head(101, response.headers))
+            self.state = State.UPGRADED
             self._upgraded = response.upgrade(self)
             return
         keep_alive = (
@@ -575,7 +595,7 @@ class HttpProtocol(Protocol):
                 self.spawn(_close_stream(stream), "http: close a stream")
             self._responded(exchange, keep_alive)
         else:
-            self._streaming = True
+            self.state = State.STREAMING
             self.spawn(self._stream(exchange, stream, keep_alive), "http: stream a response")
 
     async def _stream(self, exchange: _Exchange, stream: AsyncIterator[bytes], keep_alive: bool) -> None:
@@ -600,8 +620,8 @@ class HttpProtocol(Protocol):
             return
         finally:
             await _close_stream(stream)
-        self._streaming = False
         if self.transport is not None:
+            self.state = State.ANSWERING
             self.transport.write(b"0\r\n\r\n")
             self._responded(exchange, keep_alive)
 
@@ -621,7 +641,9 @@ class HttpProtocol(Protocol):
     def _next(self) -> None:
         if self._queue:
             self._queue.popleft()
-        self._answering = False
+        if self.state is State.CLOSED:
+            return
+        self.state = State.WAITING
         if self._paused and len(self._queue) <= MAX_PIPELINE // 2 and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
