@@ -381,6 +381,21 @@ def test_a_connection_is_in_one_state_at_a_time(served: ServedHub) -> None:
     wait_until(lambda: connection.state is State.CLOSED)
 
 
+def test_response_headers_given_as_lists_are_served(parser: str) -> None:
+    class Lists:
+        @eventhub.hookimpl
+        def eventhub_http_routes(self, router: eventhub_http.Router) -> None:
+            headers = [["x-list", "1"], ["Connection", "close"]]
+            router.add("GET", "/lists", lambda request: Response("x", headers=headers))  # type: ignore[arg-type]
+
+    served = ServedHub([("lists", Lists())], parser=parser)
+    with served, connect(served.port) as sock:
+        sock.sendall(b"GET /lists HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_until_closed(sock)  # closed after it: the handler's Connection: close
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"\r\nx-list: 1\r\n" in answer, answer
+    assert answer.count(b"onnection: close") == 1
+
+
 def test_idle_connection_is_closed_after_keep_alive_timeout(parser: str) -> None:
     with ServedHub(parser=parser, keep_alive_timeout=0.2) as served, connect(served.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -103,6 +103,8 @@ def _status_line(status: int) -> bytes:
 
 def _header_line(header: tuple[str, str]) -> bytes:
     """``name: value\r\n``, or b"" for a header the server sets itself."""
+    if header.__class__ is not tuple:  # a handler's [name, value] list: the cache needs a key
+        header = (header[0], header[1])
     line = _header_lines.get(header)
     if line is None:
         name, value = header
