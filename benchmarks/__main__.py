@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bus, chain, discovery, echo, goals, memory, nats, plots, report, startup, workers
+from benchmarks import bus, chain, discovery, echo, goals, http, memory, nats, plots, report, startup, workers
 from benchmarks._config import DEFAULT, QUICK, SCENARIOS, Config
 from benchmarks._machine import describe, load_average
 from benchmarks._proc import REPO_ROOT, raise_nofile
@@ -120,6 +120,7 @@ def run_scenarios(cfg: Config, only: list[str], progress: Progress) -> dict[str,
             "memory": lambda: memory.run(cfg, servers, progress),
             "workers": lambda: workers.run(cfg, progress),
             "nats": lambda: nats.run(cfg, progress),
+            "http": lambda: http.run(cfg, progress),
         }
         for name in only:
             try:

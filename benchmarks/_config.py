@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory", "workers", "nats")
+SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory", "workers", "nats", "http")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class Config:
     workers_warmup: float
     workers_duration: float
     nats_events: int
+    http_conns: tuple[int, ...]
+    http_warmup: int  # whole seconds (wrk takes no fraction); 0: none
+    http_duration: int
+    http_fanout_events: int
 
 
 DEFAULT = Config(
@@ -52,6 +56,10 @@ DEFAULT = Config(
     workers_warmup=0.5,
     workers_duration=2.0,
     nats_events=20_000,
+    http_conns=(1, 50, 500),
+    http_warmup=1,
+    http_duration=2,
+    http_fanout_events=2000,
 )
 
 QUICK = Config(
@@ -74,6 +82,10 @@ QUICK = Config(
     workers_warmup=0.1,
     workers_duration=0.3,
     nats_events=300,
+    http_conns=(10,),
+    http_warmup=0,
+    http_duration=1,
+    http_fanout_events=20,
 )
 
 

@@ -1,4 +1,4 @@
-"""The goals of the core, reactor, echo, event bus, workers and NATS issues: ratios with PASS or MISS."""
+"""The goals of the core, reactor, echo, bus, workers, NATS and HTTP issues: ratios with PASS or MISS."""
 
 from __future__ import annotations
 
@@ -298,6 +298,44 @@ def nats_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def http_cpu(results: dict[str, Any], server: str, route: str, conns: int) -> float | None:
+    """The median server CPU per request of ``server`` on ``route`` at ``conns`` connections."""
+    entry = results.get("http", {}).get("servers", {}).get(server, {})
+    cell = entry.get("cells", {}).get(route, {}).get(str(conns))
+    return median_of(cell.get("summary"), "server_cpu_us_per_req") if cell else None
+
+
+# (eventhub-http with ..., the peer, its label, the limit): issue 15's goals
+HTTP_GOALS = (
+    ("httptools", "uvicorn-httptools", "uvicorn --http httptools", 1.0),
+    ("httptools", "twisted", "twisted.web", 0.5),
+    ("h11", "uvicorn-h11", "uvicorn --http h11", 1.0),
+)
+
+
+def http_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 15: eventhub-http's server CPU per request against uvicorn's and twisted.web's, each route."""
+    h = results.get("http", {})
+    if "skipped" in h:
+        return []
+    conns = h.get("goal_conns", 50)
+    out = []
+    for route in h.get("routes", []):
+        for parser, peer, label, limit in HTTP_GOALS:
+            eh = http_cpu(results, f"eventhub-{parser}", route, conns)
+            other = http_cpu(results, peer, route, conns)
+            out.append(
+                _goal(
+                    f"http {route} at {conns} connections: eventhub-http ({parser}) server CPU per request "
+                    f"<= {limit:g}x {label}'s",
+                    f"{_fmt(eh, 'us', 1)} vs {_fmt(other, 'us', 1)}",
+                    ratio(eh, other),
+                    limit,
+                )
+            )
+    return out
+
+
 ALL: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "echo": echo_goals,
     "chain": chain_goals,
@@ -307,6 +345,7 @@ ALL: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "memory": memory_goals,
     "workers": workers_goals,
     "nats": nats_goals,
+    "http": http_goals,
 }
 
 

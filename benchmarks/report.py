@@ -539,6 +539,66 @@ def nats_section(n: Mapping[str, Any]) -> list[str]:
     return lines + ([""] if any(c["errors"] for c in n["cells"].values()) else [])
 
 
+def http_section(h: Mapping[str, Any]) -> list[str]:
+    if "skipped" in h:
+        return ["## HTTP", "", f"Skipped: {h['skipped']}.", ""]
+    lines = [
+        "## HTTP",
+        "",
+        "Each server in its own process pinned to one core, wrk (one thread) on the other; the "
+        "server's CPU time read from /proc around each wrk run. eventhub-http is served by "
+        "`eventhub run` with the http plugin and a route plugin (`GET /hello`; a no-op handler "
+        "subscribed to `x`); the peers (`benchmarks/servers/http.py`) serve the same routes, "
+        f"`POST /events/x` parsing the JSON body `{h['post_body']}` and answering 202 with an id. "
+        f"{h['warmup_s']} s warm-up per route, {h['window_s']} s per cell; servers take turns. "
+        "Medians (min-max).",
+        "",
+    ]
+    for route in h["routes"]:
+        rows = []
+        for entry in h["servers"].values():
+            if entry["skipped"]:
+                rows.append([entry["label"], *["-"] * (4 * len(h["conns"]))])
+                continue
+            row = [entry["label"]]
+            for conns in h["conns"]:
+                s = entry["cells"][route][str(conns)]["summary"]
+                row += [
+                    fmt(s.get("server_cpu_us_per_req"), 1),
+                    fmt(s.get("requests_per_s"), 0),
+                    fmt(s.get("p50_us"), 0),
+                    fmt(s.get("p99_us"), 0),
+                ]
+            rows.append(row)
+        header = ["server"]
+        for conns in h["conns"]:
+            header += [f"{conns} conn: CPU us/req", "req/s", "p50 us", "p99 us"]
+        lines += [f"### {route}", "", *table(header, rows)]
+    f = h["fanout"]
+    fs = f.get("summary", {})
+    lines += [
+        "### SSE fan-out",
+        "",
+        f"eventhub-http (httptools): {f['subscribers']} raw-socket subscribers to `GET /events?match=x`, "
+        f"{f['events']:,} events posted to `POST /events/x` (a few in flight): "
+        f"{fmt(fs.get('events_per_s'), 0)} events/s delivered, "
+        f"{fmt(fs.get('server_cpu_us_per_delivery'), 2)} us of server CPU per delivery.",
+        "",
+    ]
+    failed = [
+        f"- {entry['label']} {route} x{conns}: {error}"
+        for entry in h["servers"].values()
+        for route, cells in entry["cells"].items()
+        for conns, cell in cells.items()
+        for error in cell["errors"]
+    ]
+    failed += [f"- {entry['label']}: {error}" for entry in h["servers"].values() for error in entry["errors"]]
+    failed += [f"- {entry['label']}: skipped, {entry['skipped']}" for entry in h["servers"].values()
+               if entry["skipped"]]  # fmt: skip
+    failed += [f"- SSE fan-out: {error}" for error in f["errors"]]
+    return lines + failed + ([""] if failed else [])
+
+
 SECTIONS = (
     ("echo", echo_section),
     ("chain", chain_section),
@@ -548,6 +608,7 @@ SECTIONS = (
     ("memory", memory_section),
     ("workers", workers_section),
     ("nats", nats_section),
+    ("http", http_section),
 )
 
 

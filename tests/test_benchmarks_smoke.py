@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory", "workers", "nats")
+SCENARIOS = ("echo", "chain", "bus", "discovery", "startup", "memory", "workers", "nats", "http")
 
 
 def _run_benchmarks(*args: str) -> subprocess.CompletedProcess[str]:
@@ -345,18 +345,69 @@ def test_bus_goals_show_each_count_and_a_miss() -> None:
     assert found[2]["value"] == pytest.approx(0.12)
 
 
-def test_the_http_benchmark_runs_and_prints_a_rate_per_server() -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+def test_http_measured_every_server_and_route_or_said_why(results: dict[str, Any]) -> None:
+    http = results["http"]
+    if "skipped" in http:
+        assert "wrk" in http["skipped"]
+        return
+    for name, entry in http["servers"].items():
+        assert not entry["errors"], (name, entry["errors"])
+        if entry["skipped"]:
+            assert not name.startswith("eventhub-"), entry["skipped"]
+            continue
+        for route in ("GET /hello", "POST /events/x"):
+            cell = entry["cells"][route]["10"]
+            assert cell["runs"] and not cell["errors"], (name, route, cell["errors"])
+            assert all(run["requests"] > 0 and run["server_cpu_us_per_req"] > 0 for run in cell["runs"])
+    fanout = http["fanout"]
+    assert fanout["runs"] and not fanout["errors"], fanout["errors"]
+    assert all(run["posted"] == fanout["events"] for run in fanout["runs"])
+    goals = [g for g in results["goals"] if g["goal"].startswith("http")]
+    assert len(goals) == 6 and all(g["status"] in ("PASS", "MISS", "NO DATA") for g in goals)
+
+
+def test_a_missing_wrk_skips_the_http_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import http
+    from benchmarks._config import QUICK
+    from benchmarks._progress import Progress
+
+    monkeypatch.setattr(http.shutil, "which", lambda name: None)
+    result = http.run(QUICK, Progress(stream=io.StringIO()))
+    assert result == {"skipped": "wrk is not installed (apt-get install wrk)"}
+    assert goals_of({"http": result}) == []
+
+
+def test_http_goals_compare_cpu_per_request_and_show_a_miss() -> None:
+    def server(**by_route: float) -> dict[str, Any]:
+        cells = {r: {"50": {"summary": _summary(server_cpu_us_per_req=cpu)}} for r, cpu in by_route.items()}
+        return {"cells": cells}
+
+    servers = {
+        "eventhub-httptools": server(**{"GET /hello": 20.0}),
+        "uvicorn-httptools": server(**{"GET /hello": 25.0}),
+        "twisted": server(**{"GET /hello": 30.0}),
+        "eventhub-h11": server(**{"GET /hello": 90.0}),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.http", "--seconds", "0.3", "--connections", "4",
-         "--only", "eventhub-httptools,eventhub-h11,nonesuch"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:]}
-    for server in ("eventhub-httptools", "eventhub-h11"):
-        assert float(rows[server][0]) > 0, done.stdout
-    assert rows["nonesuch"][0] == "skipped:", done.stdout
+    found = goals_of({"http": {"routes": ["GET /hello"], "goal_conns": 50, "servers": servers}})
+    assert [g["status"] for g in found] == ["PASS", "MISS", "NO DATA"]  # 0.8x; 0.67x; no uvicorn-h11
+    assert found[1]["value"] == pytest.approx(20 / 30)
+
+
+def test_wrk_report_is_read_with_its_units() -> None:
+    from benchmarks.http import parse_wrk
+
+    out = """Running 2s test @ http://127.0.0.1:1/hello
+  Latency Distribution
+     50%  210.00us
+     75%  300.00us
+     90%  500.00us
+     99%    1.52ms
+  81234 requests in 2.00s, 10.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  40617.00
+"""
+    found = parse_wrk(out)
+    assert found["requests"] == 81234 and found["requests_per_s"] == 40617.0 and found["seconds"] == 2.0
+    assert (found["p50_us"], found["p99_us"]) == (210.0, 1520.0)
+    assert (found["non_2xx"], found["socket_errors"]) == (4, 3)

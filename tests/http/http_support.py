@@ -27,9 +27,11 @@ PARSERS = ["httptools", "h11"]
 class ServedHub:
     """A hub with the http plugin (and ``plugins``) serving on a free port, its reactor on a thread."""
 
-    def __init__(self, plugins: Iterable[tuple[str, object]] = (), **settings: Any) -> None:
+    def __init__(
+        self, plugins: Iterable[tuple[str, object]] = (), backend: str | None = None, **settings: Any
+    ) -> None:
         settings.setdefault("listen", ("tcp:0",))
-        self.hub = Hub()
+        self.hub = Hub(backend=backend)
         self.plugin = eventhub_http.HttpPlugin()
         self.plugin.settings = eventhub_http.HttpSettings(**settings)
         self.plugin.token = self.plugin.settings.read_token()

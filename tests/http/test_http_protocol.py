@@ -7,8 +7,10 @@ http.client, httpx; pipelining and malformed requests over raw sockets.
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -22,6 +24,8 @@ from http_support import (
     read_until_closed,
     wait_until,
 )
+
+import eventhub
 
 Request = eventhub_http.Request
 Response = eventhub_http.Response
@@ -282,6 +286,114 @@ def test_slow_head_gets_408(served: ServedHub) -> None:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_body_that_stops_or_trickles_gets_408_after_body_timeout(parser: str) -> None:
+    emitted: list[object] = []
+
+    class Watcher:
+        @eventhub.on("order.paid")
+        def seen(self, event: object) -> None:
+            emitted.append(event)
+
+    with ServedHub([("watcher", Watcher())], parser=parser, body_timeout=0.3) as served:
+        head = b"POST /events/order.paid HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
+        with connect(served.port) as stopped, connect(served.port) as trickled:
+            stopped.sendall(head + b'{"id"')  # and nothing more
+            trickled.sendall(head)
+            started = time.monotonic()
+            for byte in b'{"id": 1, "more": 2}'[:19]:  # a byte every 50 ms, until the server answers
+                if select.select([trickled], [], [], 0.05)[0]:
+                    break
+                trickled.sendall(bytes([byte]))
+            assert time.monotonic() - started < 0.95  # answered before the 19th byte: it had not all come
+            for sock in (stopped, trickled):
+                answer = read_until_closed(sock)
+                assert answer.startswith(b"HTTP/1.1 408 ") and b"connection: close" in answer, answer
+                assert b"the request body took too long" in answer
+            # Meanwhile another client is served, body and all, at its own pace.
+            with connect(served.port) as fine:
+                body = b'{"id": 2, "x": "ab"}'
+                assert len(body) == 20
+                fine.sendall(head + body)
+                assert read_responses(fine, 1)[0][0] == 202
+        wait_until(lambda: len(emitted) == 1)
+        assert served.factory.rejected.get(408) == 2
+
+
+def test_expect_continue_starts_the_body_timeout_at_the_100(parser: str) -> None:
+    with ServedHub(parser=parser, body_timeout=0.3) as served, connect(served.port) as sock:
+        sock.sendall(
+            b"POST /events/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        answer = read_until_closed(sock)  # the body never comes
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+
+
+def test_connections_past_max_per_address_get_503(parser: str) -> None:
+    with ServedHub(parser=parser, max_per_address=2, loopback_exempt=False) as served:
+        first, second = connect(served.port), connect(served.port)
+        try:
+            wait_until(lambda: len(served.factory.connections) == 2)
+            with connect(served.port) as third:
+                answer = read_until_closed(third)
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"from your address" in answer
+            first.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_responses(first, 1)[0][0] == 200
+            first.close()  # its place is free again
+            wait_until(lambda: served.factory.per_address.open_from(HOST) == 1)
+            with connect(served.port) as fourth:
+                fourth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert read_responses(fourth, 1)[0][0] == 200
+        finally:
+            first.close()
+            second.close()
+        wait_until(lambda: served.factory.per_address.open_from(HOST) == 0)
+    assert served.factory.per_address.refused == 1
+
+
+def test_loopback_is_exempt_from_max_per_address_by_default(parser: str) -> None:
+    served = ServedHub(parser=parser, max_per_address=1)
+    with served, connect(served.port) as one, connect(served.port) as two:
+        for sock in (one, two):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_responses(sock, 1)[0][0] == 200
+
+
+def test_a_connection_is_in_one_state_at_a_time(served: ServedHub) -> None:
+    State = eventhub_http._server.State
+
+    def state() -> object:
+        (connection,) = served.factory.connections
+        return connection.state
+
+    with connect(served.port) as sock:
+        wait_until(lambda: len(served.factory.connections) == 1)
+        assert state() is State.WAITING
+        sock.sendall(b"GET /slow/30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: state() is State.ANSWERING)
+        assert read_responses(sock, 1)[0][0] == 200
+        wait_until(lambda: state() is State.WAITING)
+        sock.sendall(b"GET /events?match=x HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: state() is State.STREAMING)
+        connection = next(iter(served.factory.connections))
+    wait_until(lambda: connection.state is State.CLOSED)
+
+
+def test_response_headers_given_as_lists_are_served(parser: str) -> None:
+    class Lists:
+        @eventhub.hookimpl
+        def eventhub_http_routes(self, router: eventhub_http.Router) -> None:
+            headers = [["x-list", "1"], ["Connection", "close"]]
+            router.add("GET", "/lists", lambda request: Response("x", headers=headers))  # type: ignore[arg-type]
+
+    served = ServedHub([("lists", Lists())], parser=parser)
+    with served, connect(served.port) as sock:
+        sock.sendall(b"GET /lists HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_until_closed(sock)  # closed after it: the handler's Connection: close
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"\r\nx-list: 1\r\n" in answer, answer
+    assert answer.count(b"onnection: close") == 1
 
 
 def test_idle_connection_is_closed_after_keep_alive_timeout(parser: str) -> None:

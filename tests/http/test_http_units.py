@@ -78,6 +78,12 @@ def test_settings_are_checked_and_the_token_read_from_its_file(tmp_path: Path) -
         eventhub_http.HttpSettings.from_table({"parser": "fast"})
     with pytest.raises(ConfigError, match=r"http\.max_body"):
         eventhub_http.HttpSettings.from_table({"max_body": 0})
+    with pytest.raises(ConfigError, match=r"http\.body_timeout"):
+        eventhub_http.HttpSettings.from_table({"body_timeout": 0})
+    with pytest.raises(ConfigError, match=r"http\.max_per_address"):
+        eventhub_http.HttpSettings.from_table({"max_per_address": -1})
+    limits = eventhub_http.HttpSettings.from_table({"max_per_address": 0, "loopback_exempt": False})
+    assert (limits.max_per_address, limits.loopback_exempt) == (0, False)
     token_file = tmp_path / "token"
     token_file.write_text(" s3cret\n")
     assert eventhub_http.HttpSettings(token_file=str(token_file)).read_token() == "s3cret"

@@ -33,30 +33,35 @@ class HTTPError(Exception):
 class Headers:
     """Request headers: case-insensitive lookup over the (name, value) pairs as received."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_raw")
 
     def __init__(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        self._items = tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in items)
+        self._raw = items
+        self._items: tuple[tuple[str, str], ...] | None = None  # decoded when first asked for
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        items = self._items
+        if items is None:
+            raw = self._raw
+            items = self._items = tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in raw)
+        return items
 
     def get(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()
-        for key, value in self._items:
+        for key, value in self.items():
             if key == name:
                 return value
         return default
 
     def get_all(self, name: str) -> list[str]:
         name = name.lower()
-        return [value for key, value in self._items if key == name]
+        return [value for key, value in self.items() if key == name]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
-    def items(self) -> tuple[tuple[str, str], ...]:
-        return self._items
-
     def __repr__(self) -> str:
-        return f"Headers({list(self._items)!r})"
+        return f"Headers({list(self.items())!r})"
 
 
 class Request:
@@ -81,12 +86,20 @@ class Request:
         self.target = target
         self.path = path
         self.query_string = query_string
-        self.query: dict[str, list[str]] = parse_qs(query_string, keep_blank_values=True)
+        self._query: dict[str, list[str]] | None = None
         self.headers = headers
         self.peer = peer
         self.params: dict[str, str] = {}
         self.content: bytes | None = None
         self._read_body = read_body
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query string's parameters, each name with its values (parsed when first asked for)."""
+        query = self._query
+        if query is None:
+            query = self._query = parse_qs(self.query_string, keep_blank_values=True)
+        return query
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target}>"
@@ -119,7 +132,7 @@ class Response:
 
     def __init__(self, content: Content = b"", status: int = 200, headers: Iterable[tuple[str, str]] = ()):
         self.status = status
-        extra = list(headers) if not isinstance(headers, Mapping) else list(headers.items())
+        extra = list(headers.items() if isinstance(headers, Mapping) else headers) if headers else []
         content_type = None
         self.stream: AsyncIterator[bytes] | None = None
         # A 101's switch: called with the connection, returns what takes its bytes from then on.
@@ -140,8 +153,7 @@ class Response:
             self.stream = content
         else:
             raise TypeError(f"cannot send a {type(content).__name__} as a response body")
-        names = {name.lower() for name, _ in extra}
-        if content_type and "content-type" not in names:
+        if content_type and not any(name.lower() == "content-type" for name, _ in extra):
             extra.append(("content-type", content_type))
         self.headers = extra
 

@@ -22,7 +22,7 @@ __all__ = ["Body", "End", "Head", "ParseError", "ParserKind", "RequestParser", "
 ParserKind = Literal["auto", "httptools", "h11"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a microsecond per request
 class Head:
     """A request line and its headers (names lowercased, in arrival order)."""
 
@@ -44,6 +44,9 @@ class Body:
 @dataclass(frozen=True, slots=True)
 class End:
     """The request's body is complete."""
+
+
+_END = End()  # one for every request (it carries nothing)
 
 
 ParsedEvent = Head | Body | End
@@ -85,6 +88,9 @@ def has_httptools() -> bool:
     return importlib.util.find_spec("httptools") is not None
 
 
+_FRAMING = frozenset({b"connection", b"content-length", b"transfer-encoding", b"expect", b"host"})
+
+
 def _head(method: str, target: bytes, version: str, headers: list[tuple[bytes, bytes]]) -> Head:
     """The one place the framing rules live (h11's, for both parsers)."""
     if version not in ("1.0", "1.1"):
@@ -95,6 +101,8 @@ def _head(method: str, target: bytes, version: str, headers: list[tuple[bytes, b
     expect = b""
     hosts = 0
     for name, value in headers:
+        if name not in _FRAMING:  # most headers: one set lookup
+            continue
         if name == b"connection":
             connection.update(token.strip().lower() for token in value.split(b","))
         elif name == b"content-length":
@@ -130,6 +138,11 @@ def _head(method: str, target: bytes, version: str, headers: list[tuple[bytes, b
         chunked,
         expect == b"100-continue" and version == "1.1",
     )
+
+
+# The stand-in response h11 is told of after each request, made once (h11's events are immutable).
+_STAND_IN = h11.Response(status_code=204, headers=[])
+_STAND_IN_END = h11.EndOfMessage()
 
 
 class H11Parser:
@@ -169,7 +182,7 @@ class H11Parser:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return out
             if isinstance(event, h11.Request):
-                headers = [(bytes(n), bytes(v)) for n, v in event.headers.raw_items()]
+                headers = list(event.headers)  # (lowercased name, value) pairs of bytes
                 # h11 bounds only a head still incomplete; one that arrived whole is measured here.
                 size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
                 if size > self._max:
@@ -182,13 +195,13 @@ class H11Parser:
                         event.method.decode("ascii", "replace"),
                         bytes(event.target),
                         event.http_version.decode("ascii", "replace"),
-                        [(n.lower(), v) for n, v in headers],
+                        headers,
                     )
                 )
             elif isinstance(event, h11.Data):
                 out.append(Body(bytes(event.data)))
             elif isinstance(event, h11.EndOfMessage):
-                out.append(End())
+                out.append(_END)
                 self._next_cycle()
                 if self._closed:
                     return out
@@ -197,8 +210,8 @@ class H11Parser:
 
     def _next_cycle(self) -> None:
         conn = self._conn
-        conn.send(h11.Response(status_code=204, headers=[]))
-        conn.send(h11.EndOfMessage())
+        conn.send(_STAND_IN)
+        conn.send(_STAND_IN_END)
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
         else:
@@ -266,7 +279,10 @@ class HttptoolsParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
-        self._check_size(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4  # (_check_size, inlined: once per header)
+        if self._head_size > self._max:
+            self._error = ParseError(431, "request header fields too large")
+            raise self._error
 
     def _check_size(self, size: int) -> None:
         self._head_size += size
@@ -294,7 +310,7 @@ class HttptoolsParser:
         self._out.append(Body(bytes(body)))
 
     def on_message_complete(self) -> None:
-        self._out.append(End())
+        self._out.append(_END)
         self._in_head = True
         self._pending = 0
         if not self._parser.should_keep_alive():

@@ -51,12 +51,18 @@ class Router:
         self.owner = owner
         self._routes: list[Route] = []
         self._by_shape: dict[tuple[str, tuple[str | None, ...]], Route] = {}
+        # The index match() looks in (per request), in the order the routes were added:
+        # routes without parameters by their exact segments, the others by their number of segments.
+        self._exact: dict[tuple[str, ...], list[Route]] = {}
+        self._patterned: dict[int, list[Route]] = {}
 
     def for_plugin(self, owner: str) -> Router:
         """A view of this router that records ``owner`` as the plugin adding routes."""
         view = Router(owner)
         view._routes = self._routes
         view._by_shape = self._by_shape
+        view._exact = self._exact
+        view._patterned = self._patterned
         return view
 
     @property
@@ -98,15 +104,29 @@ class Router:
             )
         self._by_shape[route.shape] = route
         self._routes.append(route)
+        if route.names:
+            self._patterned.setdefault(len(segments), []).append(route)
+        else:
+            self._exact.setdefault(tuple(part for part in segments if part is not None), []).append(route)
         return route
 
     def match(self, method: str, segments: list[str]) -> tuple[Route, dict[str, str]] | list[str]:
-        """The route for ``method`` and the path's (decoded) segments, or the methods the path allows."""
+        """The route for ``method`` and the path's (decoded) segments, or the methods the path allows.
+
+        Where routes overlap (``/events/{name}`` and ``/events/all``), the one added first wins.
+        """
+        exact = self._exact.get(tuple(segments), ())
+        patterned = self._patterned.get(len(segments))
+        found: list[tuple[Route, dict[str, str]]] = [(route, {}) for route in exact]
+        if patterned:
+            for route in patterned:
+                params = _match(route, segments)
+                if params is not None:
+                    found.append((route, params))
+            if exact:
+                found.sort(key=lambda pair: self._routes.index(pair[0]))
         allowed: list[str] = []
-        for route in self._routes:
-            params = _match(route, segments)
-            if params is None:
-                continue
+        for route, params in found:
             if route.method == method:
                 return route, params
             allowed.append(route.method)
@@ -118,8 +138,6 @@ class Router:
 
 
 def _match(route: Route, segments: list[str]) -> dict[str, str] | None:
-    if len(route.segments) != len(segments):
-        return None
     params: dict[str, str] = {}
     names = iter(route.names)
     for want, got in zip(route.segments, segments, strict=True):

@@ -10,16 +10,31 @@ of the queue is *current*: its handler runs (a plain one once its body is in,
 an ``async`` one as a task at once), its response is written, and when both
 the response is sent and the request's body fully read, the next one starts.
 
+Where a connection is, is one ``State``: WAITING (nothing being answered),
+ANSWERING (the current request's handler runs or its response is written),
+STREAMING (its response is a stream, written as it comes), UPGRADED (a 101
+handed the connection to a WebSocket session), CLOSED (the connection is
+gone; a handler finishing late writes nothing). Beside it, and independent of
+it: whether more requests are read (``_input_closed``: after an error, a
+``Connection: close`` or the client's EOF, what is queued is still answered),
+and flow control (reading paused past ``MAX_PIPELINE`` queued requests,
+writing paused by the transport).
+
 Limits: a head over ``max_header_size`` is a 431, a body over ``max_body`` a
 413, a head not complete ``header_timeout`` seconds after its first byte a 408
-(slowloris); a connection idle ``keep_alive_timeout`` seconds between requests
-is closed; past ``max_connections`` a new connection gets a 503. A malformed
+(slowloris), and so is a body not complete ``body_timeout`` seconds after its
+head (or after the 100 Continue its client waits for); a connection idle
+``keep_alive_timeout`` seconds between requests is closed; past
+``max_connections``, or ``max_per_address`` from one address
+(``eventhub.limits.AddressLimit``, loopback exempt unless ``loopback_exempt``
+is false), a new connection gets a 503. A malformed
 request gets its 4xx/5xx and the connection closes; nothing is raised into the
 reactor, and the listener goes on serving the others.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 import typing
@@ -29,6 +44,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from eventhub.limits import AddressLimit
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.reactor import Future
 from eventhub_http._feeds import Feed, StreamAborted
@@ -66,11 +82,51 @@ class _DateCache:
 _dates = _DateCache()
 
 
+# Bytes made once and reused on every response: a status line (up to "date: "), and each header
+# line a handler's responses repeat (content types, say); a bounded cache, past which lines are
+# encoded each time. Connection and Content-Length are the server's own: they map to b"".
+_CACHED_MAX = 512
+_status_lines: dict[int, bytes] = {}
+_header_lines: dict[tuple[str, str], bytes] = {}
+_SERVER_OWNED = frozenset({"connection", "content-length"})
+
+
+def _status_line(status: int) -> bytes:
+    line = _status_lines.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {reason(status)}\r\ndate: ".encode()
+        if len(_status_lines) < _CACHED_MAX:
+            _status_lines[status] = line
+    return line
+
+
+def _header_line(header: tuple[str, str]) -> bytes:
+    """``name: value\r\n``, or b"" for a header the server sets itself."""
+    if header.__class__ is not tuple:  # a handler's [name, value] list: the cache needs a key
+        header = (header[0], header[1])
+    line = _header_lines.get(header)
+    if line is None:
+        name, value = header
+        line = b"" if name.lower() in _SERVER_OWNED else f"{name}: {value}\r\n".encode("latin-1")
+        if len(_header_lines) < _CACHED_MAX:
+            _header_lines[header] = line
+    return line
+
+
 def _serialize_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
-    lines = [f"HTTP/1.1 {status} {reason(status)}".encode(), b"date: " + _dates.now()]
-    for name, value in headers:
-        lines.append(f"{name}: {value}".encode("latin-1"))
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+    """A response head with ``headers`` as they are (Connection and Content-Length included)."""
+    lines = [f"{name}: {value}\r\n".encode("latin-1") for name, value in headers]
+    return b"".join([_status_line(status), _dates.now(), b"\r\n", *lines, b"\r\n"])
+
+
+class State(enum.Enum):
+    """The one state of a connection (see the module's docstring)."""
+
+    WAITING = "waiting"
+    ANSWERING = "answering"
+    STREAMING = "streaming"
+    UPGRADED = "upgraded"
+    CLOSED = "closed"
 
 
 class Upgraded(typing.Protocol):
@@ -91,6 +147,7 @@ class HttpFactory(ServerFactory):
         self.router = router
         self.reactor = reactor
         self.connections: set[HttpProtocol] = set()
+        self.per_address = AddressLimit(settings.max_per_address, exempt_loopback=settings.loopback_exempt)
         self.stopping = False
         self.requests = 0
         self.rejected: dict[int, int] = {}  # status -> count, for the requests refused by a limit
@@ -178,16 +235,16 @@ class HttpProtocol(Protocol):
         self._settings = settings
         self._parser = make_parser(settings.parser, settings.max_header_size)
         self._queue: deque[_Exchange] = deque()
-        self._answering = False
-        self._input_closed = False
-        self._closing = False
+        self.state = State.WAITING
+        self._input_closed = False  # no more requests are read
         self._timer: TimerAPI | None = None
-        self._timer_kind = ""
+        self._timer_due = 0.0  # when _timer fires
+        self._timer_kind = ""  # what the deadline is for: "idle", "header", "body"; "" for none
+        self._deadline = 0.0
         self._paused = False
         self._drained: Future[None] | None = None
         self._writing_paused = False
-        self._streaming = False
-        self._upgraded: Upgraded | None = None
+        self._upgraded: Upgraded | None = None  # the session, once UPGRADED
         self._tasks: set[Any] = set()
         self.peer: Address | None = None
 
@@ -202,12 +259,18 @@ class HttpProtocol(Protocol):
             self._input_closed = True
             self._write_simple(503, "too many connections; try again later\n", close=True)
             return
+        if not factory.per_address.admit(self.peer):
+            factory.count_rejected(503)
+            self._input_closed = True
+            log.debug("http: refused %s: max_per_address (%d) reached", self.peer, factory.per_address.limit)
+            self._write_simple(503, "too many connections from your address\n", close=True)
+            return
         factory.connections.add(self)
         self._set_timer("idle", self._settings.keep_alive_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._upgraded is not None:
-            self._upgraded.data_received(data)
+        if self.state is State.UPGRADED:
+            self._upgraded.data_received(data)  # type: ignore[union-attr]  # set with the state
             return
         if self._input_closed:
             return
@@ -225,6 +288,8 @@ class HttpProtocol(Protocol):
             elif isinstance(event, Body):
                 self._body_received(event.data)
             elif isinstance(event, End) and self._queue and not self._queue[-1].complete:
+                if self._timer_kind == "body":
+                    self._cancel_timer()
                 self._queue[-1].finish_body()
             if self._input_closed:
                 break
@@ -244,25 +309,27 @@ class HttpProtocol(Protocol):
         self._input_closed = True
         # Nothing in flight, or a stream (SSE) whose client left: close now.
         # Else answer what was asked (pipelined, then half-closed), then close.
-        return bool(self._queue) and not self._streaming
+        return bool(self._queue) and self.state is not State.STREAMING
 
     @property
     def busy(self) -> bool:
         """True while a request is being answered (a WebSocket is not a request)."""
-        return bool(self._queue) and self._upgraded is None and self.transport is not None
+        return bool(self._queue) and self.state is not State.UPGRADED and self.transport is not None
 
     def connection_lost(self, reason: BaseException | None) -> None:
-        self._cancel_timer()
-        self.factory.connections.discard(self)
+        self._stop_timer()
+        if self in self.factory.connections:
+            self.factory.connections.discard(self)
+            self.factory.per_address.release(self.peer)  # type: ignore[arg-type]  # set when admitted
         self.factory.check_drained()
-        self._closing = True
+        self.state, was = State.CLOSED, self.state
         for exchange in self._queue:
             if exchange.waiter is not None and not exchange.waiter.done():
                 exchange.waiter.set_exception(ConnectionError("the client went away"))
         self._queue.clear()
         for task in list(self._tasks):
             task.cancel()
-        if self._upgraded is not None:
+        if was is State.UPGRADED and self._upgraded is not None:
             self._upgraded.connection_lost()
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(ConnectionError("the client went away"))
@@ -279,7 +346,7 @@ class HttpProtocol(Protocol):
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
-        if self._closing:
+        if self.state is State.CLOSED:
             raise ConnectionError("the connection is closed")
         if self._writing_paused:
             if self._drained is None:
@@ -298,6 +365,8 @@ class HttpProtocol(Protocol):
         exchange = _Exchange(head)
         if head.content_length in (None, 0) and not head.chunked:
             exchange.complete = True
+        elif not head.expect_continue:  # (else from the 100 Continue: the client waits for it)
+            self._set_timer("body", self._settings.body_timeout)
         self._queue.append(exchange)
 
     def _body_received(self, data: bytes) -> None:
@@ -320,32 +389,52 @@ class HttpProtocol(Protocol):
 
     # -- timers --------------------------------------------------------------
 
+    # One reactor timer per connection, re-armed lazily: setting and cancelling a deadline, which
+    # happens on every request, only writes two attributes (and reads the clock); the timer, when
+    # it fires, starts again for the current deadline if there is a later one.
+
     def _set_timer(self, kind: str, seconds: float) -> None:
-        self._cancel_timer()
+        deadline = self.factory.reactor.seconds() + seconds
         self._timer_kind = kind
-        self._timer = self.factory.reactor.call_later(seconds, self._timed_out)
+        self._deadline = deadline
+        if self._timer is None or self._timer_due > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.factory.reactor.call_later(seconds, self._timed_out)
+            self._timer_due = deadline
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
         self._timer_kind = ""
 
+    def _stop_timer(self) -> None:
+        self._timer_kind = ""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _timed_out(self) -> None:
-        kind, self._timer, self._timer_kind = self._timer_kind, None, ""
-        if self.transport is None:
+        self._timer = None
+        kind = self._timer_kind
+        if not kind or self.transport is None:
             return
+        left = self._deadline - self.factory.reactor.seconds()
+        if left > 0:
+            self._timer = self.factory.reactor.call_later(left, self._timed_out)
+            self._timer_due = self._deadline
+            return
+        self._timer_kind = ""
         if kind == "idle":
             self.transport.lose_connection()
         elif not self._input_closed:
-            self._reject(ParseError(408, "the request head took too long"))
+            part = "body" if kind == "body" else "head"
+            self._reject(ParseError(408, f"the request {part} took too long"))
             self._advance()
 
     def close_when_idle(self) -> None:
-        if self._upgraded is not None:
+        if self.state is State.UPGRADED and self._upgraded is not None:
             self._upgraded.close(1001, "the server is stopping")
             return
-        if self.transport is not None and not self._queue and not self._answering:
+        if self.transport is not None and not self._queue and self.state is State.WAITING:
             self._cancel_timer()
             self.transport.lose_connection()
 
@@ -353,9 +442,9 @@ class HttpProtocol(Protocol):
 
     def _advance(self) -> None:
         """Start the current request, if none is being answered."""
-        while not self._answering and self._queue and not self._closing:
+        while self.state is State.WAITING and self._queue:
             exchange = self._queue[0]
-            self._answering = True
+            self.state = State.ANSWERING
             self._start(exchange)
 
     def _start(self, exchange: _Exchange) -> None:
@@ -400,7 +489,7 @@ class HttpProtocol(Protocol):
         request = Request(
             head.method,
             target,
-            unquote(path),
+            unquote(path) if "%" in path else path,
             query,
             Headers(head.headers),
             self.peer,
@@ -425,9 +514,10 @@ class HttpProtocol(Protocol):
         if head and head.expect_continue and not exchange.continue_sent and self.transport is not None:
             exchange.continue_sent = True
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._set_timer("body", self._settings.body_timeout)
 
     def _run_plain(self, exchange: _Exchange, route: Route, request: Request) -> None:
-        if self._closing:
+        if self.state is State.CLOSED:
             return
         request.content = bytes(exchange.body)
         try:
@@ -449,7 +539,7 @@ class HttpProtocol(Protocol):
             return
         except Exception:
             response = self._handler_failed(route, request)
-        if not self._closing:
+        if self.state is not State.CLOSED:
             self._respond(exchange, response)
 
     def _handler_failed(self, route: Route, request: Request) -> Response:
@@ -464,11 +554,13 @@ class HttpProtocol(Protocol):
             return
         exchange.responded = True
         head = exchange.head
-        if response.upgrade is not None and response.status == 101:
+        status = response.status
+        if response.upgrade is not None and status == 101:
             self._cancel_timer()
             self._queue.clear()
             self._input_closed = True
             transport.write(_serialize_head(101, response.headers))
+            self.state = State.UPGRADED
             self._upgraded = response.upgrade(self)
             return
         keep_alive = (
@@ -480,28 +572,31 @@ class HttpProtocol(Protocol):
             # A client waiting for "100 Continue" that never came will not send the body.
             and not (head.expect_continue and not exchange.continue_sent and not exchange.complete)
         )
-        if any(n.lower() == "connection" and v.lower() == "close" for n, v in response.headers):
-            keep_alive = False
-        status = response.status
-        headers = [(n, v) for n, v in response.headers if n.lower() not in ("connection", "content-length")]
+        # The head in one piece of bytes: cached status and header lines, then the server's own.
+        parts = [_status_line(status), _dates.now(), b"\r\n"]
+        for header in response.headers:
+            line = _header_line(header)
+            if line:
+                parts.append(line)
+            elif header[0].lower() == "connection" and header[1].lower() == "close":
+                keep_alive = False
         has_body = status not in _NO_BODY and not 100 <= status < 200
         stream = response.stream if has_body else None
         if has_body and stream is None:
-            headers.append(("content-length", str(len(response.body))))
+            parts.append(b"content-length: %d\r\n" % len(response.body))
         elif stream is not None:
-            headers.append(("transfer-encoding", "chunked"))
-        if not keep_alive:
-            headers.append(("connection", "close"))
-        data = _serialize_head(status, headers)
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
         send_body = has_body and (head is None or head.method != "HEAD")
+        if send_body and stream is None:
+            parts.append(response.body)
+        transport.write(b"".join(parts))
         if stream is None or not send_body:
-            transport.write(data + response.body if send_body else data)
             if stream is not None:
                 self.spawn(_close_stream(stream), "http: close a stream")
             self._responded(exchange, keep_alive)
         else:
-            transport.write(data)
-            self._streaming = True
+            self.state = State.STREAMING
             self.spawn(self._stream(exchange, stream, keep_alive), "http: stream a response")
 
     async def _stream(self, exchange: _Exchange, stream: AsyncIterator[bytes], keep_alive: bool) -> None:
@@ -526,8 +621,8 @@ class HttpProtocol(Protocol):
             return
         finally:
             await _close_stream(stream)
-        self._streaming = False
         if self.transport is not None:
+            self.state = State.ANSWERING
             self.transport.write(b"0\r\n\r\n")
             self._responded(exchange, keep_alive)
 
@@ -547,7 +642,9 @@ class HttpProtocol(Protocol):
     def _next(self) -> None:
         if self._queue:
             self._queue.popleft()
-        self._answering = False
+        if self.state is State.CLOSED:
+            return
+        self.state = State.WAITING
         if self._paused and len(self._queue) <= MAX_PIPELINE // 2 and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
@@ -598,4 +695,7 @@ async def _close_stream(stream: AsyncIterator[bytes]) -> None:
 def _segments(raw_path: str) -> list[str]:
     """The path's segments, each percent-decoded (an encoded "/" stays inside its segment)."""
     stripped = raw_path.strip("/")
-    return [unquote(part) for part in stripped.split("/")] if stripped else []
+    if not stripped:
+        return []
+    parts = stripped.split("/")
+    return [unquote(part) for part in parts] if "%" in stripped else parts

@@ -23,8 +23,11 @@ class HttpSettings:
     max_header_size: int = 16 * 1024  # bytes of request line and headers (431 past it)
     max_body: int = 1024 * 1024  # bytes of request body (413 past it)
     header_timeout: float = 10.0  # seconds from a request's first byte to its complete head (408)
+    body_timeout: float = 30.0  # seconds from a request's head (or its 100 Continue) to its body's end (408)
     keep_alive_timeout: float = 15.0  # seconds a connection may sit idle between requests
     max_connections: int = 1000  # beyond it, new connections get a 503
+    max_per_address: int = 16  # connections at once from one address (a 503 past it); 0: unlimited
+    loopback_exempt: bool = True  # max_per_address does not apply to 127.0.0.0/8, ::1 and UNIX sockets
     token: str = ""  # bearer token required by /events and /ws ("" with no token_file: none)
     token_file: str = ""  # a file holding the token (surrounding whitespace dropped)
     sse_buffer: int = 1024 * 1024  # bytes queued to one slow SSE/WebSocket client before it is cut off
@@ -33,7 +36,8 @@ class HttpSettings:
     def __post_init__(self) -> None:
         for key in ("max_header_size", "max_body", "max_connections", "sse_buffer", "ws_max_message"):
             check_range(f"{SECTION}.{key}", getattr(self, key), 1)
-        for key in ("header_timeout", "keep_alive_timeout"):
+        check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)
+        for key in ("header_timeout", "body_timeout", "keep_alive_timeout"):
             check_range(f"{SECTION}.{key}", getattr(self, key), 0.001)
         if not self.listen:
             raise ConfigError(f"{SECTION}.listen", "names no address")
