@@ -10,8 +10,8 @@ One iteration (``_run_once``) does four things, in order:
    else forever.
 2. Ask the poller which descriptors are ready and call each one's handler
    (a bound method of a Listener, Connection, Connector or the waker) straight
-   from a dict ``fd -> handler`` (the readable ones first, then the writable
-   ones, with a backend that returns the two lists; see pollers.py). This is
+   from a dict ``fd -> handler``: the poller's ``dispatch`` does both, walking
+   its kernel call's result in its own shape (see pollers.py). This is
    the hot path of a server: no handle objects, no queueing, no per-event
    allocation beyond what the kernel interface itself returns. The handlers
    call protocol code and own its error policy (an exception closes that
@@ -62,7 +62,7 @@ from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
 from eventhub.reactor.coroutines import CoroutineMethods
-from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
+from eventhub.reactor.pollers import READ, WRITE, Poller, PollerFactory, make_poller
 from eventhub.reactor.tasks import Future, Runner
 from eventhub.reactor.tcp import Connection, Connector, Listener
 from eventhub.reactor.threads import ThreadPool, ThreadResult
@@ -82,8 +82,6 @@ log = logging.getLogger("eventhub.reactor")
 
 T = TypeVar("T")
 
-_READ_EVENTS = READ | ERROR
-_WRITE_EVENTS = WRITE | ERROR
 # Every connection of a reactor reads into this one buffer (see tcp.Connection).
 RECV_BUFFER_SIZE = 256 * 1024
 
@@ -100,18 +98,6 @@ _HANDLED_SIGNALS: tuple[signal.Signals, ...] = tuple(
 )
 
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
-
-
-def _call_handlers(fds: list[int], handlers: dict[int, Callable[[], None]]) -> None:
-    """Call the handler of each descriptor in ``fds`` that still has one (``poll_lists`` backends)."""
-    for fd in fds:
-        handler = handlers.get(fd)
-        if handler is not None:
-            try:
-                handler()
-            except PLUGIN_ERRORS as failure:  # handlers own their errors; this is a bug in one
-                reraise_user_interrupt(failure)
-                log.exception("I/O handler for descriptor %d raised", fd)
 
 
 class _Waker:
@@ -151,6 +137,7 @@ class Reactor(SignalStops, CoroutineMethods):
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
     select; ``eventhub.reactor.available_backends()`` lists the others.
+    ``backend`` may also be a factory returning a ``Poller`` (pollers.py).
     ``backend="asyncio"`` or ``"uvloop"`` builds an ``AsyncioReactor`` instead
     (``eventhub.reactor.aio``): the same API over an asyncio loop.
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
@@ -170,7 +157,7 @@ class Reactor(SignalStops, CoroutineMethods):
     #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
     linger_timeout: float = 2.0
 
-    def __new__(cls, backend: str = "auto", *args: Any, **kw: Any) -> Reactor:
+    def __new__(cls, backend: str | PollerFactory = "auto", *args: Any, **kw: Any) -> Reactor:
         if backend in ("asyncio", "uvloop"):  # aio.ASYNCIO_BACKENDS, without importing asyncio here
             from eventhub.reactor.aio import AsyncioReactor
 
@@ -179,7 +166,7 @@ class Reactor(SignalStops, CoroutineMethods):
 
     def __init__(
         self,
-        backend: str = "auto",
+        backend: str | PollerFactory = "auto",
         *,
         max_threads: int = 10,
         max_buffered_output: int = MAX_BUFFERED_OUTPUT,
@@ -187,10 +174,7 @@ class Reactor(SignalStops, CoroutineMethods):
     ) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
-        # select's shape: readable and writable lists, no (fd, events) pair built per descriptor.
-        self._poll_lists: Callable[[float | None], tuple[list[int], list[int]]] | None = getattr(
-            self._poller, "poll_lists", None
-        )
+        self._dispatch = self._poller.dispatch
         self._readers: dict[int, Callable[[], None]] = {}
         self._writers: dict[int, Callable[[], None]] = {}
         self._ready: deque[_Call] = deque()
@@ -540,26 +524,7 @@ class Reactor(SignalStops, CoroutineMethods):
                 timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
         else:
             timeout = None
-        poll_lists = self._poll_lists
-        if poll_lists is None:
-            readers, writers = self._readers, self._writers
-            for fd, ev in self._poller.poll(timeout):
-                try:
-                    if ev & _READ_EVENTS:
-                        handler = readers.get(fd)
-                        if handler is not None:
-                            handler()
-                    if ev & _WRITE_EVENTS:
-                        handler = writers.get(fd)
-                        if handler is not None:
-                            handler()
-                except PLUGIN_ERRORS as failure:  # handlers own their errors; this is a bug in one
-                    reraise_user_interrupt(failure)
-                    log.exception("I/O handler for descriptor %d raised", fd)
-        else:
-            readable, writable = poll_lists(timeout)
-            _call_handlers(readable, self._readers)
-            _call_handlers(writable, self._writers)
+        self._dispatch(timeout, self._readers, self._writers)
         if heap:
             now = time.monotonic()
             if heap[0][0] <= now:
