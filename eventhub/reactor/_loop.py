@@ -57,6 +57,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
+from eventhub.reactor._connector import Connector
+from eventhub.reactor._listener import Listener
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
@@ -64,7 +66,7 @@ from eventhub.reactor.api import Inventory
 from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import READ, WRITE, Poller, PollerFactory, make_poller
 from eventhub.reactor.tasks import Future, Runner
-from eventhub.reactor.tcp import Connection, Connector, Listener
+from eventhub.reactor.tcp import Connection
 from eventhub.reactor.threads import ThreadPool, ThreadResult
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
@@ -311,7 +313,7 @@ class Reactor(SignalStops, CoroutineMethods):
         else:
             self._poller.unregister(fd)
 
-    # -- TCP (the work lives in tcp.py) ---------------------------------------
+    # -- TCP (the work lives in tcp.py, _listener.py, _connector.py) ----------
 
     def listen_tcp(
         self,
