@@ -341,11 +341,14 @@ class Reactor(SignalStops, CoroutineMethods):
         listener.start_listening()
         return listener
 
-    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> Connector:
         """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``.
 
         A name is resolved off the loop; its addresses are tried in turn, each
-        within the one ``timeout``, and the attempt fails with the last one's error.
+        within the one ``timeout`` (None: no limit but the kernel's), and the
+        attempt fails with the last one's error.
         """
         connector = Connector(self, host, port, factory, timeout)
         connector.connect()

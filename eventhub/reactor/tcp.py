@@ -23,6 +23,7 @@ on the ready queue, never called from inside another callback.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import importlib
 import logging
@@ -54,8 +55,38 @@ HIGH_WATER = 64 * 1024
 _LATER = (BlockingIOError, InterruptedError)
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
-_OPEN, _CLOSING, _CLOSED = 0, 1, 2
-_EOF_NONE, _EOF_PENDING, _EOF_SENT = 0, 1, 2
+
+class _State(enum.Enum):
+    """Where a connection is on its way from open to closed: its sending side and its close.
+
+    ::
+
+        OPEN --write_eof()--> EOF_PENDING --flushed--> HALF_CLOSED
+          |                       |                         |
+          +----lose_connection()--+-------------------------+
+          v
+        DISCONNECTING --flushed--> LINGERING --peer's EOF or linger_timeout--> CLOSED
+
+    Any state goes to CLOSED at once on an error, ``abort_connection`` or the
+    reactor closing. Only OPEN takes writes. Reading is the other half and is
+    not in this machine: the peer's EOF can come in OPEN (the protocol may keep
+    writing), EOF_PENDING or HALF_CLOSED (both halves are then done) or before
+    DISCONNECTING (no lingering: the peer has nothing more to send).
+    """
+
+    OPEN = "open"
+    EOF_PENDING = "eof pending"  # write_eof() with data buffered: flushing, then shutdown(SHUT_WR)
+    HALF_CLOSED = "half-closed"  # our EOF sent; still reading until the peer's
+    DISCONNECTING = "disconnecting"  # lose_connection(): not reading, flushing before the graceful close
+    LINGERING = "lingering"  # flushed, FIN sent: discarding input until the peer's EOF (see _linger)
+    CLOSED = "closed"  # the socket is closed; connection_lost is scheduled or done
+
+
+# Module-level names for the hot path (a global load, not an attribute of the class).
+_OPEN = _State.OPEN
+_CLOSED = _State.CLOSED
+# What is_closing() answers True for: lose_connection() was called, or the connection is gone.
+_CLOSING_STATES = frozenset({_State.DISCONNECTING, _State.LINGERING, _State.CLOSED})
 
 # Moved to their own modules, still importable from here (PEP 562: imported on
 # first use, since both import this module).
@@ -75,11 +106,10 @@ class Connection:
     __slots__ = (
         "_buffer",
         "_connector",
-        "_eof",
         "_fd",
         "_high",
         "_host",
-        "_lingering",
+        "_linger_timer",
         "_low",
         "_output",
         "_peer",
@@ -88,13 +118,11 @@ class Connection:
         "_protocol",
         "_protocol_paused",
         "_reactor",
-        "_read_paused",
         "_reading",
         "_rview",
         "_sock",
         "_state",
         "_streaming",
-        "_wclosed",
     )
 
     def __init__(
@@ -117,21 +145,17 @@ class Connection:
         # b"" while empty (no allocation for idle connections), a bytearray while not.
         self._buffer: bytes | bytearray = b""
         self._state = _OPEN
-        self._wclosed = False  # no more writes: closing, closed or EOF written
-        self._eof = _EOF_NONE
-        self._peer_eof = False
-        self._reading = False
-        self._read_paused = False
+        self._peer_eof = False  # the peer sent EOF: nothing more to read
+        self._reading = False  # the reactor calls us when readable (_on_readable, or _discard_input)
         self._protocol_paused = False
         self._high = HIGH_WATER
         self._low = HIGH_WATER // 4
         self._producer: Producer | None = None
         self._streaming = False
-        self._lingering: TimerHandle | None = None  # the timeout of a graceful close
+        self._linger_timer: TimerHandle | None = None  # the timeout of LINGERING
 
     def __repr__(self) -> str:
-        state = ("open", "closing", "closed")[self._state]
-        return f"<Connection fd={self._fd} {state} peer={self._peer}>"
+        return f"<Connection fd={self._fd} {self._state.value} peer={self._peer}>"
 
     def _start(self) -> None:
         """Watch for reads and call ``connection_made`` (the fd may already be watched)."""
@@ -175,7 +199,7 @@ class Connection:
     def _read_eof(self) -> None:
         self._peer_eof = True
         self._stop_reading()
-        if self._eof != _EOF_NONE:  # both halves are done now
+        if self._state is not _OPEN:  # write_eof() came first: both halves are done now
             self.lose_connection()
             return
         try:
@@ -194,13 +218,11 @@ class Connection:
 
     def pause_reading(self) -> None:
         """Stop delivering ``data_received`` until ``resume_reading()``."""
-        self._read_paused = True
-        if self._state == _OPEN:  # a closing connection reads only to find the peer's EOF
+        if self._state not in _CLOSING_STATES:  # a closing connection reads only to find the peer's EOF
             self._stop_reading()
 
     def resume_reading(self) -> None:
-        self._read_paused = False
-        if not self._reading and self._state == _OPEN and not self._peer_eof:
+        if not self._reading and self._state not in _CLOSING_STATES and not self._peer_eof:
             self._reading = True
             self._reactor.add_reader(self._fd, self._on_readable)
 
@@ -211,7 +233,7 @@ class Connection:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now if the kernel takes it, else buffer the rest in order."""
-        if self._wclosed:
+        if self._state is not _OPEN:
             return  # after close or write_eof: dropped quietly
         if type(data) is not bytes and type(data) is not bytearray:
             data = _byte_view(data)  # so that len() below counts bytes, not items
@@ -264,7 +286,7 @@ class Connection:
             # May write more, or close: with nothing buffered, lose_connection
             # lingers at once, and _drained below then finds it lingering.
             self._resume_protocol()
-        if self._buffer or self._state == _CLOSED:
+        if self._buffer or self._state is _CLOSED:
             return
         self._buffer = b""  # release the drained bytearray
         self._reactor.remove_writer(self._fd)
@@ -272,11 +294,12 @@ class Connection:
 
     def _drained(self) -> None:
         """The buffer just emptied: finish a pending close or EOF, or pull more."""
-        if self._state == _CLOSING:
+        state = self._state
+        if state is _State.DISCONNECTING:
             self._linger()
-        elif self._eof == _EOF_PENDING:
+        elif state is _State.EOF_PENDING:
             self._shutdown_write()
-        elif self._producer is not None and not self._streaming:
+        elif state is not _State.LINGERING and self._producer is not None and not self._streaming:
             self._reactor.call_soon(self._pull)
 
     def _pause_protocol(self) -> None:
@@ -325,7 +348,7 @@ class Connection:
         """Attach ``producer``; see ``eventhub.protocol.Producer`` for when it is called."""
         if self._producer is not None:
             raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             producer.stop_producing()
             return
         self._producer, self._streaming = producer, streaming
@@ -341,7 +364,7 @@ class Connection:
     def _pull(self) -> None:
         """Ask a pull producer for more while it keeps the buffer empty."""
         producer = self._producer
-        if producer is None or self._streaming or self._buffer or self._state != _OPEN:
+        if producer is None or self._streaming or self._buffer or self._state in _CLOSING_STATES:
             return
         try:
             producer.resume_producing()
@@ -356,16 +379,15 @@ class Connection:
 
     def write_eof(self) -> None:
         """Flush the buffer, then shut down the sending half."""
-        if self._wclosed:
+        if self._state is not _OPEN:
             return
-        self._wclosed = True
         if self._buffer:
-            self._eof = _EOF_PENDING
+            self._state = _State.EOF_PENDING
         else:
             self._shutdown_write()
 
     def _shutdown_write(self) -> None:
-        self._eof = _EOF_SENT
+        self._state = _State.HALF_CLOSED
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -376,10 +398,9 @@ class Connection:
 
     def lose_connection(self) -> None:
         """Stop reading, flush, close gracefully (see ``_linger``); ``connection_lost(None)`` follows."""
-        if self._state != _OPEN:
+        if self._state in _CLOSING_STATES:
             return
-        self._state = _CLOSING
-        self._wclosed = True
+        self._state = _State.DISCONNECTING
         self._stop_reading()
         if not self._buffer:
             self._linger()
@@ -400,10 +421,8 @@ class Connection:
     # closes; a peer that never closes gets ``Reactor.linger_timeout`` seconds.
 
     def _linger(self) -> None:
-        """Everything is flushed: half-close, wait for the peer's EOF, then close. Idempotent."""
-        if self._lingering is not None:
-            return  # already lingering: one shutdown, one timer
-        if self._peer_eof or self._state == _CLOSED:
+        """DISCONNECTING and flushed: half-close, wait for the peer's EOF (LINGERING), then close."""
+        if self._peer_eof:
             self._force_close(None)
             return
         try:
@@ -411,8 +430,9 @@ class Connection:
         except OSError:
             self._force_close(None)  # not connected any more: nothing left to protect
             return
+        self._state = _State.LINGERING
         reactor = self._reactor
-        self._lingering = reactor.call_later(reactor.linger_timeout, self._force_close, None)
+        self._linger_timer = reactor.call_later(reactor.linger_timeout, self._force_close, None)
         self._reading = True
         reactor.add_reader(self._fd, self._discard_input)
         self._discard_input()
@@ -433,14 +453,14 @@ class Connection:
 
     def abort_connection(self, reason: BaseException | None = None) -> None:
         """Close now, discarding the buffer; the peer gets a reset (RST), ``connection_lost`` ``reason``."""
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             return
         with contextlib.suppress(OSError):  # already dead: closing is all that is left
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         self._force_close(reason)
 
     def is_closing(self) -> bool:
-        return self._state != _OPEN
+        return self._state in _CLOSING_STATES
 
     def _protocol_failed(self, exc: BaseException, callback: str) -> None:
         """Protocol code raised: log it once, close this connection with it as the reason."""
@@ -456,14 +476,13 @@ class Connection:
 
     def _force_close(self, reason: BaseException | None) -> None:
         """Close the socket now; ``connection_lost(reason)`` runs on the next pass."""
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             return
         self._state = _CLOSED
-        self._wclosed = True
         reactor = self._reactor
-        if self._lingering is not None:
-            self._lingering.cancel()
-            self._lingering = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         self._stop_reading()
         self._output.buffered -= len(self._buffer)
         self._buffer = b""
