@@ -59,6 +59,11 @@ def _load(entry: PluginEntry) -> Poller:
         if not callable(factory):
             raise TypeError(f"{factory!r} is not callable")
         poller: Poller = factory()
+        if not callable(getattr(poller, "dispatch", None)):  # a backend written before Poller.dispatch
+            raise TypeError(
+                f"{poller!r} has no dispatch(timeout, readers, writers) "
+                "(subclass eventhub.reactor.pollers.PairsPoller for poll()'s shape)"
+            )
     except Exception as exc:
         raise UsageError(
             f"reactor backend {entry.name!r} ({entry.value}, from {entry.dist} {entry.version}) "

@@ -3,7 +3,7 @@
 Why it is shaped this way
 -------------------------
 
-One iteration (``_run_once``) does four things, in order:
+One pass of the loop (``_run_until``) does four things, in order:
 
 1. Pick the poll timeout: 0 if callbacks are already waiting in the ready
    queue, else the time until the earliest timer (at most ``MAX_POLL_TIMEOUT``),
@@ -492,8 +492,7 @@ class Reactor(SignalStops, CoroutineMethods):
         try:
             for phase in PHASES:
                 self._fire(phase, "startup")
-            while not self._stopping:
-                self._run_once()
+            self._run_until()
             self._shutdown()
         finally:
             self._running = False
@@ -516,27 +515,35 @@ class Reactor(SignalStops, CoroutineMethods):
         self._drain = max(self._drain, drain)
         self._stopping = True
 
-    def _run_once(self) -> None:
+    def _run_until(self, done: Callable[[], bool] | None = None) -> None:
+        """Run passes of the loop until ``done()`` is true (``None``: until ``stop()``).
+
+        The passes are one loop here, not one call each: serving, a pass costs
+        no Python call beyond the poller's ``dispatch`` and the handlers.
+        """
         ready = self._ready
-        heap = self._timers.heap
-        if ready:
-            timeout: float | None = 0.0
-        elif heap:
-            deadline = self._timers.next_deadline()
-            if deadline is None:
-                timeout = None
+        timers = self._timers
+        heap = timers.heap  # changed in place, never replaced
+        readers, writers, dispatch = self._readers, self._writers, self._dispatch
+        while not (self._stopping if done is None else done()):
+            if ready:
+                timeout: float | None = 0.0
+            elif heap:
+                deadline = timers.next_deadline()
+                if deadline is None:
+                    timeout = None
+                else:
+                    timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
             else:
-                timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
-        else:
-            timeout = None
-        self._dispatch(timeout, self._readers, self._writers)
-        if heap:
-            now = time.monotonic()
-            if heap[0][0] <= now:
-                for timer in self._timers.pop_due(now):
-                    ready.append((timer._fire, (), NO_KWARGS))
-        if ready:
-            self._run_ready()
+                timeout = None
+            dispatch(timeout, readers, writers)
+            if heap:
+                now = time.monotonic()
+                if heap[0][0] <= now:
+                    for timer in timers.pop_due(now):
+                        ready.append((timer._fire, (), NO_KWARGS))
+            if ready:
+                self._run_ready()
 
     def _run_ready(self) -> None:
         """Run the callbacks queued now; those they queue wait for the next pass."""
@@ -631,8 +638,7 @@ class Reactor(SignalStops, CoroutineMethods):
         # Until every connection is closed, every task done (those that the last
         # connection_lost calls start too) and every thread result is in: bounded.
         while not self._timed_out:
-            while self._shutdown_pending() and not self._timed_out:
-                self._run_once()
+            self._run_until(lambda: self._timed_out or not self._shutdown_pending())
             self._run_ready()  # connection_lost of the last ones to close...
             if not self._shutdown_pending():  # ...which may have started tasks
                 break
@@ -645,8 +651,7 @@ class Reactor(SignalStops, CoroutineMethods):
             return
         deadline = self.seconds() + self.shutdown_timeout
         timer = self.call_later(self.shutdown_timeout, lambda: None)  # wakes the poller at the deadline
-        while not all(f.done() for f in futures) and self.seconds() < deadline:
-            self._run_once()
+        self._run_until(lambda: all(f.done() for f in futures) or self.seconds() >= deadline)
         timer.cancel()
         if not all(f.done() for f in futures):
             log.warning("the shutdown's grace period (%.1fs) expired", self.shutdown_timeout)
@@ -655,8 +660,7 @@ class Reactor(SignalStops, CoroutineMethods):
         log.info("draining %d connection(s) for up to %.1fs", len(self._connections), seconds)
         ended: list[bool] = []
         timer = self.call_later(seconds, ended.append, True)
-        while self._connections and not ended:
-            self._run_once()
+        self._run_until(lambda: not self._connections or bool(ended))
         timer.cancel()
 
     def _shutdown_pending(self) -> bool:

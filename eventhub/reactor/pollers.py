@@ -47,6 +47,7 @@ __all__ = [
     "DescriptorLimitError",
     "EpollPoller",
     "Handlers",
+    "PairsPoller",
     "PollPoller",
     "Poller",
     "PollerFactory",
@@ -102,10 +103,9 @@ class Poller(Protocol):
 
         The maps are the loop's own, read at call time: a handler removed by
         one called before it in the same pass is skipped. A handler that raises
-        is logged and the rest still run (see ``call_handler``). A backend that
-        subclasses ``Poller`` inherits this pairs-shaped version.
+        is logged and the rest still run. A backend whose ``poll`` is the
+        kernel's answer subclasses ``PairsPoller``, which has this.
         """
-        dispatch_pairs(self.poll(timeout), readers, writers)
 
     def close(self) -> None:
         """Release the backend's own resources."""
@@ -117,20 +117,29 @@ _READ_EVENTS = READ | ERROR
 _WRITE_EVENTS = WRITE | ERROR
 
 
-def dispatch_pairs(events: list[tuple[int, int]], readers: Handlers, writers: Handlers) -> None:
-    """``Poller.dispatch`` for backends whose kernel call returns ``(fd, events)`` pairs."""
-    for fd, ev in events:
-        try:
-            if ev & _READ_EVENTS:
-                handler = readers.get(fd)
-                if handler is not None:
-                    handler()
-            if ev & _WRITE_EVENTS:
-                handler = writers.get(fd)
-                if handler is not None:
-                    handler()
-        except PLUGIN_ERRORS as failure:
-            _handler_raised(failure, fd)
+class PairsPoller:
+    """Base of a backend whose ``poll`` returns ``(fd, events)`` pairs: their ``dispatch``.
+
+    The loop's hot path (one call per pass): the pairs are walked as the kernel
+    returned them, and nothing is built per event.
+    """
+
+    __slots__ = ()
+    poll: Callable[[float | None], list[tuple[int, int]]]
+
+    def dispatch(self, timeout: float | None, readers: Handlers, writers: Handlers) -> None:
+        for fd, ev in self.poll(timeout):
+            try:
+                if ev & _READ_EVENTS:
+                    handler = readers.get(fd)
+                    if handler is not None:
+                        handler()
+                if ev & _WRITE_EVENTS:
+                    handler = writers.get(fd)
+                    if handler is not None:
+                        handler()
+            except PLUGIN_ERRORS as failure:
+                _handler_raised(failure, fd)
 
 
 def _dispatch_list(fds: list[int], handlers: Handlers) -> None:
@@ -261,7 +270,7 @@ def _select_windows(rlist: list[int], wlist: list[int], timeout: float | None) -
     return readable, writable
 
 
-class PollPoller:
+class PollPoller(PairsPoller):
     """poll(2): no descriptor limit, O(n) per call in the number watched."""
 
     __slots__ = ("_poll",)
@@ -285,14 +294,11 @@ class PollPoller:
         # Round up: waking a hair early would spin once more before a timer is due.
         return self._poll.poll(math.ceil(timeout * 1000))
 
-    def dispatch(self, timeout: float | None, readers: Handlers, writers: Handlers) -> None:
-        dispatch_pairs(self.poll(timeout), readers, writers)
-
     def close(self) -> None:
         pass
 
 
-class EpollPoller:
+class EpollPoller(PairsPoller):
     """epoll(7), Linux: O(ready) per call. Level-triggered, like the other two."""
 
     __slots__ = ("_epoll", "poll")
@@ -313,9 +319,6 @@ class EpollPoller:
 
     def unregister(self, fd: int) -> None:
         self._epoll.unregister(fd)
-
-    def dispatch(self, timeout: float | None, readers: Handlers, writers: Handlers) -> None:
-        dispatch_pairs(self._epoll.poll(timeout), readers, writers)
 
     def close(self) -> None:
         self._epoll.close()

@@ -157,6 +157,8 @@ def write_backend_distribution(root: Path, name: str, target: str, dist: str = "
         "def broken():\n"
         "    raise RuntimeError('no kernel support')\n"
         "not_callable = 42\n"
+        "class NoDispatch:\n"
+        "    name = 'no_dispatch'\n"
     )
 
 
@@ -174,7 +176,11 @@ def test_third_party_backend_through_entry_point(site: Path) -> None:
 
 @pytest.mark.parametrize(
     ("target", "problem"),
-    [("fakepoller_mod:broken", "no kernel support"), ("fakepoller_mod:not_callable", "42")],
+    [
+        ("fakepoller_mod:broken", "no kernel support"),
+        ("fakepoller_mod:not_callable", "42"),
+        ("fakepoller_mod:NoDispatch", r"no dispatch\(timeout, readers, writers\)"),
+    ],
 )
 def test_third_party_backend_that_fails_to_load_is_a_usage_error(
     site: Path, target: str, problem: str

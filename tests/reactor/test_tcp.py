@@ -1321,8 +1321,8 @@ def test_the_close_path_goes_through_its_states_in_order(reactor: Reactor) -> No
     if reactor.backend in ASYNCIO_BACKENDS:
         pytest.skip("the states of the built-in tcp.Connection (the adapter's transport has its own)")
     seen: list[tuple[str, bool]] = []
-    lingering = threading.Event()
-    payload = b"x" * (4 << 20)  # more than the kernel takes at once: some stays buffered
+    written, lingering = threading.Event(), threading.Event()
+    payload = b"x" * (4 << 20)  # far more than 64 KiB socket buffers take while the client waits
 
     def note(transport: Transport) -> None:
         state = re.search(r"fd=\d+ (.+) peer=", repr(transport))
@@ -1338,6 +1338,7 @@ def test_the_close_path_goes_through_its_states_in_order(reactor: Reactor) -> No
             transport.write(payload)
             transport.write_eof()
             note(transport)
+            written.set()
 
         def flushed(self) -> None:
             assert self.transport is not None
@@ -1350,10 +1351,11 @@ def test_the_close_path_goes_through_its_states_in_order(reactor: Reactor) -> No
             assert self.transport is not None
             note(self.transport)
 
-    port = reactor.listen_tcp(0, factory_for(Closer)).get_host().port
+    port = reactor.listen_tcp(0, factory_for(Closer), socket_buffer=64 * 1024).get_host().port
 
     def client() -> int:
         with connect(port) as s:
+            wait_for(written, "write_eof")
             got = recv_all(s)  # to the server's EOF: its buffer has drained
             reactor.call_from_thread(lambda: made[0].flushed())
             wait_for(lingering, "lose_connection")
