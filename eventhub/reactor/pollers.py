@@ -16,7 +16,8 @@ backend walks what its kernel call returned, in that call's own shape
 one call per pass whatever the backend.
 
 Third-party backends: ``make_poller`` is the one place a backend is chosen,
-from a built-in name or from a factory (a callable returning a ``Poller``).
+from a built-in name or from a factory (a callable returning a ``Poller``; one
+whose ``poll`` returns pairs subclasses ``PairsPoller`` for its ``dispatch``).
 Names it does not know go to the ``BackendFinder`` installed with
 ``set_backend_finder``: ``eventhub.backends`` installs one that reads the
 entry-point group ``eventhub.reactors`` (plugin discovery is a layer above the
