@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
+import eventhub.backends  # noqa: F401  # reactor backends of other distributions, by name (eventhub.reactors)
 from eventhub import plugins as _plugins
 from eventhub.bus import Bus, Subscription
 from eventhub.chain import Failure, Monitor, report_failure

@@ -10,7 +10,8 @@
 
 The loop is in ``_loop.py`` (read its opening comment first), the backends in
 ``pollers.py``, timers in ``timers.py``, the thread pool in ``threads.py`` and
-TCP (listeners, connections, connectors) in ``tcp.py``, UNIX sockets in
+TCP connections in ``tcp.py`` (listeners in ``_listener.py``, connectors in
+``_connector.py``), UNIX sockets in
 ``unix.py`` (the same connections), TLS in ``tls.py`` (a layer between a
 connection and its protocol, over ``ssl.MemoryBIO``), UDP in ``udp.py``, coroutines in
 ``tasks.py`` (``spawn``, ``sleep``, ``timeout``) and ``streams.py``. Code handed a reactor
@@ -24,6 +25,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from eventhub.reactor._connector import Connector
+    from eventhub.reactor._listener import Listener
     from eventhub.reactor._loop import Reactor
     from eventhub.reactor._output import HIGH_WATER
     from eventhub.reactor.api import Inventory, ListenerAPI, ReactorAPI, TimerAPI
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
     )
     from eventhub.reactor.streams import Stream
     from eventhub.reactor.tasks import Future, Task, TaskAPI, Timeout
-    from eventhub.reactor.tcp import Connection, Connector, Listener
+    from eventhub.reactor.tcp import Connection
     from eventhub.reactor.threads import ThreadResult
     from eventhub.reactor.timers import TimerHandle
 
@@ -60,8 +63,8 @@ _WHERE = {
     "TaskAPI": "tasks",
     "Timeout": "tasks",
     "Connection": "tcp",
-    "Connector": "tcp",
-    "Listener": "tcp",
+    "Connector": "_connector",
+    "Listener": "_listener",
     "ThreadResult": "threads",
     "TimerHandle": "timers",
 }

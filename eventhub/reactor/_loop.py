@@ -3,15 +3,15 @@
 Why it is shaped this way
 -------------------------
 
-One iteration (``_run_once``) does four things, in order:
+One pass of the loop (``_run_until``) does four things, in order:
 
 1. Pick the poll timeout: 0 if callbacks are already waiting in the ready
    queue, else the time until the earliest timer (at most ``MAX_POLL_TIMEOUT``),
    else forever.
 2. Ask the poller which descriptors are ready and call each one's handler
    (a bound method of a Listener, Connection, Connector or the waker) straight
-   from a dict ``fd -> handler`` (the readable ones first, then the writable
-   ones, with a backend that returns the two lists; see pollers.py). This is
+   from a dict ``fd -> handler``: the poller's ``dispatch`` does both, walking
+   its kernel call's result in its own shape (see pollers.py). This is
    the hot path of a server: no handle objects, no queueing, no per-event
    allocation beyond what the kernel interface itself returns. The handlers
    call protocol code and own its error policy (an exception closes that
@@ -57,14 +57,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
+from eventhub.reactor._connector import Connector
+from eventhub.reactor._listener import Listener
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
 from eventhub.reactor.coroutines import CoroutineMethods
-from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
+from eventhub.reactor.pollers import READ, WRITE, Poller, PollerFactory, make_poller
 from eventhub.reactor.tasks import Future, Runner
-from eventhub.reactor.tcp import Connection, Connector, Listener
+from eventhub.reactor.tcp import Connection
 from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
@@ -82,8 +84,6 @@ log = logging.getLogger("eventhub.reactor")
 
 T = TypeVar("T")
 
-_READ_EVENTS = READ | ERROR
-_WRITE_EVENTS = WRITE | ERROR
 # Every connection of a reactor reads into this one buffer (see tcp.Connection).
 RECV_BUFFER_SIZE = 256 * 1024
 
@@ -100,18 +100,6 @@ _HANDLED_SIGNALS: tuple[signal.Signals, ...] = tuple(
 )
 
 _Call = tuple[Callable[..., object], tuple[Any, ...], dict[str, Any]]
-
-
-def _call_handlers(fds: list[int], handlers: dict[int, Callable[[], None]]) -> None:
-    """Call the handler of each descriptor in ``fds`` that still has one (``poll_lists`` backends)."""
-    for fd in fds:
-        handler = handlers.get(fd)
-        if handler is not None:
-            try:
-                handler()
-            except PLUGIN_ERRORS as failure:  # handlers own their errors; this is a bug in one
-                reraise_user_interrupt(failure)
-                log.exception("I/O handler for descriptor %d raised", fd)
 
 
 class _Waker:
@@ -151,6 +139,7 @@ class Reactor(SignalStops, CoroutineMethods):
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
     select; ``eventhub.reactor.available_backends()`` lists the others.
+    ``backend`` may also be a factory returning a ``Poller`` (pollers.py).
     ``backend="asyncio"`` or ``"uvloop"`` builds an ``AsyncioReactor`` instead
     (``eventhub.reactor.aio``): the same API over an asyncio loop.
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
@@ -170,7 +159,7 @@ class Reactor(SignalStops, CoroutineMethods):
     #: How long a graceful close waits for the peer's EOF (see ``tcp.Connection._linger``).
     linger_timeout: float = 2.0
 
-    def __new__(cls, backend: str = "auto", *args: Any, **kw: Any) -> Reactor:
+    def __new__(cls, backend: str | PollerFactory = "auto", *args: Any, **kw: Any) -> Reactor:
         if backend in ("asyncio", "uvloop"):  # aio.ASYNCIO_BACKENDS, without importing asyncio here
             from eventhub.reactor.aio import AsyncioReactor
 
@@ -179,7 +168,7 @@ class Reactor(SignalStops, CoroutineMethods):
 
     def __init__(
         self,
-        backend: str = "auto",
+        backend: str | PollerFactory = "auto",
         *,
         max_threads: int = 10,
         max_buffered_output: int = MAX_BUFFERED_OUTPUT,
@@ -187,10 +176,7 @@ class Reactor(SignalStops, CoroutineMethods):
     ) -> None:
         self._poller: Poller = make_poller(backend)
         self.backend: str = self._poller.name
-        # select's shape: readable and writable lists, no (fd, events) pair built per descriptor.
-        self._poll_lists: Callable[[float | None], tuple[list[int], list[int]]] | None = getattr(
-            self._poller, "poll_lists", None
-        )
+        self._dispatch = self._poller.dispatch
         self._readers: dict[int, Callable[[], None]] = {}
         self._writers: dict[int, Callable[[], None]] = {}
         self._ready: deque[_Call] = deque()
@@ -316,7 +302,7 @@ class Reactor(SignalStops, CoroutineMethods):
         else:
             self._poller.unregister(fd)
 
-    # -- TCP (the work lives in tcp.py) ---------------------------------------
+    # -- TCP (the work lives in tcp.py, _listener.py, _connector.py) ----------
 
     def listen_tcp(
         self,
@@ -350,7 +336,8 @@ class Reactor(SignalStops, CoroutineMethods):
         """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``.
 
         A name is resolved off the loop; its addresses are tried in turn, each
-        within the one ``timeout``, and the attempt fails with the last one's error.
+        within the one ``timeout`` (None: no limit but the kernel's), and the
+        attempt fails with the last one's error.
         """
         connector = Connector(self, host, port, factory, timeout)
         connector.connect()
@@ -494,8 +481,7 @@ class Reactor(SignalStops, CoroutineMethods):
         try:
             for phase in PHASES:
                 self._fire(phase, "startup")
-            while not self._stopping:
-                self._run_once()
+            self._run_until()
             self._shutdown()
         finally:
             self._running = False
@@ -518,46 +504,35 @@ class Reactor(SignalStops, CoroutineMethods):
         self._drain = max(self._drain, drain)
         self._stopping = True
 
-    def _run_once(self) -> None:
+    def _run_until(self, done: Callable[[], bool] | None = None) -> None:
+        """Run passes of the loop until ``done()`` is true (``None``: until ``stop()``).
+
+        The passes are one loop here, not one call each: serving, a pass costs
+        no Python call beyond the poller's ``dispatch`` and the handlers.
+        """
         ready = self._ready
-        heap = self._timers.heap
-        if ready:
-            timeout: float | None = 0.0
-        elif heap:
-            deadline = self._timers.next_deadline()
-            if deadline is None:
-                timeout = None
+        timers = self._timers
+        heap = timers.heap  # changed in place, never replaced
+        readers, writers, dispatch = self._readers, self._writers, self._dispatch
+        while not (self._stopping if done is None else done()):
+            if ready:
+                timeout: float | None = 0.0
+            elif heap:
+                deadline = timers.next_deadline()
+                if deadline is None:
+                    timeout = None
+                else:
+                    timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
             else:
-                timeout = min(max(0.0, deadline - time.monotonic()), MAX_POLL_TIMEOUT)
-        else:
-            timeout = None
-        poll_lists = self._poll_lists
-        if poll_lists is None:
-            readers, writers = self._readers, self._writers
-            for fd, ev in self._poller.poll(timeout):
-                try:
-                    if ev & _READ_EVENTS:
-                        handler = readers.get(fd)
-                        if handler is not None:
-                            handler()
-                    if ev & _WRITE_EVENTS:
-                        handler = writers.get(fd)
-                        if handler is not None:
-                            handler()
-                except PLUGIN_ERRORS as failure:  # handlers own their errors; this is a bug in one
-                    reraise_user_interrupt(failure)
-                    log.exception("I/O handler for descriptor %d raised", fd)
-        else:
-            readable, writable = poll_lists(timeout)
-            _call_handlers(readable, self._readers)
-            _call_handlers(writable, self._writers)
-        if heap:
-            now = time.monotonic()
-            if heap[0][0] <= now:
-                for timer in self._timers.pop_due(now):
-                    ready.append((timer._fire, (), NO_KWARGS))
-        if ready:
-            self._run_ready()
+                timeout = None
+            dispatch(timeout, readers, writers)
+            if heap:
+                now = time.monotonic()
+                if heap[0][0] <= now:
+                    for timer in timers.pop_due(now):
+                        ready.append((timer._fire, (), NO_KWARGS))
+            if ready:
+                self._run_ready()
 
     def _run_ready(self) -> None:
         """Run the callbacks queued now; those they queue wait for the next pass."""
@@ -652,8 +627,7 @@ class Reactor(SignalStops, CoroutineMethods):
         # Until every connection is closed, every task done (those that the last
         # connection_lost calls start too) and every thread result is in: bounded.
         while not self._timed_out:
-            while self._shutdown_pending() and not self._timed_out:
-                self._run_once()
+            self._run_until(lambda: self._timed_out or not self._shutdown_pending())
             self._run_ready()  # connection_lost of the last ones to close...
             if not self._shutdown_pending():  # ...which may have started tasks
                 break
@@ -666,8 +640,7 @@ class Reactor(SignalStops, CoroutineMethods):
             return
         deadline = self.seconds() + self.shutdown_timeout
         timer = self.call_later(self.shutdown_timeout, lambda: None)  # wakes the poller at the deadline
-        while not all(f.done() for f in futures) and self.seconds() < deadline:
-            self._run_once()
+        self._run_until(lambda: all(f.done() for f in futures) or self.seconds() >= deadline)
         timer.cancel()
         if not all(f.done() for f in futures):
             log.warning("the shutdown's grace period (%.1fs) expired", self.shutdown_timeout)
@@ -676,8 +649,7 @@ class Reactor(SignalStops, CoroutineMethods):
         log.info("draining %d connection(s) for up to %.1fs", len(self._connections), seconds)
         ended: list[bool] = []
         timer = self.call_later(seconds, ended.append, True)
-        while self._connections and not ended:
-            self._run_once()
+        self._run_until(lambda: not self._connections or bool(ended))
         timer.cancel()
 
     def _shutdown_pending(self) -> bool:

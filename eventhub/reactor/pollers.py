@@ -1,24 +1,27 @@
 """Readiness backends (select, poll, epoll) behind one small interface, chosen in one place.
 
 The loop never knows which backend it has: it calls ``register``/``modify``/
-``unregister`` with a mask of ``READ``/``WRITE`` and reads ``(fd, events)``
-pairs back from ``poll``. The event bits are poll(2)'s (``POLLIN`` = 1,
+``unregister`` with a mask of ``READ``/``WRITE``, and once per pass
+``dispatch(timeout, readers, writers)``, which waits and calls the handler of
+every ready descriptor. The event bits are poll(2)'s (``POLLIN`` = 1,
 ``POLLOUT`` = 4, ``POLLERR``/``POLLHUP``/``POLLNVAL``) so that ``poll`` and
-``epoll`` results go to the loop as the kernel produced them, without a
+``epoll`` results are dispatched as the kernel produced them, without a
 per-event translation.
 
-select(2) hands back the opposite shape, a list of readable and a list of
-writable descriptors, and building pairs from them cost the select backend a
-tuple per ready descriptor. So a backend may also offer ``poll_lists(timeout)
--> (readable, writable)``; when it does, the loop calls that instead of
-``poll`` (``SelectPoller`` does; pollers of the other shape need not).
+Why the poller dispatches: select(2) hands back the opposite shape, a list of
+readable and a list of writable descriptors, and building ``(fd, events)``
+pairs from them cost the select backend a tuple per ready descriptor. So each
+backend walks what its kernel call returned, in that call's own shape
+(``SelectPoller`` its two lists, the others their pairs), and the loop makes
+one call per pass whatever the backend.
 
-Third-party backends: a distribution declares an entry point in the group
-``eventhub.reactors`` whose value is a callable (a class, usually) returning an
-object with this interface; ``Reactor(backend=NAME)`` then finds it. They are
-found by ``eventhub.discovery`` (the cached scan the plugins use too); a name
-two distributions both declare is refused, naming both. ``make_poller`` is the
-one place a backend is chosen.
+Third-party backends: ``make_poller`` is the one place a backend is chosen,
+from a built-in name or from a factory (a callable returning a ``Poller``; one
+whose ``poll`` returns pairs subclasses ``PairsPoller`` for its ``dispatch``).
+Names it does not know go to the ``BackendFinder`` installed with
+``set_backend_finder``: ``eventhub.backends`` installs one that reads the
+entry-point group ``eventhub.reactors`` (plugin discovery is a layer above the
+reactor, which never imports it).
 """
 
 from __future__ import annotations
@@ -31,12 +34,9 @@ import select
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from eventhub.errors import UsageError
-
-if TYPE_CHECKING:
-    from eventhub.discovery import Conflict, PluginEntry
+from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 
 __all__ = [
     "ASYNCIO_BACKENDS",
@@ -44,20 +44,23 @@ __all__ = [
     "FD_SETSIZE",
     "READ",
     "WRITE",
+    "BackendFinder",
     "DescriptorLimitError",
     "EpollPoller",
+    "Handlers",
+    "PairsPoller",
     "PollPoller",
     "Poller",
+    "PollerFactory",
     "SelectPoller",
     "available_backends",
     "backend_availability",
     "check_backend",
     "make_poller",
+    "set_backend_finder",
 ]
 
 log = logging.getLogger("eventhub.reactor")
-
-ENTRY_POINT_GROUP = "eventhub.reactors"
 
 READ = 0x001  # POLLIN == EPOLLIN
 WRITE = 0x004  # POLLOUT == EPOLLOUT
@@ -72,6 +75,10 @@ FD_SETSIZE = 1024
 
 class DescriptorLimitError(ValueError):
     """A descriptor the backend cannot watch (``fd >= FD_SETSIZE`` on select)."""
+
+
+#: The loop's ``fd -> handler`` maps, one for readers and one for writers.
+Handlers = dict[int, Callable[[], None]]
 
 
 class Poller(Protocol):
@@ -91,8 +98,66 @@ class Poller(Protocol):
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         """Wait up to ``timeout`` seconds (``None``: forever) and return ready ``(fd, events)``."""
 
+    def dispatch(self, timeout: float | None, readers: Handlers, writers: Handlers) -> None:
+        """Wait as ``poll`` does, then call ``readers[fd]()`` for each descriptor readable
+        (or in error) and ``writers[fd]()`` for each writable (or in error).
+
+        The maps are the loop's own, read at call time: a handler removed by
+        one called before it in the same pass is skipped. A handler that raises
+        is logged and the rest still run. A backend whose ``poll`` is the
+        kernel's answer subclasses ``PairsPoller``, which has this.
+        """
+
     def close(self) -> None:
         """Release the backend's own resources."""
+
+
+PollerFactory = Callable[[], Poller]
+
+_READ_EVENTS = READ | ERROR
+_WRITE_EVENTS = WRITE | ERROR
+
+
+class PairsPoller:
+    """Base of a backend whose ``poll`` returns ``(fd, events)`` pairs: their ``dispatch``.
+
+    The loop's hot path (one call per pass): the pairs are walked as the kernel
+    returned them, and nothing is built per event.
+    """
+
+    __slots__ = ()
+    poll: Callable[[float | None], list[tuple[int, int]]]
+
+    def dispatch(self, timeout: float | None, readers: Handlers, writers: Handlers) -> None:
+        for fd, ev in self.poll(timeout):
+            try:
+                if ev & _READ_EVENTS:
+                    handler = readers.get(fd)
+                    if handler is not None:
+                        handler()
+                if ev & _WRITE_EVENTS:
+                    handler = writers.get(fd)
+                    if handler is not None:
+                        handler()
+            except PLUGIN_ERRORS as failure:
+                _handler_raised(failure, fd)
+
+
+def _dispatch_list(fds: list[int], handlers: Handlers) -> None:
+    """Call the handler of each descriptor in ``fds`` that still has one (select's shape)."""
+    for fd in fds:
+        handler = handlers.get(fd)
+        if handler is not None:
+            try:
+                handler()
+            except PLUGIN_ERRORS as failure:
+                _handler_raised(failure, fd)
+
+
+def _handler_raised(failure: BaseException, fd: int) -> None:
+    # Handlers own their errors (an exception closes that connection only): this is a bug in one.
+    reraise_user_interrupt(failure)
+    log.exception("I/O handler for descriptor %d raised", fd, exc_info=failure)
 
 
 _NO_FDS: list[int] = []  # select()'s "exceptional" list on POSIX: never written to
@@ -138,6 +203,12 @@ class SelectPoller:
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         readable, writable = self.poll_lists(timeout)
         return [(fd, READ) for fd in readable] + [(fd, WRITE) for fd in writable]
+
+    def dispatch(self, timeout: float | None, readers: Handlers, writers: Handlers) -> None:
+        """The readable ones first, then the writable ones: no pair built per descriptor."""
+        readable, writable = self.poll_lists(timeout)
+        _dispatch_list(readable, readers)
+        _dispatch_list(writable, writers)
 
     def poll_lists(self, timeout: float | None) -> tuple[list[int], list[int]]:
         """Wait up to ``timeout`` seconds; return the readable and the writable descriptors.
@@ -200,7 +271,7 @@ def _select_windows(rlist: list[int], wlist: list[int], timeout: float | None) -
     return readable, writable
 
 
-class PollPoller:
+class PollPoller(PairsPoller):
     """poll(2): no descriptor limit, O(n) per call in the number watched."""
 
     __slots__ = ("_poll",)
@@ -228,7 +299,7 @@ class PollPoller:
         pass
 
 
-class EpollPoller:
+class EpollPoller(PairsPoller):
     """epoll(7), Linux: O(ready) per call. Level-triggered, like the other two."""
 
     __slots__ = ("_epoll", "poll")
@@ -254,8 +325,8 @@ class EpollPoller:
         self._epoll.close()
 
 
-def _builtin_backends() -> dict[str, Callable[[], Poller]]:
-    backends: dict[str, Callable[[], Poller]] = {}
+def _builtin_backends() -> dict[str, PollerFactory]:
+    backends: dict[str, PollerFactory] = {}
     if hasattr(select, "epoll"):
         backends["epoll"] = EpollPoller
     if hasattr(select, "poll"):
@@ -264,32 +335,28 @@ def _builtin_backends() -> dict[str, Callable[[], Poller]]:
     return backends
 
 
-def _plugin_backends() -> tuple[dict[str, PluginEntry], dict[str, Conflict]]:
-    """Third-party backends by name, and the names two distributions both claim.
+class BackendFinder(Protocol):
+    """Where ``make_poller`` looks up a backend name that is not built in (a third party's)."""
 
-    Through ``eventhub.discovery``'s cached scan (one ``stat`` per path entry
-    when nothing was installed), not ``importlib.metadata.entry_points``, which
-    reads every installed distribution's metadata on each call. Nothing is
-    imported until a backend is chosen.
-    """
-    from eventhub.discovery import discover
+    def names(self) -> list[str]:
+        """The names it can build here, warning about any it cannot (two distributions claim it)."""
 
-    entries, conflicts = discover(group=ENTRY_POINT_GROUP)
-    return {e.name: e for e in entries}, {c.name: c for c in conflicts}
+    def find(self, name: str) -> PollerFactory | None:
+        """A factory for ``name``, None if unknown; ``UsageError`` if ``name`` is unusable."""
 
 
-def _load(entry: PluginEntry) -> Poller:
-    try:
-        factory = entry.load()
-        if not callable(factory):
-            raise TypeError(f"{factory!r} is not callable")
-        poller: Poller = factory()
-    except Exception as exc:
-        raise UsageError(
-            f"reactor backend {entry.name!r} ({entry.value}, from {entry.dist} {entry.version}) "
-            f"failed to load: {exc}"
-        ) from exc
-    return poller
+_finder: BackendFinder | None = None
+
+
+def set_backend_finder(finder: BackendFinder | None) -> BackendFinder | None:
+    """Make ``finder`` resolve backend names that are not built in; returns the one it replaces."""
+    global _finder
+    previous, _finder = _finder, finder
+    return previous
+
+
+def _third_party_names() -> list[str]:
+    return [] if _finder is None else _finder.names()
 
 
 #: Served by ``eventhub.reactor.aio`` on an asyncio loop, not by a poller; ``auto`` never picks them.
@@ -328,38 +395,32 @@ def available_backends() -> list[str]:
 
     ``asyncio`` (and ``uvloop`` when installed) come after the built-in
     pollers; ``backend_availability()`` also tells why a name is missing.
-    A name that two installed distributions both declare is left out, with a
-    warning naming them (``make_poller`` refuses it with the same words).
+    Third-party names come from the ``BackendFinder`` (``set_backend_finder``).
     """
     names = list(_builtin_backends())
     names += [n for n, reason in backend_availability().items() if n in ASYNCIO_BACKENDS and reason is None]
-    plugins, conflicts = _plugin_backends()
-    names += sorted(n for n in plugins if n not in names)
-    for conflict in conflicts.values():
-        log.warning("reactor backend %r is unusable: %s", conflict.name, conflict.describe())
+    names += sorted(n for n in _third_party_names() if n not in names)
     return ["auto", *names]
 
 
-def make_poller(name: str = "auto") -> Poller:
+def make_poller(backend: str | PollerFactory = "auto") -> Poller:
     """The one place a backend is chosen: ``auto`` is epoll, else poll, else select.
 
-    Built-in names win over third-party ones; a third-party name is looked up
-    (and its module imported) only when asked for.
+    ``backend`` is a name or a factory returning a ``Poller``. Built-in names
+    win over third-party ones; a third-party name is looked up (and its module
+    imported) only when asked for, through the ``BackendFinder``.
     """
+    if not isinstance(backend, str):
+        return backend()
     builtin = _builtin_backends()
-    if name == "auto":
-        name = next(iter(builtin))
+    name = next(iter(builtin)) if backend == "auto" else backend
     factory = builtin.get(name)
-    if factory is not None:
-        return factory()
-    if name in ASYNCIO_BACKENDS:
+    if factory is None and name in ASYNCIO_BACKENDS:
         raise UsageError(
             f"reactor backend {name!r} runs on an asyncio loop, not a poller: use Reactor(backend={name!r})"
         )
-    plugins, conflicts = _plugin_backends()
-    if name in conflicts:
-        raise UsageError(f"reactor backend {name!r} is ambiguous: {conflicts[name].describe()}")
-    entry = plugins.get(name)
-    if entry is None:
+    if factory is None and _finder is not None:
+        factory = _finder.find(name)
+    if factory is None:
         raise UsageError(f"unknown reactor backend {name!r}; available: {', '.join(available_backends())}")
-    return _load(entry)
+    return factory()

@@ -1,4 +1,8 @@
-"""TCP: the listening port, the connection (transport) and the outgoing connector.
+"""TCP: the connection (the transport a protocol writes to) and the helpers its listener and connector share.
+
+The listening port is ``_listener.Listener``, the outgoing attempt
+``_connector.Connector`` (both importable from here too, as before); UNIX
+stream sockets (``unix.py``) use all three.
 
 The write path follows asyncio's ``_SelectorSocketTransport``: ``write()``
 tries ``send`` at once when nothing is buffered (the common case: no buffer,
@@ -19,24 +23,25 @@ on the ready queue, never called from inside another callback.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
+import importlib
 import logging
 import os
-import select
 import socket
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from eventhub._logging import RateLimitedLog
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, UNIXAddress, address_of
-from eventhub.reactor.pollers import DescriptorLimitError
+from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
+from eventhub.protocol import Address, Producer, Protocol, UNIXAddress, address_of
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import Iterable
 
+    from eventhub.reactor._connector import Connector
+    from eventhub.reactor._listener import Listener
     from eventhub.reactor._loop import Reactor
     from eventhub.reactor.timers import TimerHandle
     from eventhub.reactor.tls import TLSLayer
@@ -46,21 +51,53 @@ __all__ = ["Connection", "Connector", "Listener"]
 log = logging.getLogger("eventhub.reactor")
 
 HIGH_WATER = 64 * 1024
-# Connections accepted per readable event of a listener: bounded so one busy
-# port cannot monopolize a pass of the loop.
-ACCEPT_BURST = 64
-# Without a spare descriptor, accepting pauses this long after EMFILE.
-ACCEPT_RETRY_DELAY = 0.5
 
 _LATER = (BlockingIOError, InterruptedError)
-_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-# The peer gave up between SYN and accept(): nothing to do, accept the next one.
-_ACCEPT_TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR, errno.ECONNRESET})
-_CONNECT_PENDING = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY})
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
-_OPEN, _CLOSING, _CLOSED = 0, 1, 2
-_EOF_NONE, _EOF_PENDING, _EOF_SENT = 0, 1, 2
+
+class _State(enum.Enum):
+    """Where a connection is on its way from open to closed: its sending side and its close.
+
+    ::
+
+        OPEN --write_eof()--> EOF_PENDING --flushed--> HALF_CLOSED
+          |                       |                         |
+          +----lose_connection()--+-------------------------+
+          v
+        DISCONNECTING --flushed--> LINGERING --peer's EOF or linger_timeout--> CLOSED
+
+    Any state goes to CLOSED at once on an error, ``abort_connection`` or the
+    reactor closing. Only OPEN takes writes. Reading is the other half and is
+    not in this machine: the peer's EOF can come in OPEN (the protocol may keep
+    writing), EOF_PENDING or HALF_CLOSED (both halves are then done) or before
+    DISCONNECTING (no lingering: the peer has nothing more to send).
+    """
+
+    OPEN = "open"
+    EOF_PENDING = "eof pending"  # write_eof() with data buffered: flushing, then shutdown(SHUT_WR)
+    HALF_CLOSED = "half-closed"  # our EOF sent; still reading until the peer's
+    DISCONNECTING = "disconnecting"  # lose_connection(): not reading, flushing before the graceful close
+    LINGERING = "lingering"  # flushed, FIN sent: discarding input until the peer's EOF (see _linger)
+    CLOSED = "closed"  # the socket is closed; connection_lost is scheduled or done
+
+
+# Module-level names for the hot path (a global load, not an attribute of the class).
+_OPEN = _State.OPEN
+_CLOSED = _State.CLOSED
+# What is_closing() answers True for: lose_connection() was called, or the connection is gone.
+_CLOSING_STATES = frozenset({_State.DISCONNECTING, _State.LINGERING, _State.CLOSED})
+
+# Moved to their own modules, still importable from here (PEP 562: imported on
+# first use, since both import this module).
+_MOVED = {"Listener": "_listener", "Connector": "_connector"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"eventhub.reactor.{module}"), name)
 
 
 class Connection:
@@ -69,11 +106,10 @@ class Connection:
     __slots__ = (
         "_buffer",
         "_connector",
-        "_eof",
         "_fd",
         "_high",
         "_host",
-        "_lingering",
+        "_linger_timer",
         "_low",
         "_output",
         "_peer",
@@ -82,13 +118,11 @@ class Connection:
         "_protocol",
         "_protocol_paused",
         "_reactor",
-        "_read_paused",
         "_reading",
         "_rview",
         "_sock",
         "_state",
         "_streaming",
-        "_wclosed",
     )
 
     def __init__(
@@ -111,21 +145,17 @@ class Connection:
         # b"" while empty (no allocation for idle connections), a bytearray while not.
         self._buffer: bytes | bytearray = b""
         self._state = _OPEN
-        self._wclosed = False  # no more writes: closing, closed or EOF written
-        self._eof = _EOF_NONE
-        self._peer_eof = False
-        self._reading = False
-        self._read_paused = False
+        self._peer_eof = False  # the peer sent EOF: nothing more to read
+        self._reading = False  # the reactor calls us when readable (_on_readable, or _discard_input)
         self._protocol_paused = False
         self._high = HIGH_WATER
         self._low = HIGH_WATER // 4
         self._producer: Producer | None = None
         self._streaming = False
-        self._lingering: TimerHandle | None = None  # the timeout of a graceful close
+        self._linger_timer: TimerHandle | None = None  # the timeout of LINGERING
 
     def __repr__(self) -> str:
-        state = ("open", "closing", "closed")[self._state]
-        return f"<Connection fd={self._fd} {state} peer={self._peer}>"
+        return f"<Connection fd={self._fd} {self._state.value} peer={self._peer}>"
 
     def _start(self) -> None:
         """Watch for reads and call ``connection_made`` (the fd may already be watched)."""
@@ -169,7 +199,7 @@ class Connection:
     def _read_eof(self) -> None:
         self._peer_eof = True
         self._stop_reading()
-        if self._eof != _EOF_NONE:  # both halves are done now
+        if self._state is not _OPEN:  # write_eof() came first: both halves are done now
             self.lose_connection()
             return
         try:
@@ -188,13 +218,11 @@ class Connection:
 
     def pause_reading(self) -> None:
         """Stop delivering ``data_received`` until ``resume_reading()``."""
-        self._read_paused = True
-        if self._state == _OPEN:  # a closing connection reads only to find the peer's EOF
+        if self._state not in _CLOSING_STATES:  # a closing connection reads only to find the peer's EOF
             self._stop_reading()
 
     def resume_reading(self) -> None:
-        self._read_paused = False
-        if not self._reading and self._state == _OPEN and not self._peer_eof:
+        if not self._reading and self._state not in _CLOSING_STATES and not self._peer_eof:
             self._reading = True
             self._reactor.add_reader(self._fd, self._on_readable)
 
@@ -205,7 +233,7 @@ class Connection:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now if the kernel takes it, else buffer the rest in order."""
-        if self._wclosed:
+        if self._state is not _OPEN:
             return  # after close or write_eof: dropped quietly
         if type(data) is not bytes and type(data) is not bytearray:
             data = _byte_view(data)  # so that len() below counts bytes, not items
@@ -258,7 +286,7 @@ class Connection:
             # May write more, or close: with nothing buffered, lose_connection
             # lingers at once, and _drained below then finds it lingering.
             self._resume_protocol()
-        if self._buffer or self._state == _CLOSED:
+        if self._buffer or self._state is _CLOSED:
             return
         self._buffer = b""  # release the drained bytearray
         self._reactor.remove_writer(self._fd)
@@ -266,11 +294,12 @@ class Connection:
 
     def _drained(self) -> None:
         """The buffer just emptied: finish a pending close or EOF, or pull more."""
-        if self._state == _CLOSING:
+        state = self._state
+        if state is _State.DISCONNECTING:
             self._linger()
-        elif self._eof == _EOF_PENDING:
+        elif state is _State.EOF_PENDING:
             self._shutdown_write()
-        elif self._producer is not None and not self._streaming:
+        elif state is not _State.LINGERING and self._producer is not None and not self._streaming:
             self._reactor.call_soon(self._pull)
 
     def _pause_protocol(self) -> None:
@@ -319,7 +348,7 @@ class Connection:
         """Attach ``producer``; see ``eventhub.protocol.Producer`` for when it is called."""
         if self._producer is not None:
             raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             producer.stop_producing()
             return
         self._producer, self._streaming = producer, streaming
@@ -335,7 +364,7 @@ class Connection:
     def _pull(self) -> None:
         """Ask a pull producer for more while it keeps the buffer empty."""
         producer = self._producer
-        if producer is None or self._streaming or self._buffer or self._state != _OPEN:
+        if producer is None or self._streaming or self._buffer or self._state in _CLOSING_STATES:
             return
         try:
             producer.resume_producing()
@@ -350,16 +379,15 @@ class Connection:
 
     def write_eof(self) -> None:
         """Flush the buffer, then shut down the sending half."""
-        if self._wclosed:
+        if self._state is not _OPEN:
             return
-        self._wclosed = True
         if self._buffer:
-            self._eof = _EOF_PENDING
+            self._state = _State.EOF_PENDING
         else:
             self._shutdown_write()
 
     def _shutdown_write(self) -> None:
-        self._eof = _EOF_SENT
+        self._state = _State.HALF_CLOSED
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -370,10 +398,9 @@ class Connection:
 
     def lose_connection(self) -> None:
         """Stop reading, flush, close gracefully (see ``_linger``); ``connection_lost(None)`` follows."""
-        if self._state != _OPEN:
+        if self._state in _CLOSING_STATES:
             return
-        self._state = _CLOSING
-        self._wclosed = True
+        self._state = _State.DISCONNECTING
         self._stop_reading()
         if not self._buffer:
             self._linger()
@@ -394,10 +421,8 @@ class Connection:
     # closes; a peer that never closes gets ``Reactor.linger_timeout`` seconds.
 
     def _linger(self) -> None:
-        """Everything is flushed: half-close, wait for the peer's EOF, then close. Idempotent."""
-        if self._lingering is not None:
-            return  # already lingering: one shutdown, one timer
-        if self._peer_eof or self._state == _CLOSED:
+        """DISCONNECTING and flushed: half-close, wait for the peer's EOF (LINGERING), then close."""
+        if self._peer_eof:
             self._force_close(None)
             return
         try:
@@ -405,8 +430,9 @@ class Connection:
         except OSError:
             self._force_close(None)  # not connected any more: nothing left to protect
             return
+        self._state = _State.LINGERING
         reactor = self._reactor
-        self._lingering = reactor.call_later(reactor.linger_timeout, self._force_close, None)
+        self._linger_timer = reactor.call_later(reactor.linger_timeout, self._force_close, None)
         self._reading = True
         reactor.add_reader(self._fd, self._discard_input)
         self._discard_input()
@@ -427,14 +453,14 @@ class Connection:
 
     def abort_connection(self, reason: BaseException | None = None) -> None:
         """Close now, discarding the buffer; the peer gets a reset (RST), ``connection_lost`` ``reason``."""
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             return
         with contextlib.suppress(OSError):  # already dead: closing is all that is left
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         self._force_close(reason)
 
     def is_closing(self) -> bool:
-        return self._state != _OPEN
+        return self._state in _CLOSING_STATES
 
     def _protocol_failed(self, exc: BaseException, callback: str) -> None:
         """Protocol code raised: log it once, close this connection with it as the reason."""
@@ -450,14 +476,13 @@ class Connection:
 
     def _force_close(self, reason: BaseException | None) -> None:
         """Close the socket now; ``connection_lost(reason)`` runs on the next pass."""
-        if self._state == _CLOSED:
+        if self._state is _CLOSED:
             return
         self._state = _CLOSED
-        self._wclosed = True
         reactor = self._reactor
-        if self._lingering is not None:
-            self._lingering.cancel()
-            self._lingering = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         self._stop_reading()
         self._output.buffered -= len(self._buffer)
         self._buffer = b""
@@ -615,205 +640,6 @@ def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _open_spare() -> int | None:
-    try:
-        return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-
-
-class Listener:
-    """A listening TCP port. ``get_host()`` is where it listens; ``stop_listening()`` closes it.
-
-    A spare descriptor is held open so that when the process runs out
-    (``EMFILE``) the listener can still free one, accept the waiting
-    connection and close it at once, rather than leave it in the backlog and be
-    woken for it again and again (the loop would spin at 100% CPU).
-    """
-
-    __slots__ = (
-        "_backlog",
-        "_factory",
-        "_fd",
-        "_host",
-        "_interface",
-        "_paused",
-        "_port",
-        "_reactor",
-        "_refusals",
-        "_sock",
-        "_socket_buffer",
-        "_spare",
-    )
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        port: int,
-        factory: Factory,
-        backlog: int,
-        interface: str,
-        socket_buffer: int = 0,
-    ) -> None:
-        self._reactor = reactor
-        self._socket_buffer = socket_buffer
-        self._port = check_port(port, listening=True)
-        self._factory = factory
-        self._backlog = backlog
-        self._interface = interface
-        self._sock: socket.socket | None = None
-        self._fd = -1
-        self._host: Address | None = None
-        self._spare: int | None = None
-        self._paused = False
-        self._refusals = RateLimitedLog(log)
-
-    def __repr__(self) -> str:
-        where = self._host or _where(self._interface or "0.0.0.0", self._port)
-        return f"<Listener {where} {type(self._factory).__name__}>"
-
-    def start_listening(self) -> None:
-        """Bind, listen and start accepting; ``ServiceError`` (one line) if it cannot."""
-        if self._sock is not None:
-            raise UsageError(f"{self!r} is already listening")
-        where = _where(self._interface or "0.0.0.0", self._port)
-        try:
-            family, sockaddr = _resolve_passive(self._interface, self._port)
-        except (OSError, UnicodeError) as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        shared = self._reactor.shared_sockets
-        try:
-            if shared is None:
-                sock = listening_socket(family, sockaddr, self._backlog, socket_buffer=self._socket_buffer)
-            else:  # a worker of `eventhub run --workers N`: the supervisor holds the socket
-                sock = shared.listening_socket(family, sockaddr, self._backlog, self._socket_buffer)
-        except OSError as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        try:
-            sock.setblocking(False)
-            self._reactor.add_reader(sock.fileno(), self._on_readable)
-        except (OSError, DescriptorLimitError) as exc:
-            sock.close()
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        self._sock, self._fd = sock, sock.fileno()
-        self._host = Address.from_sockaddr(sock.getsockname(), family)
-        self._spare = _open_spare()
-        self._reactor._listeners.add(self)
-        self._factory.do_start()
-        log.debug("listening on %s (%s)", self._host, type(self._factory).__name__)
-
-    def get_host(self) -> Address:
-        """The address it listens on (the real port when asked for port 0)."""
-        if self._host is None:
-            raise UsageError(f"{self!r} is not listening")
-        return self._host
-
-    def stop_listening(self) -> None:
-        """Close the port (connections already accepted stay open). Idempotent."""
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        if not self._paused:
-            self._reactor.remove_reader(self._fd)
-        sock.close()
-        if self._spare is not None:
-            os.close(self._spare)
-            self._spare = None
-        self._reactor._listeners.discard(self)
-        log.debug("stopped listening on %s", self._host)
-        self._factory.do_stop()
-
-    # -- accepting ------------------------------------------------------------
-
-    def _on_readable(self) -> None:
-        sock = self._sock
-        for _ in range(ACCEPT_BURST):
-            if sock is None or self._sock is None:  # a connection_made stopped us
-                return
-            try:
-                conn, addr = sock.accept()
-            except _LATER:
-                return
-            except OSError as exc:
-                if exc.errno in _OUT_OF_DESCRIPTORS:
-                    if not self._shed_load(exc):
-                        return
-                elif exc.errno not in _ACCEPT_TRANSIENT:
-                    log.error("accept() on %s failed: %s", self._host, exc)
-                    return
-                continue
-            self._serve(conn, addr)
-
-    def _shed_load(self, exc: OSError) -> bool:
-        """Out of descriptors: accept-and-close one waiting connection. False: stop for now."""
-        assert self._sock is not None
-        if self._spare is None:
-            self._spare = _open_spare()
-        if self._spare is None:
-            log.error("%s: %s; not accepting for %.1fs", self._host, exc.strerror, ACCEPT_RETRY_DELAY)
-            self._pause_accepting()
-            return False
-        os.close(self._spare)
-        self._spare = None
-        try:
-            conn, addr = self._sock.accept()
-        except OSError:
-            self._spare = _open_spare()
-            return False  # nothing waiting after all (or still no descriptor)
-        conn.close()  # before re-opening the spare: it needs this descriptor back
-        self._spare = _open_spare()
-        self._refusals.log(
-            logging.WARNING, "%s: %s; refused the connection from %s", self._host, exc.strerror, _addr(addr)
-        )
-        return True
-
-    def _pause_accepting(self) -> None:
-        self._paused = True
-        self._reactor.remove_reader(self._fd)
-        self._reactor.call_later(ACCEPT_RETRY_DELAY, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        self._paused = False
-        if self._sock is not None:
-            self._reactor.add_reader(self._fd, self._on_readable)
-
-    def _serve(self, sock: socket.socket, addr: Any) -> None:
-        peer = _peer_of(sock, addr)
-        fd = sock.fileno()
-        try:
-            sock.setblocking(False)
-            _no_delay(sock)
-            self._reactor.add_reader(fd, _not_ready)  # checks the backend can watch fd
-        except DescriptorLimitError as exc:
-            self._refusals.log(
-                logging.ERROR, "refused the connection from %s on %s: %s", peer, self._host, exc
-            )
-            sock.close()
-            return
-        except OSError as exc:  # the peer is already gone
-            log.debug("connection from %s on %s failed at once: %s", peer, self._host, exc)
-            sock.close()
-            return
-        protocol = self._build(peer)
-        if protocol is None:
-            self._reactor.remove_reader(fd)
-            sock.close()
-            return
-        Connection(self._reactor, sock, protocol, peer)._start()
-
-    def _build(self, peer: Address) -> Protocol | None:
-        try:
-            return self._factory.build_protocol(peer)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception(
-                "%s.build_protocol raised; closing the connection from %s",
-                type(self._factory).__name__,
-                peer,
-            )
-            return None
-
-
 def _peer_of(sock: socket.socket, sockaddr: Any) -> Address:
     if sock.family == getattr(socket, "AF_UNIX", None):  # a UNIX socket (unix.py): with credentials
         return UNIXAddress.of_peer(sock)
@@ -825,236 +651,7 @@ def _no_delay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _not_ready() -> None:
-    """Placeholder reader between accept() and the Connection taking over."""
-
-
-def _addr(addr: Any) -> str:
-    try:
-        return str(Address.from_sockaddr(addr))  # ::ffff:a.b.c.d shown as a.b.c.d, as everywhere
-    except (TypeError, IndexError):
-        return repr(addr)
-
-
-def _writable_now(sock: socket.socket) -> bool:
-    """Ask the kernel, for this one socket, whether it is writable (or in error) right now."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLOUT)
-        return bool(poller.poll(0))
-    _, writable, failed = select.select([], [sock], [sock], 0)  # Windows: a failed connect is in "failed"
-    return bool(writable or failed)
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower() if exc.errno == errno.EADDRINUSE else exc.strerror
     return str(exc)
-
-
-_DISCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
-
-
-class Connector:
-    """An outgoing TCP connection attempt (``Reactor.connect_tcp``), Twisted-style.
-
-    Failures (refused, timed out, unresolvable, cancelled) reach
-    ``factory.client_connection_failed(connector, reason)``; once connected, the
-    end of the connection reaches ``factory.client_connection_lost``. Calling
-    ``connect()`` again from either starts a new attempt (reconnecting).
-    """
-
-    __slots__ = (
-        "_addresses",
-        "_reactor",
-        "_sock",
-        "_state",
-        "_timer",
-        "factory",
-        "host",
-        "port",
-        "timeout",
-        "transport",
-    )
-
-    def __init__(
-        self, reactor: Reactor, host: str, port: int, factory: ClientFactory, timeout: float | None
-    ) -> None:
-        self._reactor = reactor
-        self.host = host
-        self.port = check_port(port, listening=False)
-        self.factory = factory
-        self.timeout = timeout
-        self._sock: socket.socket | None = None
-        self._timer: TimerHandle | None = None
-        # The resolved addresses not tried yet, the next one last (popped).
-        self._addresses: list[tuple[int, int, int, Any]] = []
-        self._state = _DISCONNECTED
-        self.transport: Connection | None = None
-
-    def __repr__(self) -> str:
-        state = ("disconnected", "connecting", "connected")[self._state]
-        return f"<Connector {_where(self.host, self.port)} {state}>"
-
-    def get_destination(self) -> Address:
-        return Address(self.host, self.port, socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-
-    def connect(self) -> None:
-        """Start an attempt (non-blocking; names are resolved on the thread pool)."""
-        if self._state != _DISCONNECTED:
-            raise UsageError(f"{self!r}: connect() while already connecting or connected")
-        self._state = _CONNECTING
-        self._reactor._connectors.add(self)
-        self.factory.do_start()
-        call_plugin(log, self.factory, "start_connecting", self)
-        if self.timeout is not None:
-            self._timer = self._reactor.call_later(self.timeout, self._timed_out)
-        self._resolve()
-
-    def _resolve(self) -> None:
-        """Resolve the destination, then ``_resolved(infos)`` (``unix.UNIXConnector`` has a path)."""
-        try:  # a numeric address needs no resolver
-            infos = socket.getaddrinfo(
-                self.host,
-                self.port,
-                0,
-                socket.SOCK_STREAM,
-                0,
-                socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-            )
-        except (socket.gaierror, UnicodeError):
-            self._reactor.defer_to_thread(
-                socket.getaddrinfo, self.host, self.port, 0, socket.SOCK_STREAM
-            ).add_callbacks(self._resolved, self._fail)
-        except OSError as exc:  # EMFILE importing the idna codec, say: fail, do not raise
-            self._fail(exc)
-        else:
-            self._resolved(infos)
-
-    # A name may resolve to several addresses ("localhost": ::1, then
-    # 127.0.0.1), and a server may listen on only one of them. Each is tried in
-    # the resolver's order, one at a time, until one connects; the attempt
-    # fails with the last one's error. The timeout covers them all.
-
-    def _resolved(self, infos: list[Any]) -> None:
-        if self._state != _CONNECTING:
-            return  # cancelled or timed out meanwhile
-        self._addresses = [(family, type_, proto, sockaddr) for family, type_, proto, _, sockaddr in infos]
-        self._addresses.reverse()
-        self._try_next(OSError(f"{self.host!r} resolved to no address"))
-
-    def _try_next(self, error: BaseException) -> None:
-        """Start connecting to the next address; with none left, fail with ``error`` (the last)."""
-        while self._addresses:
-            family, type_, proto, sockaddr = self._addresses.pop()
-            try:
-                sock = socket.socket(family, type_, proto)
-            except OSError as exc:  # EMFILE, or a family this host lacks
-                error = exc
-                continue
-            try:
-                sock.setblocking(False)
-                err = sock.connect_ex(sockaddr)
-                if err not in _CONNECT_PENDING:
-                    raise OSError(err, os.strerror(err))  # ConnectionRefusedError, say
-                self._reactor.add_writer(sock.fileno(), self._on_writable)
-            except (OSError, DescriptorLimitError) as exc:
-                sock.close()
-                error = exc
-                continue
-            self._sock = sock
-            return
-        self._fail(error)
-
-    def _address_failed(self, sock: socket.socket, error: BaseException) -> None:
-        self._sock = None
-        self._reactor.remove_writer(sock.fileno())
-        sock.close()
-        self._try_next(error)
-
-    def _on_writable(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._address_failed(sock, OSError(err, os.strerror(err)))
-            return
-        try:
-            peer = sock.getpeername()
-        except OSError as exc:
-            if not _writable_now(sock):
-                # A stale event, meant for this descriptor's previous owner
-                # (closed and reused within one pass): still connecting.
-                return
-            # Writable yet not connected: the attempt failed, its error already
-            # consumed. Returning would leave the writer registered, and a
-            # level-triggered poller would report it writable on every pass.
-            self._address_failed(sock, exc)
-            return
-        self._reactor.remove_writer(sock.fileno())
-        self._cleanup(close=False)
-        self._connected(sock, _peer_of(sock, peer))
-
-    def _connected(self, sock: socket.socket, peer: Address) -> None:
-        try:
-            _no_delay(sock)
-            protocol = self.factory.build_protocol(peer)
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            log.exception("%s.build_protocol raised", type(self.factory).__name__)
-            sock.close()
-            self._report_failed(exc)
-            return
-        if protocol is None:
-            sock.close()
-            self._report_failed(ConnectionAbortedError("build_protocol returned None"))
-            return
-        self._state = _CONNECTED
-        self.transport = Connection(self._reactor, sock, protocol, peer, connector=self)
-        self.transport._start()
-
-    def _timed_out(self) -> None:
-        self._timer = None
-        self._fail(
-            TimeoutError(f"connecting to {_where(self.host, self.port)} timed out after {self.timeout}s")
-        )
-
-    def _fail(self, reason: BaseException) -> None:
-        if self._state != _CONNECTING:
-            return
-        self._cleanup(close=True)
-        self._reactor.call_soon(self._report_failed, reason)
-
-    def _cleanup(self, close: bool) -> None:
-        self._addresses = []
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        sock, self._sock = self._sock, None
-        if sock is not None and close:
-            self._reactor.remove_writer(sock.fileno())
-            sock.close()
-        self._state = _DISCONNECTED
-        self._reactor._connectors.discard(self)
-
-    def _report_failed(self, reason: BaseException) -> None:
-        self._state = _DISCONNECTED
-        call_plugin(log, self.factory, "client_connection_failed", self, reason)
-        self.factory.do_stop()
-
-    def _connection_lost(self, reason: BaseException | None) -> None:
-        self._state = _DISCONNECTED
-        self.transport = None
-        call_plugin(log, self.factory, "client_connection_lost", self, reason)
-        self.factory.do_stop()
-
-    def stop_connecting(self) -> None:
-        """Cancel the attempt in progress; the factory hears ``ConnectionAbortedError``."""
-        self._fail(ConnectionAbortedError(f"connecting to {_where(self.host, self.port)} was cancelled"))
-
-    def disconnect(self) -> None:
-        """Cancel the attempt, or close the connection once made."""
-        if self._state == _CONNECTING:
-            self.stop_connecting()
-        elif self.transport is not None:
-            self.transport.lose_connection()

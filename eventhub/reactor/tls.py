@@ -90,7 +90,6 @@ class TLSLayer(_Layer):
         self._ssl = context.wrap_bio(
             self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
         )
-        self._server_side = server_side
         self._handshake_timeout = handshake_timeout
         self._timer: TimerHandle | None = None
         self._state = _State.HANDSHAKING

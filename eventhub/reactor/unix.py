@@ -3,8 +3,8 @@
 ``tcp.Connection`` works on any stream socket, so a UNIX connection is one:
 only binding (a path, its file mode, a stale file left by a dead server) and
 addresses (``UNIXAddress``, with the peer's pid/uid/gid from ``SO_PEERCRED``)
-differ, and those are what this module adds to ``tcp.Listener`` and
-``tcp.Connector``.
+differ, and those are what this module adds to ``_listener.Listener`` and
+``_connector.Connector``.
 
 A path starting with NUL (``"\\0name"``) is a Linux abstract name: no file,
 no mode, nothing to remove on stop.
@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import UNIXAddress
+from eventhub.reactor._connector import Connector
+from eventhub.reactor._listener import Listener, _open_spare
 from eventhub.reactor.pollers import DescriptorLimitError
-from eventhub.reactor.tcp import Connector, Listener, _open_spare, _reason
+from eventhub.reactor.tcp import _reason
 
 if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, Factory
@@ -149,7 +151,7 @@ def _remove_stale(path: str) -> None:
 
 
 class UNIXConnector(Connector):
-    """An outgoing UNIX connection attempt (``Reactor.connect_unix``): ``tcp.Connector`` on a path."""
+    """An outgoing UNIX connection attempt (``Reactor.connect_unix``): ``_connector.Connector`` on a path."""
 
     __slots__ = ("path",)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import socket
 import sys
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eventhub.errors import UsageError
-from eventhub.reactor import Reactor, available_backends, make_poller
+from eventhub.reactor import Reactor, available_backends, make_poller, pollers
 from eventhub.reactor.pollers import (
     ASYNCIO_BACKENDS,
     ERROR,
@@ -18,6 +19,7 @@ from eventhub.reactor.pollers import (
     READ,
     WRITE,
     DescriptorLimitError,
+    Handlers,
     Poller,
     SelectPoller,
 )
@@ -155,6 +157,8 @@ def write_backend_distribution(root: Path, name: str, target: str, dist: str = "
         "def broken():\n"
         "    raise RuntimeError('no kernel support')\n"
         "not_callable = 42\n"
+        "class NoDispatch:\n"
+        "    name = 'no_dispatch'\n"
     )
 
 
@@ -172,7 +176,11 @@ def test_third_party_backend_through_entry_point(site: Path) -> None:
 
 @pytest.mark.parametrize(
     ("target", "problem"),
-    [("fakepoller_mod:broken", "no kernel support"), ("fakepoller_mod:not_callable", "42")],
+    [
+        ("fakepoller_mod:broken", "no kernel support"),
+        ("fakepoller_mod:not_callable", "42"),
+        ("fakepoller_mod:NoDispatch", r"no dispatch\(timeout, readers, writers\)"),
+    ],
 )
 def test_third_party_backend_that_fails_to_load_is_a_usage_error(
     site: Path, target: str, problem: str
@@ -211,3 +219,85 @@ def test_a_backend_name_two_distributions_declare_is_refused_naming_both(
     with caplog.at_level("WARNING", logger="eventhub.reactor"):
         assert "twin" not in available_backends()
     assert any("'twin'" in r.getMessage() and "second_poller" in r.getMessage() for r in caplog.records)
+
+
+def test_dispatch_calls_the_ready_handlers_and_skips_one_removed_in_the_same_pass(poller: Poller) -> None:
+    a, a_peer = socket.socketpair()
+    b, b_peer = socket.socketpair()
+    with a, a_peer, b, b_peer:
+        readers: Handlers = {}
+        writers: Handlers = {}
+        called: list[str] = []
+
+        def read_a() -> None:
+            called.append("a")
+            readers.pop(b.fileno(), None)  # as a handler closing another connection does
+
+        def read_b() -> None:
+            called.append("b")
+            readers.pop(a.fileno(), None)
+
+        readers.update({a.fileno(): read_a, b.fileno(): read_b})
+        writers[a_peer.fileno()] = lambda: called.append("writable")
+        poller.register(a.fileno(), READ)
+        poller.register(b.fileno(), READ)
+        poller.register(a_peer.fileno(), WRITE)
+        a_peer.send(b"x")
+        b_peer.send(b"x")
+        poller.dispatch(1, readers, writers)
+        assert sorted(called) in (["a", "writable"], ["b", "writable"])
+        for fd in (a.fileno(), b.fileno(), a_peer.fileno()):
+            poller.unregister(fd)
+
+
+def test_dispatch_logs_a_handler_that_raises_and_runs_the_others(
+    poller: Poller, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, a_peer = socket.socketpair()
+    b, b_peer = socket.socketpair()
+    with a, a_peer, b, b_peer:
+        called: list[int] = []
+
+        def broken() -> None:
+            raise RuntimeError("a bug in a handler")
+
+        readers: Handlers = {a.fileno(): broken, b.fileno(): lambda: called.append(b.fileno())}
+        poller.register(a.fileno(), READ)
+        poller.register(b.fileno(), READ)
+        a_peer.send(b"x")
+        b_peer.send(b"x")
+        with caplog.at_level("ERROR", logger="eventhub.reactor"):
+            poller.dispatch(1, readers, {})
+        assert called == [b.fileno()]
+        assert [r.getMessage() for r in caplog.records] == [f"I/O handler for descriptor {a.fileno()} raised"]
+        poller.unregister(a.fileno())
+        poller.unregister(b.fileno())
+
+
+def test_reactor_takes_a_poller_factory() -> None:
+    class Traced(SelectPoller):
+        name = "traced"
+
+    r = Reactor(Traced)
+    try:
+        assert r.backend == "traced"
+        r.call_soon(r.stop)
+        r.run(install_signal_handlers=False)
+    finally:
+        r.close()
+
+
+def test_the_reactor_imports_nothing_from_the_plugin_layer() -> None:
+    """Backends of other distributions are found above the reactor (eventhub.backends), not in it."""
+    above = {"backends", "bus", "chain", "cli", "config", "discovery", "hub", "plugins"}
+    for path in Path(pollers.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                top, _, rest = module.partition(".")
+                assert not (top == "eventhub" and rest.split(".")[0] in above), (path.name, module)

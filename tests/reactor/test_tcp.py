@@ -1336,3 +1336,57 @@ def test_transport_is_set_even_if_connection_made_skips_super(reactor: Reactor) 
 
     port = reactor.listen_tcp(0, factory_for(Forgetful)).get_host().port
     assert serve_then(reactor, echo_once, port, b"still echoed") == b"still echoed"
+
+
+def test_the_close_path_goes_through_its_states_in_order(reactor: Reactor) -> None:
+    """write_eof with data buffered, flushed, lose_connection, the peer's close: as the repr shows."""
+    if reactor.backend in ASYNCIO_BACKENDS:
+        pytest.skip("the states of the built-in tcp.Connection (the adapter's transport has its own)")
+    seen: list[tuple[str, bool]] = []
+    written, lingering = threading.Event(), threading.Event()
+    payload = b"x" * (4 << 20)  # far more than 64 KiB socket buffers take while the client waits
+
+    def note(transport: Transport) -> None:
+        state = re.search(r"fd=\d+ (.+) peer=", repr(transport))
+        assert state is not None
+        seen.append((state.group(1), transport.is_closing()))
+
+    made: list[Closer] = []
+
+    class Closer(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            super().connection_made(transport)
+            made.append(self)
+            transport.write(payload)
+            transport.write_eof()
+            note(transport)
+            written.set()
+
+        def flushed(self) -> None:
+            assert self.transport is not None
+            note(self.transport)
+            self.transport.lose_connection()
+            note(self.transport)
+            lingering.set()
+
+        def connection_lost(self, reason: BaseException | None) -> None:
+            assert self.transport is not None
+            note(self.transport)
+
+    port = reactor.listen_tcp(0, factory_for(Closer), socket_buffer=64 * 1024).get_host().port
+
+    def client() -> int:
+        with connect(port) as s:
+            wait_for(written, "write_eof")
+            got = recv_all(s)  # to the server's EOF: its buffer has drained
+            reactor.call_from_thread(lambda: made[0].flushed())
+            wait_for(lingering, "lose_connection")
+            return len(got)
+
+    assert serve_then(reactor, client) == len(payload)
+    assert seen == [
+        ("eof pending", False),
+        ("half-closed", False),
+        ("lingering", True),
+        ("closed", True),
+    ]
