@@ -18,13 +18,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from eventhub._logging import RateLimitedLog
-from eventhub.reactor.tcp import HIGH_WATER
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
 
 __all__ = ["HIGH_WATER", "MAX_BUFFERED_OUTPUT", "OutputBound", "write_buffer_limits"]
 
+# A transport's default high-water mark: above it the protocol is asked to pause.
+HIGH_WATER = 64 * 1024
 MAX_BUFFERED_OUTPUT = 128 * 1024 * 1024
 
 

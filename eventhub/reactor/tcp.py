@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, Producer, Protocol, UNIXAddress, address_of
+from eventhub.reactor._output import write_buffer_limits
 
 if TYPE_CHECKING:
     import ssl
@@ -50,7 +51,6 @@ __all__ = ["Connection", "Connector", "Listener"]
 
 log = logging.getLogger("eventhub.reactor")
 
-HIGH_WATER = 64 * 1024
 
 _LATER = (BlockingIOError, InterruptedError)
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -148,8 +148,7 @@ class Connection:
         self._peer_eof = False  # the peer sent EOF: nothing more to read
         self._reading = False  # the reactor calls us when readable (_on_readable, or _discard_input)
         self._protocol_paused = False
-        self._high = HIGH_WATER
-        self._low = HIGH_WATER // 4
+        self._high, self._low = write_buffer_limits()
         self._producer: Producer | None = None
         self._streaming = False
         self._linger_timer: TimerHandle | None = None  # the timeout of LINGERING
@@ -326,13 +325,7 @@ class Connection:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """High-water mark (default 64 KiB) and low-water mark (default ``high // 4``)."""
-        if high is None:
-            high = HIGH_WATER if low is None else max(4 * low, HIGH_WATER)
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"need 0 <= low <= high for write buffer limits, got {high=}, {low=}")
-        self._high, self._low = high, low
+        self._high, self._low = high, low = write_buffer_limits(high, low)
         size = len(self._buffer)
         if size > high:
             self._pause_protocol()
