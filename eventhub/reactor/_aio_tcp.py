@@ -26,24 +26,29 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
 from eventhub.reactor.tcp import (
     _LINGER_RESET,
     HIGH_WATER,
     _byte_view,
+    _Layer,
+    _peer_of,
     _reason,
     _resolve_passive,
     _where,
     check_port,
     listening_socket,
 )
+from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSLayer
 
 if TYPE_CHECKING:
     from eventhub.reactor.aio import AsyncioReactor, AsyncioTimer
+
 
 __all__ = ["AsyncioConnection", "AsyncioConnector", "AsyncioListener"]
 
@@ -92,8 +97,12 @@ class AsyncioConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
-        family = sock.family if sock is not None else socket.AF_INET
-        self._peer = Address.from_sockaddr(transport.get_extra_info("peername"), family)
+        peername = transport.get_extra_info("peername")
+        # A UNIX peer (_aio_unix.py) carries its credentials, as on the built-in backends.
+        if sock is None:
+            self._peer = Address.from_sockaddr(peername, socket.AF_INET)
+        else:
+            self._peer = _peer_of(sock, peername)
         try:
             protocol = self._build(self._peer)
         except PLUGIN_ERRORS as exc:
@@ -234,6 +243,14 @@ class AsyncioConnection(asyncio.Protocol):
         else:
             self._linger()
 
+    def close_for_shutdown(self) -> None:
+        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
+        layer = self._protocol
+        if isinstance(layer, _Layer):
+            layer.lose_connection()
+        else:
+            self.lose_connection()
+
     def _watch_drain(self) -> None:
         if not self._drain_watch:
             self._drain_watch = True
@@ -289,6 +306,34 @@ class AsyncioConnection(asyncio.Protocol):
     def call_soon(self, fn: Callable[..., object], /, *args: Any) -> None:
         """Call ``fn(*args)`` on the loop after what is queued already."""
         self._reactor.call_soon(fn, *args)
+
+    def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> TLSLayer:
+        """STARTTLS: what was written so far goes out in clear, then TLS (see ``tls.py``).
+
+        Returns the TLS transport, also set as the protocol's ``transport``:
+        write through it from now on.
+        """
+        protocol = self._protocol
+        assert protocol is not None
+        layer = TLSLayer(
+            self._reactor,
+            protocol,
+            context,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            handshake_timeout=handshake_timeout,
+            app_connected=True,
+        )
+        protocol.transport = layer
+        self._protocol = layer
+        layer.connection_made(self)
+        return layer
 
     def _force_close(self, reason: BaseException | None) -> None:
         if self._state == _CLOSED:
@@ -350,11 +395,12 @@ class AsyncioConnection(asyncio.Protocol):
 
     def get_host(self) -> Address:
         if self._host is None:
-            assert self._transport is not None and self._peer is not None
+            assert self._transport is not None
+            sock = self._transport.get_extra_info("socket")
             sockname = self._transport.get_extra_info("sockname")
-            if sockname is None:
+            if sockname is None or sock is None:
                 raise UsageError(f"{self!r} has no local address")
-            self._host = Address.from_sockaddr(sockname, self._peer.family)
+            self._host = address_of(sock, sockname)
         return self._host
 
     # -- flow control and producers ---------------------------------------------
@@ -437,12 +483,7 @@ class AsyncioListener:
         interface: str,
         socket_buffer: int = 0,
     ):
-        self._reactor = reactor
-        self._factory = factory
-        self._host: Address | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._starting: asyncio.Task[Any] | None = None
-        self._sock: socket.socket | None = None
+        self._init(reactor, factory)
         port = check_port(port, listening=True)
         where = _where(interface or "0.0.0.0", port)
         try:
@@ -458,21 +499,33 @@ class AsyncioListener:
             sock.setblocking(False)
         except OSError as exc:
             raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        self._adopt(sock, Address.from_sockaddr(sock.getsockname(), family), backlog)
+
+    def _init(self, reactor: AsyncioReactor, factory: Factory) -> None:
+        self._reactor = reactor
+        self._factory = factory
+        self._host: Address | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._starting: asyncio.Task[Any] | None = None
+        self._sock: socket.socket | None = None
+
+    def _adopt(self, sock: socket.socket, host: Address, backlog: int) -> None:
+        """Serve the listening ``sock`` (bound here, so errors came at once) on the loop."""
         self._sock = sock
-        self._host = Address.from_sockaddr(sock.getsockname(), family)
-        self._starting = reactor._loop.create_task(self._serve(sock, backlog))
-        reactor._listeners.add(self)
-        factory.do_start()
+        self._host = host
+        self._starting = self._reactor._loop.create_task(self._serve(sock, backlog))
+        self._reactor._listeners.add(self)
+        self._factory.do_start()
 
     def __repr__(self) -> str:
         return f"<AsyncioListener {self._host} {type(self._factory).__name__}>"
 
     async def _serve(self, sock: socket.socket, backlog: int) -> None:
-        reactor = self._reactor
-        self._server = await reactor._loop.create_server(
-            lambda: AsyncioConnection(reactor, self._build), sock=sock, backlog=backlog
-        )
+        self._server = await self._reactor._loop.create_server(self._connection, sock=sock, backlog=backlog)
         self._starting = None
+
+    def _connection(self) -> AsyncioConnection:
+        return AsyncioConnection(self._reactor, self._build)
 
     def _build(self, peer: Address) -> Protocol | None:
         return self._factory.build_protocol(peer)
@@ -557,11 +610,11 @@ class AsyncioConnector:
                 socket.getaddrinfo, self.host, self.port, 0, socket.SOCK_STREAM
             )
         error: OSError = OSError(f"{self.host!r} resolved to no address")
-        reactor, loop = self._reactor, self._reactor._loop
+        loop = self._reactor._loop
         for family, _, proto, _, sockaddr in infos:
             try:
                 await loop.create_connection(
-                    lambda: AsyncioConnection(reactor, self._build, connector=self),
+                    self._connection,
                     str(sockaddr[0]),
                     int(sockaddr[1]),
                     family=family,
@@ -572,6 +625,9 @@ class AsyncioConnector:
             else:
                 return
         raise error
+
+    def _connection(self) -> AsyncioConnection:
+        return AsyncioConnection(self._reactor, self._build, connector=self)
 
     def _build(self, peer: Address) -> Protocol | None:
         self._connecting = False

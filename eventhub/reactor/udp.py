@@ -226,9 +226,14 @@ class UDPPort:
 
 
 def listen_udp(
-    reactor: Reactor, port: int, protocol: DatagramProtocol, interface: str, reuse_address: bool
+    reactor: Reactor,
+    port: int,
+    protocol: DatagramProtocol,
+    interface: str,
+    reuse_address: bool,
+    port_type: type[UDPPort] = UDPPort,
 ) -> UDPPort:
-    """Bind ``interface:port`` and serve ``protocol`` there; ``ServiceError`` if it cannot."""
+    """Bind ``interface:port``, serve ``protocol`` there on a ``port_type``; ``ServiceError`` if it cannot."""
     check_port(port, listening=True)
     where = _where(interface or "0.0.0.0", port)
     try:
@@ -248,7 +253,7 @@ def listen_udp(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if shared is None or reuse_address:
             sock.bind(sockaddr)
-        udp = UDPPort(reactor, protocol, sock)
+        udp = port_type(reactor, protocol, sock)
         udp.start()
     except (OSError, DescriptorLimitError) as exc:
         sock.close()
