@@ -18,6 +18,11 @@ eventhub's meaning:
 - protocol exceptions close that connection only, logged once, with the
   exception as the reason given to ``connection_lost``.
 - ``eof_received`` returning false closes gracefully (``lose_connection``).
+- the server-wide output bound (``_output.py``): the loop's buffer is not
+  ours to watch byte by byte, so each connection counts what it had buffered
+  when it last looked (after a write, at the loop's pause/resume) and the
+  bound re-counts them all before it sheds (``AsyncioReactor._recount_output``):
+  a drained buffer never gets a connection closed.
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ class AsyncioConnection(asyncio.Protocol):
         self._lingering: AsyncioTimer | None = None
         self._reason: BaseException | None = None
         self._held: list[bytes] = []  # read while paused: delivered on resume_reading
+        self._output = reactor.output_bound
+        self._counted = 0  # of the bound's total: what the loop had buffered when last looked
 
     def __repr__(self) -> str:
         state = ("open", "closing", "closed")[self._state]
@@ -167,6 +174,7 @@ class AsyncioConnection(asyncio.Protocol):
     def _connection_lost(self, exc: Exception | None) -> None:
         self._state = _CLOSED
         self._wclosed = True
+        self._count(0)
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
@@ -192,10 +200,13 @@ class AsyncioConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # With the loop's marks at 0 (closing, pull producer) this comes as soon
         # as anything is buffered: the protocol's own mark decides (write() too).
-        if not self._drain_watch or self.get_write_buffer_size() > self._high:
+        size = self.get_write_buffer_size()
+        self._count(size)
+        if not self._drain_watch or size > self._high:
             self._pause_protocol()
 
     def resume_writing(self) -> None:
+        self._count(self.get_write_buffer_size())
         if self._drain_watch:
             self._drained()
             return
@@ -211,8 +222,19 @@ class AsyncioConnection(asyncio.Protocol):
         if type(data) is not bytes and type(data) is not bytearray:
             data = _byte_view(data)
         transport.write(data)
-        if self._drain_watch and not self._protocol_paused and self.get_write_buffer_size() > self._high:
-            self._pause_protocol()
+        size = transport.get_write_buffer_size()
+        if size or self._counted:  # the direct-send path (nothing buffered before or now) skips this
+            self._count(size)
+            if self._drain_watch and not self._protocol_paused and size > self._high:
+                self._pause_protocol()
+
+    def _count(self, size: int) -> None:
+        """Tell the server-wide bound that this connection has ``size`` bytes buffered now."""
+        output = self._output
+        output.buffered += size - self._counted
+        self._counted = size
+        if output.buffered > output.limit:
+            output.over()
 
     def write_sequence(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
         self.write(b"".join(data))
@@ -348,6 +370,7 @@ class AsyncioConnection(asyncio.Protocol):
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
+        self._count(0)  # aborted: the loop discards its buffer
         self._transport.abort()  # type: ignore[union-attr]  # connection_lost follows from the loop
 
     def is_closing(self) -> bool:

@@ -237,7 +237,7 @@ class AsyncioReactor(SignalStops):
         # In a worker of `eventhub run --workers N`: where listening sockets come from.
         self.shared_sockets = shared_sockets
         #: The server-wide bound on output buffered toward peers (``_output.py``).
-        self.output_bound = OutputBound(self, max_buffered_output)  # type: ignore[arg-type]
+        self.output_bound = OutputBound(self, max_buffered_output, self._recount_output)
         self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))  # TLSLayer and UDPPort read into it
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
@@ -267,6 +267,11 @@ class AsyncioReactor(SignalStops):
     def loop(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop this reactor runs on."""
         return self._loop
+
+    def _recount_output(self) -> None:
+        """Make ``output_bound.buffered`` exact: each connection looks at its loop buffer again."""
+        for conn in self._connections:
+            conn._count(conn.get_write_buffer_size())
 
     # -- time and calls -------------------------------------------------------
 

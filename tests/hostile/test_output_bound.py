@@ -17,7 +17,6 @@ from reactor._util import HANG, Background, wait_for
 
 from eventhub.protocol import Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor
-from eventhub.reactor.pollers import ASYNCIO_BACKENDS
 from eventhub.testing import run_until_stopped
 
 KIB = 1024
@@ -53,10 +52,6 @@ class BlurtFactory(ServerFactory):
 def test_past_the_bound_the_biggest_buffers_are_closed(
     reactor: Reactor, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if reactor.backend in ASYNCIO_BACKENDS:
-        pytest.skip(
-            "the server-wide output bound is the built-in reactor's (asyncio's transports buffer for it)"
-        )
     reactor.output_bound.limit = 1024 * KIB  # the four buffers add up to ~1.5 MiB
     factory = BlurtFactory()
     port = reactor.listen_tcp(0, factory, socket_buffer=4096).get_host().port
