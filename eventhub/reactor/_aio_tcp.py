@@ -54,7 +54,6 @@ from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSLayer
 if TYPE_CHECKING:
     from eventhub.reactor.aio import AsyncioReactor, AsyncioTimer
 
-
 __all__ = ["AsyncioConnection", "AsyncioConnector", "AsyncioListener"]
 
 log = logging.getLogger("eventhub.reactor")
