@@ -49,7 +49,7 @@ class AsyncioUDPPort(UDPPort):
     __slots__ = ("_loop", "_starting", "_transport")
 
     def __init__(self, reactor: AsyncioReactor, protocol: DatagramProtocol, sock: socket.socket) -> None:
-        super().__init__(reactor, protocol, sock)  # type: ignore[arg-type]  # the same use of the reactor
+        super().__init__(reactor, protocol, sock)
         self._loop = reactor._loop
         self._transport: asyncio.BaseTransport | None = None
         self._starting: asyncio.Task[None] | None = None

@@ -400,7 +400,7 @@ class AsyncioReactor(SignalStops):
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
     ) -> UDPPort:
         """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``udp.py``, ``_aio_udp.py``)."""
-        return listen_udp(self, port, protocol, interface, reuse_address, AsyncioUDPPort)  # type: ignore[arg-type]
+        return listen_udp(self, port, protocol, interface, reuse_address, AsyncioUDPPort)
 
     def connect_tcp(
         self, host: str, port: int, factory: ClientFactory, timeout: float = 30

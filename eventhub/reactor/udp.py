@@ -35,6 +35,7 @@ from eventhub.reactor.tcp import _reason, _resolve_passive, _where, check_port
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.aio import AsyncioReactor
 
 __all__ = ["READ_BURST", "UDPPort"]
 
@@ -50,7 +51,9 @@ class UDPPort:
 
     __slots__ = ("_connected", "_fd", "_host", "_protocol", "_reactor", "_sock", "dropped")
 
-    def __init__(self, reactor: Reactor, protocol: DatagramProtocol, sock: socket.socket) -> None:
+    def __init__(
+        self, reactor: Reactor | AsyncioReactor, protocol: DatagramProtocol, sock: socket.socket
+    ) -> None:
         """Serve ``protocol`` on ``sock`` (bound, any datagram family); ``listen_udp`` makes the socket."""
         self._reactor = reactor
         self._protocol = protocol
@@ -226,7 +229,7 @@ class UDPPort:
 
 
 def listen_udp(
-    reactor: Reactor,
+    reactor: Reactor | AsyncioReactor,
     port: int,
     protocol: DatagramProtocol,
     interface: str,

@@ -58,16 +58,22 @@ def test_past_the_bound_the_biggest_buffers_are_closed(
 
     def clients() -> list[bool]:
         socks = []
+        reset_at_once = set()
         try:
-            for _ in SIZES:  # one at a time, so the server writes in SIZES order
+            for index, _ in enumerate(SIZES):  # one at a time, so the server writes in SIZES order
                 sock = socket.socket()
                 sock.settimeout(HANG)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and reads nothing
-                sock.connect(("127.0.0.1", port))
                 socks.append(sock)
-                sock.recv(1, socket.MSG_PEEK)  # served: its data is arriving
+                try:
+                    sock.connect(("127.0.0.1", port))
+                    sock.recv(1, socket.MSG_PEEK)  # served: its data is arriving
+                except ConnectionResetError:
+                    # The last one's write passes the bound: the server may accept, write and
+                    # shed it (uvloop does, in one pass) before this thread sees it connected.
+                    reset_at_once.add(index)
             wait_for(factory.shed, "closing two connections")
-            return [_was_reset(sock) for sock in socks]
+            return [index in reset_at_once or _was_reset(sock) for index, sock in enumerate(socks)]
         finally:
             for sock in socks:
                 sock.close()
