@@ -95,6 +95,62 @@ def test_past_the_bound_the_biggest_buffers_are_closed(
     assert "closed 2 connection(s) with the most unsent data" in lines[0]
 
 
+def test_a_buffer_that_drained_unseen_does_not_count_against_the_bound(reactor: Reactor) -> None:
+    # On the asyncio backends a connection learns its loop buffer's size only when
+    # it writes or the loop pauses/resumes it: A's 90 KiB drain with no word
+    # (its high-water mark is above them), so A still counts them when B's
+    # 30 KiB pass the bound. The bound re-counts before it sheds: nothing is closed.
+    reactor.output_bound.limit = 100 * KIB
+    held: list[Transport] = []
+    connected = threading.Event()
+    checked = threading.Event()
+    seen: dict[str, object] = {}
+
+    class Holder(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            super().connection_made(transport)
+            transport.set_write_buffer_limits(high=1024 * KIB)  # the loop never pauses it here
+            held.append(transport)
+            connected.set()
+
+    factory = ServerFactory()
+    factory.protocol = Holder
+    port = reactor.listen_tcp(0, factory, socket_buffer=4096).get_host().port
+
+    def write_then_check(transport: Transport, size: int) -> None:
+        transport.write(b"x" * size)
+        reactor.call_soon(check)  # after the shedding pass that write may have scheduled
+
+    def check() -> None:
+        seen.update(shed=reactor.output_bound.shed, closing=[t.is_closing() for t in held])
+        checked.set()
+
+    def open_one() -> socket.socket:
+        connected.clear()
+        sock = socket.socket()
+        sock.settimeout(HANG)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        wait_for(connected, "accepting a connection")
+        return sock
+
+    def clients() -> None:
+        with open_one() as a, open_one():  # B: connected, never reading
+            reactor.call_from_thread(held[0].write, b"a" * 90 * KIB)
+            got = 0
+            while got < 90 * KIB:  # A's buffer drains to nothing as this reads
+                got += len(a.recv(1 << 16))
+            reactor.call_from_thread(write_then_check, held[1], 30 * KIB)
+            wait_for(checked, "writing to B")
+        reactor.call_from_thread(reactor.stop)
+
+    background = Background(clients)
+    run_until_stopped(reactor)
+    background.result()
+    assert seen == {"shed": 0, "closing": [False, False]}
+    assert reactor.output_bound.buffered == 0
+
+
 def _was_reset(sock: socket.socket) -> bool:
     """True when the server reset this connection (its unsent data discarded)."""
     sock.setblocking(False)
