@@ -17,6 +17,8 @@ from eventhub.errors import (
 )
 from eventhub.event import Event, Handler, on
 from eventhub.hub import Hub
+from eventhub.plugins import PluginRecord
+from eventhub.plugins import Status as PluginStatus
 
 __version__ = "0.1.0"
 
@@ -32,6 +34,8 @@ __all__ = [
     "IncompleteReadError",
     "PatternError",
     "PluginError",
+    "PluginRecord",
+    "PluginStatus",
     "ServiceError",
     "Subscription",
     "UsageError",

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from eventhub.event import Event
     from eventhub.hub import Hub
     from eventhub.protocol import Address
-    from eventhub.reactor import Reactor
+    from eventhub.reactor import ReactorAPI
 
 
 @hookspec
@@ -72,7 +72,7 @@ def eventhub_execute(event: Event) -> None:
 
 
 @hookspec
-def eventhub_start_services(hub: Hub, reactor: Reactor) -> object | None:
+def eventhub_start_services(hub: Hub, reactor: ReactorAPI) -> object | None:
     """Start network services on ``reactor`` (the hub's, created on demand).
 
     Return a true value (the listener, say) when a service was started: the

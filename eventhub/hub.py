@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from eventhub import plugins as _plugins
 from eventhub.bus import Bus, Subscription
@@ -35,8 +35,9 @@ from eventhub.reactor.tasks import Future
 
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
-    from eventhub.reactor import Reactor
+    from eventhub.reactor.api import ReactorAPI
     from eventhub.reactor.sharing import SharedSockets
+    from eventhub.reactor.tasks import TaskAPI
 
 log = logging.getLogger("eventhub.hub")
 
@@ -64,6 +65,11 @@ class Hub:
     built by hand and returns the plain handlers' failures (an empty tuple when
     every one succeeded). See ``eventhub.bus`` for the guarantees. Both are
     the bus's own methods, bound here, so that emitting costs no extra call.
+
+    ``reactor``: what the hub runs on, any ``ReactorAPI`` (a
+    ``eventhub.testing.MemoryReactor`` in tests), or a zero-argument factory
+    (a class counts) called for each ``run()``; by default a ``Reactor`` of
+    ``backend`` (or the configured one), made on first use.
     """
 
     dispatch: Callable[[Event], tuple[Failure, ...]]
@@ -78,6 +84,7 @@ class Hub:
         disable: Collection[str] = (),
         only: Collection[str] | None = None,
         shared_sockets: SharedSockets | None = None,
+        reactor: ReactorAPI | Callable[[], ReactorAPI] | None = None,
     ) -> None:
         self.config = config if config is not None else Config()
         self.pm = PluginManager()
@@ -89,9 +96,12 @@ class Hub:
         self._order: list[str] = []
         self._monitors: list[HookMonitor] = []
         self._backend = backend or self.config.core.backend
-        if self._backend != "auto":
+        if reactor is not None and (backend is not None or shared_sockets is not None):
+            raise UsageError("Hub(reactor=...) takes no backend or shared_sockets: it runs on that reactor")
+        if self._backend != "auto" and reactor is None:
             _check_backend(self._backend)
-        self._reactor: Reactor | None = None
+        self._given_reactor = reactor
+        self._reactor: ReactorAPI | None = None
         self._shared_sockets = shared_sockets
         #: This hub's index among the workers of ``eventhub run --workers N`` (None: the only one).
         self.worker: int | None = None
@@ -252,17 +262,25 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------
 
     @property
-    def reactor(self) -> Reactor:
-        """The hub's reactor, created on first use with the configured backend."""
+    def reactor(self) -> ReactorAPI:
+        """The hub's reactor: the one given to ``Hub(reactor=...)``, or made on first use."""
         if self._reactor is None:
-            from eventhub.reactor import Reactor
-
-            reactor = Reactor(backend=self._backend, shared_sockets=self._shared_sockets)
+            reactor = self._new_reactor()
             # While it runs, emits from other threads are handed to its thread.
             reactor.add_system_event_trigger("before", "startup", self._bind_thread)
             reactor.add_system_event_trigger("after", "shutdown", self.bus.bind_thread, None)
             self._reactor = reactor
         return self._reactor
+
+    def _new_reactor(self) -> ReactorAPI:
+        given = self._given_reactor
+        if given is None:
+            from eventhub.reactor import Reactor
+
+            return Reactor(backend=self._backend, shared_sockets=self._shared_sockets)
+        if _is_reactor(given) and not isinstance(given, type):  # a class has a reactor's methods too
+            return given
+        return cast("Callable[[], ReactorAPI]", given)()
 
     def _bind_thread(self) -> None:
         self.bus.bind_thread(threading.get_ident())
@@ -430,7 +448,7 @@ class Hub:
         reactor = self.reactor
         current = reactor.current_task()
         # Async handlers' tasks and blocking handlers' threads, and whatever they start in turn.
-        while others := [*(t for t in reactor.tasks if t is not current), *reactor.thread_results]:
+        while others := _unfinished(reactor, current):
             for future in others:
                 await _finished(future)
         reactor.stop()
@@ -545,7 +563,11 @@ class Hub:
         return observe_factory(self._impls, factory, service)
 
 
-async def _finished(task: Future[Any]) -> None:
+def _unfinished(reactor: ReactorAPI, current: TaskAPI[Any]) -> list[TaskAPI[Any] | Future[Any]]:
+    return [*(t for t in reactor.tasks if t is not current), *reactor.thread_results]
+
+
+async def _finished(task: TaskAPI[Any] | Future[Any]) -> None:
     """Wait for ``task`` to end without taking its outcome (whoever started it reports that)."""
     done: Future[None] = Future()
     task.add_done_callback(lambda _: done.set_result(None))
@@ -564,6 +586,12 @@ def _check_backend(name: str) -> None:
     from eventhub.reactor.pollers import check_backend
 
     check_backend(name)
+
+
+def _is_reactor(obj: object) -> TypeGuard[ReactorAPI]:
+    from eventhub.reactor.api import ReactorAPI
+
+    return isinstance(obj, ReactorAPI)
 
 
 def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:

@@ -27,11 +27,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+# Re-exported: a service's log lines a client can trigger at will are bounded too.
+from eventhub._logging import RateLimitedLog
+
 if TYPE_CHECKING:
     from eventhub.protocol import Address
     from eventhub.reactor import ReactorAPI, TimerAPI
 
-__all__ = ["IDLE_TICKS", "AddressLimit", "IdleSweep", "IdleWatched", "is_loopback"]
+__all__ = ["IDLE_TICKS", "AddressLimit", "IdleSweep", "IdleWatched", "RateLimitedLog", "is_loopback"]
 
 IDLE_TICKS = 4
 

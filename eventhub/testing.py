@@ -37,12 +37,12 @@ from eventhub.protocol import (
     Protocol,
     UNIXAddress,
 )
+from eventhub.reactor._output import write_buffer_limits
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import ReactorAPI
 from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.tasks import Runner
-from eventhub.reactor.tcp import HIGH_WATER
-from eventhub.reactor.threads import ThreadResult
+from eventhub.reactor.threads import ThreadResult, deferred_call
 from eventhub.reactor.timers import TimerHandle, TimerQueue
 
 __all__ = [
@@ -105,7 +105,7 @@ class StringTransport:
         self.reading_paused = False
         self.producer: Producer | None = None
         self.streaming: bool | None = None
-        self.write_buffer_limits: tuple[int, int] = (HIGH_WATER, HIGH_WATER // 4)
+        self.write_buffer_limits: tuple[int, int] = write_buffer_limits()
         self.dropped = 0
         #: What ``get_extra`` answers (a test sets ``peercert``, ``alpn_protocol``... here).
         self.extra: dict[str, Any] = {}
@@ -182,13 +182,7 @@ class StringTransport:
         self.reading_paused = False
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:  # the same defaults as the reactor's Connection
-            high = HIGH_WATER if low is None else max(4 * low, HIGH_WATER)
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"write buffer limits need 0 <= low <= high, got {high=} {low=}")
-        self.write_buffer_limits = (high, low)
+        self.write_buffer_limits = write_buffer_limits(high, low)  # the reactor's own defaults
 
     def get_write_buffer_size(self) -> int:
         """Always 0: a string transport takes every byte at once."""
@@ -543,7 +537,11 @@ class MemoryReactor(CoroutineMethods):
     - ``call_later`` runs on ``clock`` (a ``Clock``); ``advance(seconds)`` moves it.
     - ``call_soon`` / ``call_from_thread`` queue a call; ``run_ready()`` runs the queue.
     - ``call_in_thread`` / ``defer_to_thread`` run the function on the queue too, in
-      the test's thread: deterministic, no real threads.
+      the test's thread: deterministic, no real threads (``thread_results`` holds
+      the outcomes not yet delivered, as on the real reactor).
+    - ``add_signal_handler`` / ``add_reader`` record the handler in
+      ``signal_handlers`` / ``readers`` for the test to call; ``install_signal_handlers``
+      only sets ``signals_requested``: the process's own handlers are left alone.
     - ``run()`` fires the startup triggers, then runs queued calls and timers in fake
       time (jumping the clock to the next timer) until ``stop()`` is called or nothing
       is left to run (where a real reactor would wait forever); then shuts down in
@@ -577,7 +575,11 @@ class MemoryReactor(CoroutineMethods):
         self._finished = False
         self.thread_id: int | None = None
         self._runner = Runner(self, "memory")
+        self._thread_results: set[ThreadResult[Any]] = set()
         self.signal_handlers: dict[int, Callable[[], object]] = {}
+        self.readers: dict[int, Callable[[], None]] = {}
+        #: ``install_signal_handlers()`` was called (nothing is installed: signals stay the test's).
+        self.signals_requested = False
 
     # -- time and calls ------------------------------------------------------
 
@@ -597,22 +599,30 @@ class MemoryReactor(CoroutineMethods):
         self._ready.append((fn, args, kw))
 
     def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
-        result: ThreadResult[T] = ThreadResult()
-
-        def job() -> None:
-            try:
-                value = fn(*args, **kw)
-            except Exception as exc:
-                result._deliver(None, exc)
-            else:
-                result._deliver(value, None)
-
+        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
         self._ready.append((job, (), {}))
         return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
         """Record ``fn`` in ``signal_handlers``; a test calls it to play the signal."""
         self.signal_handlers[signum] = fn
+
+    def add_reader(self, fd: int, handler: Callable[[], None]) -> None:
+        """Record ``handler`` in ``readers``; a test calls it to play ``fd`` becoming readable."""
+        self.readers[fd] = handler
+
+    def remove_reader(self, fd: int) -> None:
+        self.readers.pop(fd, None)
+
+    def install_signal_handlers(self) -> bool:
+        """Record the request in ``signals_requested``; the process's handlers are left alone."""
+        self.signals_requested = True
+        return True
 
     def run_ready(self) -> None:
         """Run queued calls, pass after pass, until the queue is empty."""
@@ -796,17 +806,35 @@ class MemoryReactor(CoroutineMethods):
             task.cancel()
         for listener in list(self._listeners):
             listener.stop_listening()
-        connectors = [c.connector for c in self.tcp_clients] + [c.connector for c in self.unix_clients]
-        for connector in connectors + [c.connector for c in self.tls_clients]:
+        for connector in self._connectors():
             connector.stop_connecting()
         self._fire("during", "shutdown")
         self.run_ready()
         self._fire("after", "shutdown")
 
-    def stop(self) -> None:
+    def _connectors(self) -> list[MemoryConnector]:
+        calls: list[ConnectTCPCall | ConnectUNIXCall | ConnectTLSCall] = [
+            *self.tcp_clients,
+            *self.unix_clients,
+            *self.tls_clients,
+        ]
+        return [call.connector for call in calls]
+
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop after the current pass (``drain`` is accepted and ignored: connections are the test's)."""
         if not self._running:
             raise UsageError("the reactor is not running")
         self._stopping = True
+
+    def close(self) -> None:
+        """Release a reactor that never ran, as the real one's ``close``: listeners stop, attempts fail."""
+        if self._running or self._finished:
+            return
+        self._finished = True
+        for listener in list(self._listeners):
+            listener.stop_listening()
+        for connector in self._connectors():
+            connector.stop_connecting()
 
 
 #: How long ``run_until_stopped`` waits by default: a hang guard, far above what

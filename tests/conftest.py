@@ -29,6 +29,7 @@ E2E_FIXTURES = frozenset({"installed", "nats_server", "pytester", "workers", "se
 E2E_MODULES = frozenset(
     {
         "test_benchmarks_smoke",
+        "test_benchmarks_transports",
         "test_echo_many",
         "test_echo_serve",
         "test_events_e2e",

@@ -9,6 +9,7 @@ a ``.pth`` file, and plugins are ``pip install``ed into it for real, so
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import re
 import signal
@@ -241,7 +242,7 @@ def talk(command: Sequence[str], line: bytes, expect: bytes | None = None) -> by
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None and isinstance(proc.stdout, io.BufferedReader)  # PIPE, buffered
         try:
             proc.stdin.write(line)
             proc.stdin.flush()

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 import eventhub
 from eventhub.config import Config, CoreSettings, load
 from eventhub.errors import ConfigError, PatternError, PluginError, UsageError
+from eventhub.reactor import Reactor
 from eventhub.schedule import Schedule, start
 from eventhub.testing import MemoryReactor
 
@@ -70,7 +72,7 @@ def test_three_ways_to_subscribe_and_the_seed_handler_gets_everything() -> None:
     assert hub.records["marked"].events == ["order.paid", "user.>"]
 
 
-def test_a_module_plugin_with_on_functions(tmp_path: Any) -> None:
+def test_a_module_plugin_with_on_functions(tmp_path: Path) -> None:
     import types
 
     module = types.ModuleType("shop")
@@ -485,7 +487,7 @@ def test_run_emits_started_stopping_and_reload_on_sighup() -> None:
 
     class Service:
         @eventhub.hookimpl
-        def eventhub_start_services(self, reactor: Any) -> object:
+        def eventhub_start_services(self, reactor: Reactor) -> object:
             return reactor.call_later(3600, lambda: None)  # "a service": keeps the hub serving
 
     hub = eventhub.Hub()
@@ -533,7 +535,7 @@ def test_schedules_emit_on_a_grid_and_skip_missed_passes() -> None:
         ('every = "5s"', "schedule\\[0\\].emit: is required"),
     ],
 )
-def test_bad_schedules_are_config_errors_naming_the_entry(entry: str, message: str, tmp_path: Any) -> None:
+def test_bad_schedules_are_config_errors_naming_the_entry(entry: str, message: str, tmp_path: Path) -> None:
     path = tmp_path / "eventhub.toml"
     path.write_text(f"[[eventhub.schedule]]\n{entry}\n")
     with pytest.raises(ConfigError, match=message):
@@ -608,7 +610,7 @@ def test_events_emitted_by_the_last_connections_to_close_reach_async_handlers() 
 
     class Service:
         @eventhub.hookimpl
-        def eventhub_start_services(self, reactor: Any) -> object:
+        def eventhub_start_services(self, reactor: Reactor) -> object:
             factory = ServerFactory()
             factory.protocol = Conn
             listener = reactor.listen_tcp(0, factory)

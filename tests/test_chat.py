@@ -6,7 +6,7 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from chat_support import Client
@@ -17,7 +17,10 @@ from eventhub.protocol import Address
 from eventhub.reactor import Reactor
 from eventhub.testing import HANG_TIMEOUT, MemoryReactor, StringTransport, run_until_stopped
 
-eventhub_chat: Any = load_source_package("chat", "eventhub_chat")
+if TYPE_CHECKING:  # mypy reads the plugin's source; the tests import it from there too
+    import eventhub_chat
+else:
+    eventhub_chat = load_source_package("chat", "eventhub_chat")
 ChatRoom = eventhub_chat.ChatRoom
 ChatSettings = eventhub_chat.ChatSettings
 
@@ -315,8 +318,8 @@ def test_several_clients_at_once_through_eventhub_run(server: tuple[Served, int]
     for index, nick in enumerate(["alice", "bob", "carol"], start=1):
         client = Client(port)
         assert client.line() == f"* welcome, you are guest{index}; commands: /nick NAME, /who, /quit"
-        for other in clients.values():
-            assert other.line() == f"* guest{index} joined"
+        for member in clients.values():
+            assert member.line() == f"* guest{index} joined"
         client.send(f"/nick {nick}\n".encode())
         for each in [*clients.values(), client]:
             assert each.line() == f"* guest{index} is now {nick}"

@@ -99,7 +99,7 @@ def test_the_seeds_client_ported_to_python3(server: EchoServer) -> None:
 
 
 def test_an_asyncio_client(server: EchoServer) -> None:
-    async def one(index: int) -> bytes:
+    async def one(index: int) -> bool:
         reader, writer = await asyncio.open_connection(HOST, server.port)
         message = random.Random(index).randbytes(1000 + index * 100)
         writer.write(message)

@@ -7,19 +7,24 @@ environment has no eventhub plugins); the subprocess tests install it for real.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from support import load_source_package
 
 import eventhub
-from eventhub.protocol import Address
+from eventhub.protocol import Address, Protocol
 from eventhub.testing import Clock, MemoryListener, MemoryReactor, StringTransport
 
-echo: Any = load_source_package("echo", "eventhub_echo")
+if TYPE_CHECKING:  # mypy reads the plugin's source; the tests import it from there too
+    import eventhub_echo as echo
+else:
+    echo = load_source_package("echo", "eventhub_echo")
 
 
-def serve(settings: Any, clock: Clock | None = None) -> tuple[Any, MemoryListener, Clock]:
+def serve(
+    settings: echo.EchoSettings, clock: Clock | None = None
+) -> tuple[echo.EchoFactory, MemoryListener, Clock]:
     clock = clock or Clock()
     reactor = MemoryReactor(clock)
     factory = echo.EchoFactory(settings, reactor)
@@ -30,6 +35,13 @@ def serve(settings: Any, clock: Clock | None = None) -> tuple[Any, MemoryListene
 
 def peer(n: int) -> Address:
     return Address("127.0.0.1", 50000 + n)
+
+
+def accepted(listener: MemoryListener, address: Address) -> tuple[Protocol, StringTransport]:
+    """A connection from ``address`` that the factory must accept."""
+    protocol, transport = listener.accept(address)
+    assert protocol is not None and transport is not None, f"{address} refused"
+    return protocol, transport
 
 
 # -- settings --------------------------------------------------------------------
@@ -97,7 +109,7 @@ def test_the_plugin_reads_its_table_through_the_hub() -> None:
 
 def test_echo_writes_back_what_it_receives_and_sets_the_water_marks() -> None:
     factory, listener, _ = serve(echo.EchoSettings(write_buffer_high=1000, write_buffer_low=100))
-    protocol, transport = listener.accept(peer(1))
+    protocol, transport = accepted(listener, peer(1))
     assert type(protocol) is echo.EchoProtocol  # no idle tracking when the timeout is off
     protocol.data_received(b"hello")
     protocol.data_received(b"\x00\xff")
@@ -110,13 +122,13 @@ def test_echo_writes_back_what_it_receives_and_sets_the_water_marks() -> None:
 
 def test_without_write_buffer_low_the_transport_picks_the_low_water_mark() -> None:
     _, listener, _ = serve(echo.EchoSettings(write_buffer_high=1000))
-    _, transport = listener.accept(peer(1))
+    _, transport = accepted(listener, peer(1))
     assert transport.write_buffer_limits == (1000, 250)
 
 
 def test_a_full_write_buffer_stops_reading_until_it_drains() -> None:
     _, listener, _ = serve(echo.EchoSettings())
-    protocol, transport = listener.accept(peer(1))
+    protocol, transport = accepted(listener, peer(1))
     protocol.pause_writing()
     assert transport.reading_paused
     protocol.resume_writing()
@@ -126,14 +138,13 @@ def test_a_full_write_buffer_stops_reading_until_it_drains() -> None:
 def test_beyond_max_per_address_one_address_is_refused_until_one_of_its_ends() -> None:
     settings = echo.EchoSettings(max_per_address=2, loopback_exempt=False)
     factory, listener, _ = serve(settings)
-    first, _ = listener.accept(peer(1))
+    first, _ = accepted(listener, peer(1))
     listener.accept(peer(2))
     assert listener.accept(peer(3)) == (None, None)
     other, _ = listener.accept(Address("192.0.2.8", 1))  # another address is served
     assert other is not None
     first.connection_lost(None)
-    again, _ = listener.accept(peer(4))
-    assert again is not None
+    accepted(listener, peer(4))
     assert factory.per_address.refused == 1
 
 
@@ -144,7 +155,7 @@ def test_loopback_is_exempt_from_max_per_address_by_default() -> None:
 
 def test_beyond_max_connections_new_ones_are_refused_until_one_ends(caplog: pytest.LogCaptureFixture) -> None:
     factory, listener, _ = serve(echo.EchoSettings(max_connections=2))
-    first, _ = listener.accept(peer(1))
+    first, _ = accepted(listener, peer(1))
     listener.accept(peer(2))
     assert listener.accept(peer(3)) == (None, None)
     assert listener.accept(peer(4)) == (None, None)
@@ -152,8 +163,7 @@ def test_beyond_max_connections_new_ones_are_refused_until_one_ends(caplog: pyte
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["max_connections (2) reached: closing new connections until one ends"]
     first.connection_lost(None)
-    again, _ = listener.accept(peer(5))
-    assert again is not None
+    accepted(listener, peer(5))
 
 
 # -- the idle sweep --------------------------------------------------------------
@@ -161,8 +171,8 @@ def test_beyond_max_connections_new_ones_are_refused_until_one_ends(caplog: pyte
 
 def test_an_idle_connection_is_closed_between_the_timeout_and_a_quarter_more() -> None:
     _, listener, clock = serve(echo.EchoSettings(idle_timeout=4.0))
-    idle, idle_transport = listener.accept(peer(1))
-    busy, busy_transport = listener.accept(peer(2))
+    idle, idle_transport = accepted(listener, peer(1))
+    busy, busy_transport = accepted(listener, peer(2))
     assert type(idle) is echo.IdleEchoProtocol
     clock.advance(0.5)
     idle.data_received(b"last words")  # idle from t=0.5 on
@@ -179,7 +189,7 @@ def test_an_idle_connection_is_closed_between_the_timeout_and_a_quarter_more() -
 
 def test_resume_writing_counts_as_activity() -> None:
     _, listener, clock = serve(echo.EchoSettings(idle_timeout=1.0))
-    protocol, transport = listener.accept(peer(1))
+    protocol, transport = accepted(listener, peer(1))
     for _ in range(20):
         clock.advance(0.25)
         protocol.pause_writing()
@@ -200,6 +210,7 @@ def test_a_slowly_draining_write_buffer_counts_as_activity() -> None:
     factory = echo.EchoFactory(echo.EchoSettings(idle_timeout=1.0), MemoryReactor(clock))
     factory.do_start()
     protocol = factory.build_protocol(peer(1))
+    assert protocol is not None
     transport = Draining(peer=peer(1))
     protocol.connection_made(transport)
     for _ in range(40):  # ten times the timeout
@@ -220,6 +231,7 @@ def test_an_idle_connection_that_owes_data_is_aborted() -> None:
     factory = echo.EchoFactory(echo.EchoSettings(idle_timeout=1.0), MemoryReactor(clock))
     factory.do_start()
     protocol = factory.build_protocol(peer(1))
+    assert protocol is not None
     transport = Stuck(peer=peer(1))
     protocol.connection_made(transport)
     clock.advance(2)

@@ -12,7 +12,16 @@ from reactor.conftest import reactor_backend  # the real-reactor tests below: on
 
 from eventhub.endpoints import EndpointError, client_from_string, parse, server_from_string
 from eventhub.errors import UsageError
-from eventhub.protocol import ClientFactory, DatagramTransport, Protocol, ServerFactory, UNIXAddress
+from eventhub.protocol import (
+    ClientFactory,
+    Connector,
+    DatagramTransport,
+    Protocol,
+    ServerFactory,
+    Transport,
+    UNIXAddress,
+)
+from eventhub.reactor import Reactor
 from eventhub.testing import MemoryReactor
 
 __all__ = ["reactor_backend"]
@@ -197,7 +206,7 @@ def test_listen_and_connect_reach_the_reactor() -> None:
     assert reactor.unix_clients[0].path == "/tmp/x.sock"
     listener.stop_listening()
     unix.stop_listening()
-    for call in reactor.tcp_clients + reactor.unix_clients:  # type: ignore[operator]
+    for call in reactor.tcp_clients + reactor.unix_clients:
         call.connector.stop_connecting()
 
 
@@ -211,7 +220,7 @@ def test_udp_endpoint_listens_with_a_datagram_protocol() -> None:
     port.stop_listening()
 
 
-def test_every_server_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str], tmp_path: Path) -> None:
+def test_every_server_kind_on_a_real_reactor(reactor: Reactor, pems: dict[str, str], tmp_path: Path) -> None:
     from eventhub.protocol import DatagramProtocol
 
     factory = ServerFactory()
@@ -235,7 +244,7 @@ def test_every_server_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str],
     assert not (tmp_path / "e.sock").exists()
 
 
-def test_every_client_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str], tmp_path: Path) -> None:
+def test_every_client_kind_on_a_real_reactor(reactor: Reactor, pems: dict[str, str], tmp_path: Path) -> None:
     class Echo(Protocol):
         def data_received(self, data: bytes) -> None:
             assert self.transport is not None
@@ -251,10 +260,10 @@ def test_every_client_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str],
         f"tls:host=localhost:port={tls.get_host().port}:caCerts={pems['ca']}",
         f"unix:path={tmp_path}/c.sock",
     ]
-    heard: list[tuple[str, Any]] = []
+    heard: list[tuple[str, bytes | BaseException]] = []
 
     class Ping(Protocol):
-        def connection_made(self, transport: Any) -> None:
+        def connection_made(self, transport: Transport) -> None:
             super().connection_made(transport)
             transport.write(b"ping")
 
@@ -269,11 +278,11 @@ def test_every_client_kind_on_a_real_reactor(reactor: Any, pems: dict[str, str],
         def __init__(self, text: str) -> None:
             self.text = text
 
-        def client_connection_lost(self, connector: Any, reason: BaseException | None) -> None:
+        def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
             if len(heard) == len(clients):
                 reactor.stop()
 
-        def client_connection_failed(self, connector: Any, reason: BaseException) -> None:
+        def client_connection_failed(self, connector: Connector, reason: BaseException) -> None:
             heard.append((self.text, reason))
             reactor.stop()
 

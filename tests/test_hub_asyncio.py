@@ -47,6 +47,7 @@ def test_an_application_embeds_a_hub_talks_to_it_and_shuts_it_down() -> None:
             hub.subscribe("eventhub.stopping", lambda event: seen.append(event.name))
             serving = asyncio.create_task(hub.serve())
             port = await asyncio.wait_for(service.port, 20)
+            # Hub.reactor is typed as the built-in Reactor; with backend="asyncio" it is an AsyncioReactor.
             assert hub.reactor.loop is asyncio.get_running_loop()  # type: ignore[attr-defined]
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"hello hub")

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any
+from collections.abc import Generator
 
 import pytest
 
 import eventhub
 from eventhub.hub import Hub
 from eventhub.netevents import ObservedFactory, ObservedProtocol
-from eventhub.protocol import Address, Protocol, ServerFactory, Transport
+from eventhub.protocol import Address, Factory, Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor
 from eventhub.testing import StringTransport
 
@@ -27,7 +27,7 @@ PEER = Address("127.0.0.1", 40001)
 class Recorder(Protocol):
     """The service's protocol: echoes and records what it was told."""
 
-    def __init__(self, log: list[tuple[Any, ...]]) -> None:
+    def __init__(self, log: list[tuple[object, ...]]) -> None:
         self.log = log
 
     def connection_made(self, transport: Transport) -> None:
@@ -54,7 +54,7 @@ class Recorder(Protocol):
 
 
 class RecordingFactory(ServerFactory):
-    def __init__(self, log: list[tuple[Any, ...]]) -> None:
+    def __init__(self, log: list[tuple[object, ...]]) -> None:
         self.log = log
         self.built = 0
         self.started = 0
@@ -77,7 +77,7 @@ class Watcher:
     """A plugin implementing every network hook, recording the calls."""
 
     def __init__(
-        self, log: list[tuple[Any, ...]], name: str = "watcher", verdict: bool | None = None
+        self, log: list[tuple[object, ...]], name: str = "watcher", verdict: bool | None = None
     ) -> None:
         self.log = log
         self.name = name
@@ -101,7 +101,7 @@ class Watcher:
         self.log.append((self.name, "lost", reason))
 
 
-def serve_one(factory: Any, peer: Address = PEER) -> tuple[Protocol | None, StringTransport]:
+def serve_one(factory: Factory, peer: Address = PEER) -> tuple[Protocol | None, StringTransport]:
     """What the reactor does for one accepted connection, by hand."""
     transport = StringTransport(peer=peer)
     protocol = factory.build_protocol(peer)
@@ -135,7 +135,7 @@ def test_with_only_an_accept_hook_the_protocol_is_not_wrapped() -> None:
             return None
 
     hub.register(Gate())
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
     factory = RecordingFactory(log)
     observed = hub.observe_factory(factory, "echo")
     assert isinstance(observed, ObservedFactory)
@@ -147,7 +147,7 @@ def test_with_only_an_accept_hook_the_protocol_is_not_wrapped() -> None:
 
 
 def test_hooks_see_each_event_around_the_protocol() -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
     hub = Hub()
     hub.register(Watcher(log))
     factory = RecordingFactory(log)
@@ -176,7 +176,7 @@ def test_hooks_see_each_event_around_the_protocol() -> None:
 
 
 def test_a_refused_connection_never_reaches_the_service() -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
     hub = Hub()
     hub.register(Watcher(log, verdict=False))
     factory = RecordingFactory(log)
@@ -187,7 +187,7 @@ def test_a_refused_connection_never_reaches_the_service() -> None:
 
 
 def test_the_first_verdict_decides() -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
     hub = Hub()
     hub.register(Watcher(log, name="late", verdict=False), name="late")
     hub.register(Watcher(log, name="undecided", verdict=None), name="undecided")
@@ -200,7 +200,7 @@ def test_the_first_verdict_decides() -> None:
 
 
 def test_tryfirst_is_honoured() -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
 
     class Early:  # by name it would be asked after "aardvark"
         @eventhub.hookimpl(tryfirst=True)
@@ -217,7 +217,7 @@ def test_tryfirst_is_honoured() -> None:
 
 
 def test_implementations_may_take_fewer_arguments_in_any_order() -> None:
-    seen: list[Any] = []
+    seen: list[object] = []
 
     class Partial:
         @eventhub.hookimpl
@@ -284,7 +284,7 @@ class Broken:
 def test_a_failing_hook_is_logged_with_its_plugin_and_the_connection_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
     hub = Hub()
     hub.register(Watcher(log), name="watcher")
     hub.register(Broken(), name="broken")  # called first: it must not stop the watcher
@@ -336,7 +336,7 @@ def test_a_failing_accept_hook_refuses_the_connection(caplog: pytest.LogCaptureF
 
 
 def test_a_failing_protocol_still_reaches_the_lost_hooks() -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
 
     class Fragile(Recorder):
         def connection_lost(self, reason: BaseException | None) -> None:
@@ -358,7 +358,7 @@ def test_a_failing_protocol_still_reaches_the_lost_hooks() -> None:
 def test_wrapper_implementations_are_refused_at_registration() -> None:
     class Wrapping:
         @eventhub.hookimpl(wrapper=True)
-        def eventhub_connection_made(self) -> Any:
+        def eventhub_connection_made(self) -> Generator[None, object, object]:
             return (yield)
 
     hub = Hub()
@@ -373,7 +373,7 @@ def test_wrapper_implementations_are_refused_at_registration() -> None:
 
 @pytest.mark.parametrize("backend", ["select", "poll", "epoll"])
 def test_over_real_sockets(backend: str) -> None:
-    log: list[tuple[Any, ...]] = []
+    log: list[tuple[object, ...]] = []
     hub = Hub()
     hub.register(Watcher(log))
     reactor = Reactor(backend=backend)
@@ -410,7 +410,7 @@ def test_an_observed_protocol_that_forgets_super_still_has_its_transport() -> No
     from eventhub.protocol import Protocol, ServerFactory
 
     class Forgetful(Protocol):
-        def connection_made(self, transport: Any) -> None:
+        def connection_made(self, transport: Transport) -> None:
             pass  # no super(): make_connection set self.transport already
 
         def data_received(self, data: bytes) -> None:
@@ -421,7 +421,7 @@ def test_an_observed_protocol_that_forgets_super_still_has_its_transport() -> No
 
     class Service:
         @eventhub.hookimpl
-        def eventhub_start_services(self, hub: eventhub.Hub, reactor: Any) -> object:
+        def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> object:
             factory = ServerFactory()
             factory.protocol = Forgetful
             listener = reactor.listen_tcp(0, hub.observe_factory(factory, "svc"))
@@ -453,7 +453,7 @@ def test_the_memory_listener_sets_the_transport_of_a_protocol_that_forgets_super
     from eventhub.testing import MemoryReactor
 
     class Forgetful(Protocol):
-        def connection_made(self, transport: Any) -> None:
+        def connection_made(self, transport: Transport) -> None:
             pass
 
     factory = ServerFactory()

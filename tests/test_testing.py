@@ -477,3 +477,44 @@ def test_run_until_stopped_can_install_the_signal_handlers(reactor: Reactor) -> 
     reactor.call_soon(os.kill, os.getpid(), signal.SIGINT)  # a KeyboardInterrupt without the handlers
     run_until_stopped(reactor, install_signal_handlers=True)
     assert reactor.stopped_by_signal == signal.SIGINT
+
+
+def test_memory_defer_to_thread_delivers_whatever_the_function_raises_as_the_real_one_does() -> None:
+    reactor = MemoryReactor()
+    outcomes: list[object] = []
+
+    def leave() -> int:
+        raise SystemExit(3)  # the real pool delivers it too (threads.deferred_call, one implementation)
+
+    result = reactor.defer_to_thread(leave).add_callbacks(outcomes.append, outcomes.append)
+    assert reactor.thread_results == {result}
+    reactor.run_ready()
+    assert [type(o) for o in outcomes] == [SystemExit]
+    assert reactor.thread_results == frozenset()
+
+
+def test_memory_close_releases_a_reactor_that_never_ran() -> None:
+    reactor = MemoryReactor()
+    listener = reactor.listen_tcp(0, ServerFactory())
+    failed: list[str] = []
+
+    class Client(ClientFactory):
+        def client_connection_failed(self, connector: object, reason: BaseException) -> None:
+            failed.append(type(reason).__name__)
+
+    reactor.connect_tcp("127.0.0.1", 1, Client())
+    reactor.close()
+    reactor.close()  # idempotent
+    assert not listener.listening and failed == ["ConnectionAbortedError"]
+    with pytest.raises(UsageError, match="runs once"):
+        reactor.run()
+
+
+def test_memory_reactor_records_readers_and_the_signal_request() -> None:
+    reactor = MemoryReactor()
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    reactor.add_reader(7, lambda: None)
+    assert reactor.install_signal_handlers() and reactor.signals_requested
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # untouched
+    reactor.remove_reader(7)
+    assert reactor.readers == {}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 import pytest
 from support import PluginVenv, first_party
@@ -23,7 +22,7 @@ class Lifecycle:
     """A plugin with every lifecycle hook, the handler among them."""
 
     @eventhub.hookimpl
-    def eventhub_configure(self, settings: Any) -> None:
+    def eventhub_configure(self, settings: Mapping[str, object]) -> None:
         pass
 
     @eventhub.hookimpl

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor._output import HIGH_WATER
     from eventhub.reactor.api import Inventory, ListenerAPI, ReactorAPI, TimerAPI
     from eventhub.reactor.pollers import (
         DescriptorLimitError,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 # and every pytest run where eventhub is installed imports the hub.
 _WHERE = {
     "Reactor": "_loop",
+    "HIGH_WATER": "_output",
     "Inventory": "api",
     "ListenerAPI": "api",
     "ReactorAPI": "api",
@@ -75,6 +77,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "HIGH_WATER",
     "Connection",
     "Connector",
     "DescriptorLimitError",

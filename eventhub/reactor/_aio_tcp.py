@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
+from eventhub.reactor._output import write_buffer_limits
 from eventhub.reactor.tcp import (
     _LINGER_RESET,
-    HIGH_WATER,
     _byte_view,
     _Layer,
     _peer_of,
@@ -82,8 +82,7 @@ class AsyncioConnection(asyncio.Protocol):
         self._peer_eof = False
         self._read_paused = False
         self._protocol_paused = False
-        self._high = HIGH_WATER
-        self._low = HIGH_WATER // 4
+        self._high, self._low = write_buffer_limits()
         self._producer: Producer | None = None
         self._streaming = False
         self._drain_watch = False  # loop water marks at 0: resume_writing means "buffer empty"
@@ -393,13 +392,7 @@ class AsyncioConnection(asyncio.Protocol):
             self.data_received(data)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else max(4 * low, HIGH_WATER)
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"need 0 <= low <= high for write buffer limits, got {high=}, {low=}")
-        self._high, self._low = high, low
+        self._high, self._low = high, low = write_buffer_limits(high, low)
         if self._transport is not None and not self._drain_watch:
             self._transport.set_write_buffer_limits(high, low)
         size = self.get_write_buffer_size()

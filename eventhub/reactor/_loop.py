@@ -65,7 +65,7 @@ from eventhub.reactor.coroutines import CoroutineMethods
 from eventhub.reactor.pollers import ERROR, READ, WRITE, Poller, make_poller
 from eventhub.reactor.tasks import Future, Runner
 from eventhub.reactor.tcp import Connection, Connector, Listener
-from eventhub.reactor.threads import ThreadPool, ThreadResult
+from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
@@ -272,19 +272,8 @@ class Reactor(SignalStops, CoroutineMethods):
 
         Returns a ``ThreadResult``: ``add_callbacks(on_result, on_error)``.
         """
-        result: ThreadResult[T] = ThreadResult()
-        pending = self._thread_results
-        pending.add(result)
-        result.add_done_callback(pending.discard)  # shutdown waits for these (bounded)
-
-        def job() -> None:
-            try:
-                value = fn(*args, **kw)
-            except BaseException as exc:
-                self.call_from_thread(result._deliver, None, exc)
-            else:
-                self.call_from_thread(result._deliver, value, None)
-
+        # Shutdown waits for the pending results (bounded).
+        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
         self._thread_pool().submit(job, (), NO_KWARGS)
         return result
 
@@ -355,7 +344,9 @@ class Reactor(SignalStops, CoroutineMethods):
         listener.start_listening()
         return listener
 
-    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> Connector:
         """Connect to ``host:port`` without blocking; failures reach ``factory.client_connection_failed``.
 
         A name is resolved off the loop; its addresses are tried in turn, each
@@ -379,7 +370,7 @@ class Reactor(SignalStops, CoroutineMethods):
         listener.start_listening()
         return listener
 
-    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> Connector:
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
         from eventhub.reactor.unix import UNIXConnector
 

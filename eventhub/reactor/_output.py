@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from eventhub._logging import RateLimitedLog
+from eventhub.reactor.tcp import HIGH_WATER
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -27,9 +28,26 @@ if TYPE_CHECKING:
     from eventhub.reactor.aio import AsyncioReactor
     from eventhub.reactor.tcp import Connection
 
-__all__ = ["MAX_BUFFERED_OUTPUT", "OutputBound"]
+__all__ = ["HIGH_WATER", "MAX_BUFFERED_OUTPUT", "OutputBound", "write_buffer_limits"]
 
 MAX_BUFFERED_OUTPUT = 128 * 1024 * 1024
+
+
+def write_buffer_limits(high: int | None = None, low: int | None = None) -> tuple[int, int]:
+    """What ``set_write_buffer_limits(high, low)`` sets on every transport: ``(high, low)``.
+
+    The defaults: ``HIGH_WATER`` (64 KiB), or four times ``low`` when only that
+    is given; ``low`` defaults to ``high // 4``. ``ValueError`` unless
+    ``0 <= low <= high``. The one place for them: the connections of both
+    reactors and ``testing.StringTransport`` agree by construction.
+    """
+    if high is None:
+        high = HIGH_WATER if low is None else max(4 * low, HIGH_WATER)
+    if low is None:
+        low = high // 4
+    if not 0 <= low <= high:
+        raise ValueError(f"need 0 <= low <= high for write buffer limits, got {high=}, {low=}")
+    return high, low
 
 
 class OutputBound:

@@ -62,7 +62,7 @@ from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
 from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
 from eventhub.reactor.tasks import Future, Timeout
-from eventhub.reactor.threads import ThreadPool, ThreadResult
+from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, _check_delay
 from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSClientFactory, TLSServerFactory
 from eventhub.reactor.udp import UDPPort, listen_udp
@@ -241,6 +241,7 @@ class AsyncioReactor(SignalStops):
         self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))  # TLSLayer and UDPPort read into it
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
+        self._thread_results: set[ThreadResult[Any]] = set()
         self._triggers = SystemTriggers()
         self._listeners: set[AsyncioListener | UDPPort] = set()
         self._connections: set[AsyncioConnection] = set()
@@ -305,18 +306,14 @@ class AsyncioReactor(SignalStops):
 
     def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
         """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread."""
-        result: ThreadResult[T] = ThreadResult()
-
-        def job() -> None:
-            try:
-                value = fn(*args, **kw)
-            except BaseException as exc:
-                self.call_from_thread(result._deliver, None, exc)
-            else:
-                self.call_from_thread(result._deliver, value, None)
-
+        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
         self._thread_pool().submit(job, (), NO_KWARGS)
         return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
     # -- descriptors (the loop's own) ------------------------------------------
 
@@ -361,7 +358,9 @@ class AsyncioReactor(SignalStops):
         """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract)."""
         return AsyncioUNIXListener(self, path, factory, backlog, mode)
 
-    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> AsyncioUNIXConnector:
+    def connect_unix(
+        self, path: str, factory: ClientFactory, timeout: float | None = 30
+    ) -> AsyncioUNIXConnector:
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
         connector = AsyncioUNIXConnector(self, path, factory, timeout)
         connector.connect()
@@ -403,7 +402,7 @@ class AsyncioReactor(SignalStops):
         return listen_udp(self, port, protocol, interface, reuse_address, AsyncioUDPPort)
 
     def connect_tcp(
-        self, host: str, port: int, factory: ClientFactory, timeout: float = 30
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
     ) -> AsyncioConnector:
         """Connect to ``host:port``; failures reach ``factory.client_connection_failed``."""
         connector = AsyncioConnector(self, host, port, factory, timeout)
@@ -577,8 +576,12 @@ class AsyncioReactor(SignalStops):
             self._stopping = True
             await self._shutdown()
 
-    def stop(self) -> None:
-        """Stop serving; ``run()``/``serve()`` then shuts down gracefully and returns."""
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop serving; ``run()``/``serve()`` then shuts down gracefully and returns.
+
+        ``drain`` is accepted as ``ReactorAPI`` has it (a worker replaced by a
+        rolling restart passes it) and not honoured yet: connections flush and close.
+        """
         if not self._running:
             raise UsageError("the reactor is not running")
         self._stopping = True

@@ -143,8 +143,13 @@ class ReactorAPI(Protocol):
         """Listen on ``interface:port`` (port 0: any free one, read it from ``get_host()``)."""
         ...
 
-    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector:
-        """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``."""
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> Connector:
+        """Connect to ``host:port`` (each resolved address in turn); the outcome reaches ``factory``.
+
+        ``timeout`` covers all the attempts; ``None`` waits as long as the system does.
+        """
         ...
 
     def listen_tls(
@@ -182,7 +187,7 @@ class ReactorAPI(Protocol):
         """Listen on the UNIX socket ``path`` (``"\\0name"``: a Linux abstract name)."""
         ...
 
-    def connect_unix(self, path: str, factory: ClientFactory, timeout: float = 30) -> Connector:
+    def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> Connector:
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory``."""
         ...
 
@@ -231,16 +236,37 @@ class ReactorAPI(Protocol):
         """Connect to ``host:port`` (TLS with ``tls``) and return the ``Stream``."""
         ...
 
+    def add_reader(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call ``handler()`` whenever the descriptor ``fd`` is readable."""
+        ...
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd`` for reading."""
+        ...
+
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
         """Call ``fn()`` on the loop when ``signum`` arrives while serving (not SIGINT/SIGTERM)."""
+        ...
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        ...
+
+    def install_signal_handlers(self) -> bool:
+        """Make SIGINT/SIGTERM stop this reactor gracefully from now on (before ``run()``)."""
         ...
 
     def run(self, install_signal_handlers: bool = True) -> None:
         """Serve until ``stop()``, then shut down gracefully."""
         ...
 
-    def stop(self) -> None:
-        """Stop serving after the current pass."""
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop serving after the current pass (``drain``: let connections end by themselves first)."""
+        ...
+
+    def close(self) -> None:
+        """Release what a reactor that never ran holds (``run()`` does this on its way out)."""
         ...
 
     def add_system_event_trigger(

@@ -37,7 +37,7 @@ class CoroutineMethods:
         ) -> ListenerAPI: ...
 
         def connect_tcp(
-            self, host: str, port: int, factory: ClientFactory, timeout: float = 30
+            self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
         ) -> Connector: ...
 
         def listen_tls(

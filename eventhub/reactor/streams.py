@@ -33,7 +33,9 @@ class _Spawns(typing.Protocol):
 
 
 class _Connects(typing.Protocol):
-    def connect_tcp(self, host: str, port: int, factory: ClientFactory, timeout: float = 30) -> Connector: ...
+    def connect_tcp(
+        self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
+    ) -> Connector: ...
 
     def connect_tls(
         self,

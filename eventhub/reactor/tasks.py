@@ -96,6 +96,10 @@ class TaskAPI(Protocol[T_co]):
 
     def remove_done_callback(self, fn: Callable[[Any], object], /) -> int: ...
 
+    def __await__(self) -> Generator[Any, None, T_co]:
+        """``await task``: its result, or what it raised (both backends' tasks are awaitable)."""
+        ...
+
 
 class Future(Generic[T]):
     """A value that arrives later: ``await`` it, or ``add_done_callback``.

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from eventhub.reactor.tasks import Future
 
-__all__ = ["ThreadPool", "ThreadResult"]
+__all__ = ["ThreadPool", "ThreadResult", "deferred_call"]
 
 log = logging.getLogger("eventhub.reactor")
 
@@ -66,6 +66,37 @@ class ThreadResult(Future[T]):
             self.set_result(value)  # type: ignore[arg-type]
         else:
             self.set_exception(error)
+
+
+def deferred_call(
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kw: dict[str, Any],
+    hand_back: Callable[..., object],
+    pending: set[ThreadResult[Any]],
+) -> tuple[ThreadResult[T], Callable[[], None]]:
+    """``defer_to_thread``'s one implementation: the result, and the job that fills it.
+
+    Every reactor (built-in, asyncio, ``MemoryReactor``) runs ``job`` its own
+    way (a pool thread, or the test's queue) and hands the outcome back with
+    ``hand_back`` (its ``call_from_thread``). Whatever ``fn`` raises,
+    ``SystemExit`` included, is its outcome: a worker thread gets no Ctrl-C,
+    and an error nobody awaited is logged by the ``Future``. ``pending`` holds
+    the result until its outcome arrives (shutdown and the hub wait for those).
+    """
+    result: ThreadResult[T] = ThreadResult()
+    pending.add(result)
+    result.add_done_callback(pending.discard)
+
+    def job() -> None:
+        try:
+            value = fn(*args, **kw)
+        except BaseException as exc:
+            hand_back(result._deliver, None, exc)
+        else:
+            hand_back(result._deliver, value, None)
+
+    return result, job
 
 
 class ThreadPool:

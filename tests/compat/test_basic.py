@@ -23,7 +23,8 @@ from eventhub.testing import StringTransport
 
 
 def _twisted_basic() -> ModuleType:
-    return pytest.importorskip("twisted.protocols.basic")
+    twisted_basic: ModuleType = pytest.importorskip("twisted.protocols.basic")
+    return twisted_basic
 
 
 @pytest.fixture(params=["compat", "twisted"])
@@ -41,12 +42,15 @@ class Wire:
         else:
             from twisted.internet.testing import StringTransport as TwistedStringTransport
 
-            self._theirs = TwistedStringTransport()
+            self._theirs = TwistedStringTransport()  # type: ignore[no-untyped-call]  # unannotated in Twisted
             proto.makeConnection(self._theirs)
         self.basic = basic
 
     def value(self) -> bytes:
-        return self._ours.value() if self.basic is compat_basic else self._theirs.value()
+        if self.basic is compat_basic:
+            return self._ours.value()
+        theirs: bytes = self._theirs.value()  # type: ignore[no-untyped-call]  # unannotated in Twisted
+        return theirs
 
     @property
     def disconnecting(self) -> bool:

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from eventhub.compat.twisted import TwistedReactor
+from eventhub.compat.twisted import ListeningPort, TwistedReactor
 from eventhub.compat.twisted.internet import endpoints, protocol, task
 from eventhub.compat.twisted.internet.address import IPv4Address, IPv6Address
+from eventhub.compat.twisted.internet.defer import Deferred
 from eventhub.compat.twisted.internet.error import CannotListenError, ConnectionDone
 from eventhub.compat.twisted.internet.interfaces import (
     IProtocolFactory,
@@ -18,9 +19,12 @@ from eventhub.compat.twisted.internet.interfaces import (
     implementer,
 )
 from eventhub.compat.twisted.python.failure import Failure
+from eventhub.compat.twisted_protocol import TwistedConnector
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor
 from eventhub.testing import MemoryReactor, run_until_stopped
+
+from ._util import inet
 
 # -- strings ----------------------------------------------------------------------------
 
@@ -98,12 +102,13 @@ def test_listen_and_connect_fire_deferreds_with_twisted_addresses() -> None:
     reader = Reader()
     reader.factory_stop = compat.stop
 
-    def listening(port: Any) -> Any:
+    def listening(port: ListeningPort) -> Deferred[None]:
         outcome["host"] = port.getHost()
-        client = endpoints.TCP4ClientEndpoint(compat, "127.0.0.1", port.getHost().port)
+        client = endpoints.TCP4ClientEndpoint(compat, "127.0.0.1", inet(port.getHost()).port)
         return endpoints.connectProtocol(client, reader).addCallback(connected)
 
-    def connected(proto: Any) -> None:
+    def connected(proto: protocol.Protocol) -> None:
+        assert proto.transport is not None
         outcome["connected"] = proto is reader
         outcome["client host"] = proto.transport.getHost()
 
@@ -223,11 +228,11 @@ def test_reconnecting_client_factory_on_real_sockets_connects_once_the_server_is
             factor = 1.0
             jitter = 0
 
-            def buildProtocol(self, addr: Any) -> protocol.Protocol:
+            def buildProtocol(self, addr: Address) -> protocol.Protocol:
                 self.resetDelay()
                 return Connected()
 
-            def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+            def clientConnectionFailed(self, connector: TwistedConnector, reason: Failure) -> None:
                 events.append(f"failed: {reason.type.__name__}")
                 door.listen()  # the server comes up; the retry finds it
                 super().clientConnectionFailed(connector, reason)

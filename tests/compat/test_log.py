@@ -55,8 +55,9 @@ def test_logger_formats_lazily_with_keywords(caplog: pytest.LogCaptureFixture) -
         service.log.info("{who} connected from {peer.host} ({f()})", who="ann", peer=_Peer(), f=costly)
         service.log.debug("not shown {value()}", value=never)
         service.log.warn("broken {missing}")
+        empty: dict[str, int] = {}
         try:
-            {}["x"]
+            empty["x"]
         except KeyError:
             logger.Logger(namespace="custom").failure("handling {what}", what="a request")
     assert calls == []

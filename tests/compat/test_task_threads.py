@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,7 +27,8 @@ from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 def task(request: pytest.FixtureRequest) -> ModuleType:
     if request.param == "compat":
         return compat_task
-    return pytest.importorskip("twisted.internet.task")
+    twisted_task: ModuleType = pytest.importorskip("twisted.internet.task")
+    return twisted_task
 
 
 def _defer_of(task: ModuleType) -> ModuleType:
@@ -145,7 +147,7 @@ def test_cooperate_runs_an_iterator_step_by_step(task: ModuleType) -> None:
 
 
 @pytest.mark.e2e
-def test_react_exits_with_main_s_outcome(tmp_path: Any) -> None:
+def test_react_exits_with_main_s_outcome(tmp_path: Path) -> None:
     program = (
         "from eventhub.compat.twisted.internet import task, defer\n"
         "import sys\n"

@@ -5,18 +5,21 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-from eventhub.compat.twisted import TwistedReactor, protocol
+from eventhub.compat.twisted import ListeningPort, TwistedReactor, protocol
 from eventhub.compat.twisted.internet import endpoints
 from eventhub.compat.twisted.internet.address import IPv4Address, UNIXAddress
 from eventhub.compat.twisted_protocol import ConnectionDone, Failure, TwistedConnector
 from eventhub.reactor import Reactor
 from eventhub.testing import HANG_TIMEOUT, run_until_stopped
+
+from ._util import inet
 
 
 class Echo(protocol.Protocol):
@@ -103,7 +106,7 @@ class UDPEcho(protocol.DatagramProtocol):
 
     def startProtocol(self) -> None:
         assert self.transport is not None
-        self.events.append(("start", self.transport.getHost().type))
+        self.events.append(("start", inet(self.transport.getHost()).type))
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         assert self.transport is not None
@@ -194,7 +197,7 @@ def test_listen_ssl_and_connect_ssl(certs: dict[str, Path]) -> None:
     port = compat.listenSSL(0, protocol.ServerFactory.forProtocol(Echo), server_ctx, interface="127.0.0.1")
     factory = StoppingClientFactory(compat)
     compat.connectSSL(
-        "127.0.0.1", port.getHost().port, factory, ContextFactory(client_ctx), timeout=HANG_TIMEOUT
+        "127.0.0.1", inet(port.getHost()).port, factory, ContextFactory(client_ctx), timeout=HANG_TIMEOUT
     )
     run_until_stopped(compat.eventhub_reactor)
     assert factory.outcome == (b"hello", ConnectionDone)
@@ -206,7 +209,7 @@ def test_connect_ssl_with_an_untrusted_certificate_fails(certs: dict[str, Path])
     compat = TwistedReactor(lambda: Reactor("select"))
     port = compat.listenSSL(0, protocol.ServerFactory.forProtocol(Echo), server_ctx, interface="127.0.0.1")
     factory = StoppingClientFactory(compat)
-    compat.connectSSL("127.0.0.1", port.getHost().port, factory, ssl.create_default_context())
+    compat.connectSSL("127.0.0.1", inet(port.getHost()).port, factory, ssl.create_default_context())
     run_until_stopped(compat.eventhub_reactor)
     assert factory.outcome is None and factory.failure is not None
 
@@ -223,11 +226,14 @@ def test_ssl_context_factories_other_than_ssl_contexts_are_refused() -> None:
 # -- endpoint strings ------------------------------------------------------------------
 
 
-def _endpoint_round_trip(compat: TwistedReactor, server: str, client: str) -> list[object]:
-    seen: list[object] = []
+def _endpoint_round_trip(
+    compat: TwistedReactor, server: str, client: str
+) -> list[IPv4Address | UNIXAddress | Failure]:
+    """What the server listens on, then the client's peer (or how connecting failed)."""
+    seen: list[IPv4Address | UNIXAddress | Failure] = []
     server_endpoint = endpoints.serverFromString(compat, server)
 
-    def listening(port: Any) -> None:
+    def listening(port: ListeningPort) -> None:
         seen.append(port.getHost())
         d = endpoints.clientFromString(
             compat, client.format(port=getattr(port.getHost(), "port", 0))
@@ -272,8 +278,10 @@ def test_ssl_and_tls_endpoint_strings(kind: str, certs: dict[str, Path]) -> None
     )
     client = f"{kind}:host=127.0.0.1:port={{port}}:caCerts={certs['ca']}"
     seen = _endpoint_round_trip(compat, server, client)
-    assert len(seen) == 2 and isinstance(seen[1], IPv4Address), seen
-    assert seen[1].port == seen[0].port  # type: ignore[attr-defined]
+    assert len(seen) == 2, seen
+    host, peer = seen
+    assert isinstance(host, IPv4Address) and isinstance(peer, IPv4Address), seen
+    assert peer.port == host.port
 
 
 def test_delegated_endpoint_errors_are_value_errors(tmp_path: Path) -> None:
@@ -290,8 +298,12 @@ def test_the_unix_and_ssl_endpoint_classes(tmp_path: Path, certs: dict[str, Path
     client_ctx = ssl.create_default_context(cafile=str(certs["ca"]))
     seen: list[object] = []
 
-    def round_trip(server: Any, make_client: Any, then: Any) -> None:
-        def listening(port: Any) -> None:
+    def round_trip(
+        server: endpoints.TCP4ServerEndpoint | endpoints.UNIXServerEndpoint,
+        make_client: Callable[[ListeningPort], endpoints.TCP4ClientEndpoint | endpoints.UNIXClientEndpoint],
+        then: Callable[[], object],
+    ) -> None:
+        def listening(port: ListeningPort) -> None:
             client = make_client(port)
 
             def connected(proto: protocol.Protocol) -> None:
@@ -308,7 +320,9 @@ def test_the_unix_and_ssl_endpoint_classes(tmp_path: Path, certs: dict[str, Path
     def ssl_next() -> None:
         round_trip(
             endpoints.SSL4ServerEndpoint(compat, 0, server_ctx, interface="127.0.0.1"),
-            lambda port: endpoints.SSL4ClientEndpoint(compat, "127.0.0.1", port.getHost().port, client_ctx),
+            lambda port: endpoints.SSL4ClientEndpoint(
+                compat, "127.0.0.1", inet(port.getHost()).port, client_ctx
+            ),
             lambda: compat.callLater(0.05, compat.stop),
         )
 

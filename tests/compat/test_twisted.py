@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,8 @@ from eventhub.errors import UsageError
 from eventhub.protocol import Address
 from eventhub.reactor import Reactor, available_backends
 from eventhub.testing import HANG_TIMEOUT, MemoryReactor, StringTransport, run_until_stopped
+
+from ._util import inet
 
 SEED = Path(__file__).parent / "seed"
 BACKENDS = [b for b in ("select", "poll", "epoll", "asyncio", "uvloop") if b in available_backends()]
@@ -60,9 +62,9 @@ def seed_server() -> Iterator[tuple[subprocess.Popen[str], int]]:
             server.wait()
 
 
-def _port_from_log(stderr: object) -> int:
+def _port_from_log(stderr: Iterable[str]) -> int:
     seen = []
-    for line in stderr:  # type: ignore[attr-defined]
+    for line in stderr:
         seen.append(line)
         match = re.search(r"listenTCP: listening on 127\.0\.0\.1:(\d+)", line)
         if match:
@@ -155,7 +157,7 @@ def test_listen_tcp_interface_from_environment_or_argument(
 class Client(protocol.Protocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
-        self.factory.events.append(("made", self.transport.getPeer().port))
+        self.factory.events.append(("made", inet(self.transport.getPeer()).port))
         self.transport.writeSequence([b"hel", b"lo"])
         self.received = b""
 
@@ -183,7 +185,7 @@ class RecordingClientFactory(protocol.ClientFactory):
         self.events.append(("stopFactory",))
 
     def startedConnecting(self, connector: TwistedConnector) -> None:
-        self.events.append(("connecting", connector.getDestination().port))
+        self.events.append(("connecting", inet(connector.getDestination()).port))
 
     def clientConnectionFailed(self, connector: TwistedConnector, reason: Failure) -> None:
         self.events.append(("failed", reason.type))
@@ -198,7 +200,7 @@ class RecordingClientFactory(protocol.ClientFactory):
 def test_connect_tcp_client_talks_to_listen_tcp_server(backend: str) -> None:
     compat = TwistedReactor(lambda: Reactor(backend))
     port = compat.listenTCP(0, protocol.ServerFactory.forProtocol(Echo), interface="127.0.0.1")
-    number = port.getHost().port
+    number = inet(port.getHost()).port
     factory = RecordingClientFactory(compat)
     connector = compat.connectTCP("127.0.0.1", number, factory, timeout=HANG_TIMEOUT)
     assert connector.getDestination() == Address("127.0.0.1", number)
@@ -326,7 +328,7 @@ def test_bridge_forwards_callbacks_and_transport_calls() -> None:
     bridge.data_received(b"abc")
     assert transport.value() == b"abc"
     tt = proto.transport
-    assert (tt.getPeer(), tt.getHost()) == (transport.get_peer(), transport.get_host())
+    assert tt.getPeer() == transport.get_peer() and tt.getHost() == transport.get_host()  # equal across APIs
     tt.pauseProducing()
     assert transport.reading_paused
     tt.resumeProducing()
@@ -344,7 +346,8 @@ def test_bridge_without_half_close_closes_on_eof_and_reports_errors() -> None:
     proto = Recorder()
     bridge, transport = _bridged(proto)
     assert bridge.eof_received() is None
-    proto.transport.abortConnection()  # type: ignore[union-attr]
+    assert proto.transport is not None
+    proto.transport.abortConnection()
     assert transport.aborted
     reset = ConnectionResetError("peer reset")
     bridge.connection_lost(reset)

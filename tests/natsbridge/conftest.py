@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,8 +74,9 @@ class NatsServer:
         command = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         lines: list[str] = []
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        stderr = self.process.stderr
+        assert stderr is not None
+        for line in stderr:
             lines.append(line)
             match = LISTENING.search(line)
             if match:
@@ -84,7 +85,7 @@ class NatsServer:
         else:
             raise AssertionError("nats-server did not start:\n" + "".join(lines))
         # Keep draining its log, so that it never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in self.process.stderr], daemon=True).start()  # type: ignore[union-attr]
+        threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -124,11 +125,11 @@ def nats_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     return venv
 
 
-def wait_until(condition: object, timeout: float = 30, what: str = "") -> None:
+def wait_until(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:
     """Poll ``condition()`` (a hang guard, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what or condition}")

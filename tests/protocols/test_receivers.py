@@ -28,7 +28,8 @@ class Lines(LineReceiver):
     def line_received(self, line: bytes) -> None:
         self.lines.append(line)
         if line == b"quit":
-            self.transport.lose_connection()  # type: ignore[union-attr]
+            assert self.transport is not None
+            self.transport.lose_connection()
         elif line == b"raw":
             self.set_raw_mode()
         else:
@@ -119,8 +120,9 @@ def test_over_long_line_closes_after_delivering_the_good_ones(
 def test_framing_failed_can_be_overridden_to_answer_first() -> None:
     class Polite(Lines):
         def framing_failed(self, error: Exception) -> None:
-            self.transport.write(b"ERR line too long\r\n")  # type: ignore[union-attr]
-            self.transport.lose_connection()  # type: ignore[union-attr]
+            assert self.transport is not None
+            self.transport.write(b"ERR line too long\r\n")
+            self.transport.lose_connection()
 
     proto = Polite()
     transport = connect(proto)

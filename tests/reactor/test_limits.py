@@ -10,11 +10,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
-from eventhub.protocol import ClientFactory, Protocol, Transport
+from eventhub.protocol import ClientFactory, Connector, Protocol, Transport
 from eventhub.reactor import Reactor
 from eventhub.reactor.pollers import ASYNCIO_BACKENDS, FD_SETSIZE
 
@@ -343,11 +343,11 @@ def test_no_descriptor_leaks_after_thousands_of_connect_close_cycles(backend: st
             target = refused_port if self.mode == b"refused" else port
             reactor.connect_tcp("127.0.0.1", target, self)
 
-        def client_connection_failed(self, connector: Any, reason: BaseException) -> None:
+        def client_connection_failed(self, connector: Connector, reason: BaseException) -> None:
             assert isinstance(reason, ConnectionRefusedError), reason
             self.next()
 
-        def client_connection_lost(self, connector: Any, reason: BaseException | None) -> None:
+        def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
             self.next()
 
     def measure_when_servers_closed() -> None:

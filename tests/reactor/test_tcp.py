@@ -10,12 +10,13 @@ import re
 import socket
 import struct
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 
 from eventhub.errors import ServiceError, UsageError
-from eventhub.protocol import Address, ClientFactory, Protocol, ServerFactory, Transport
+from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
 from eventhub.reactor import Connection, Reactor
 from eventhub.reactor.pollers import ASYNCIO_BACKENDS
 
@@ -33,6 +34,13 @@ from ._util import (
     wait_for,
 )
 
+if TYPE_CHECKING:
+    from socket import _GetAddrInfoResult
+
+    from _typeshed import ReadableBuffer
+
+T = TypeVar("T")
+
 
 def echo_once(port: int, payload: bytes, host: str = "127.0.0.1") -> bytes:
     """Send, half-close, read to the end. A connection the server dropped reads as b""."""
@@ -45,10 +53,10 @@ def echo_once(port: int, payload: bytes, host: str = "127.0.0.1") -> bytes:
         return recv_all(s)
 
 
-def serve_then(reactor: Reactor, client: Any, *args: Any) -> Any:
+def serve_then(reactor: Reactor, client: Callable[..., T], *args: object) -> T:
     """Run ``client(*args)`` on a thread while the reactor serves; stop when it is done."""
 
-    def body() -> Any:
+    def body() -> T:
         try:
             return client(*args)
         finally:
@@ -57,7 +65,8 @@ def serve_then(reactor: Reactor, client: Any, *args: Any) -> Any:
     bg: list[Background] = []
     reactor.call_soon(lambda: bg.append(Background(body)))
     run(reactor)
-    return bg[0].result()
+    result: T = bg[0].result()
+    return result
 
 
 # -- serving ------------------------------------------------------------------
@@ -111,11 +120,12 @@ def test_port_in_use_is_a_one_line_service_error(reactor: Reactor) -> None:
 
 
 @pytest.mark.parametrize("port", [-1, 65536, 70000, "80", 8.0, True])
-def test_bad_port_is_a_usage_error_naming_it(reactor: Reactor, port: Any) -> None:
+def test_bad_port_is_a_usage_error_naming_it(reactor: Reactor, port: object) -> None:
+    # Out of range, and of the wrong type on purpose.
     with pytest.raises(UsageError, match=re.escape(repr(port))):
-        reactor.listen_tcp(port, factory_for(Echo))
+        reactor.listen_tcp(port, factory_for(Echo))  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=re.escape(repr(port))):
-        reactor.connect_tcp("127.0.0.1", port, ClientFactory())
+        reactor.connect_tcp("127.0.0.1", port, ClientFactory())  # type: ignore[arg-type]
 
 
 def test_unusable_interface_is_a_service_error(reactor: Reactor) -> None:
@@ -166,7 +176,7 @@ def test_ipv6_loopback(reactor: Reactor) -> None:
 class V6OnlyByDefault(socket.socket):
     """IPv6 sockets as Windows makes them, or Linux with net.ipv6.bindv6only=1: IPv6 only unless told."""
 
-    def __init__(self, family: Any = -1, type: Any = -1, proto: int = -1, fileno: int | None = None) -> None:
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
         super().__init__(family, type, proto, fileno)
         if fileno is None and self.family == socket.AF_INET6:
             self.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -439,7 +449,7 @@ def test_peer_reset_mid_stream(reactor: Reactor) -> None:
 
 
 def test_writes_after_close_are_dropped_quietly(reactor: Reactor) -> None:
-    results: list[Any] = []
+    results: list[object] = []
 
     class Closer(Protocol):
         def connection_made(self, transport: Transport) -> None:
@@ -570,7 +580,7 @@ class Trickle(socket.socket):
 
     limit = 1000
 
-    def send(self, data: Any, flags: int = 0) -> int:
+    def send(self, data: ReadableBuffer, flags: int = 0) -> int:
         with memoryview(data) as view, view.cast("B") as octets:
             return super().send(octets[: self.limit], flags)
 
@@ -696,7 +706,7 @@ def test_write_eof_then_peer_keeps_sending(reactor: Reactor) -> None:
     closed = threading.Event()
 
     class Half(Recorder):
-        def connection_made(self, transport: Any) -> None:
+        def connection_made(self, transport: Transport) -> None:
             super().connection_made(transport)
             transport.write(b"bye")
             transport.write_eof()
@@ -905,21 +915,22 @@ class PullProducer:
 @pytest.mark.parametrize("streaming", [True, False], ids=["push", "pull"])
 def test_producer_registration(reactor: Reactor, streaming: bool) -> None:
     payload = pattern(16 << 20)  # more than the kernel buffers: the producer must pause
-    producers: list[Any] = []
+    producers: list[StreamingProducer | PullProducer] = []
     started = threading.Event()
 
     class Produce(Protocol):
         def connection_made(self, transport: Transport) -> None:
             if streaming:
-                p: Any = StreamingProducer(transport, payload)
-                transport.register_producer(p, streaming=True)
+                pushing = StreamingProducer(transport, payload)
+                transport.register_producer(pushing, streaming=True)
                 with pytest.raises(RuntimeError, match="already has a producer"):
-                    transport.register_producer(p, streaming=True)
-                p.tick(reactor)
+                    transport.register_producer(pushing, streaming=True)
+                pushing.tick(reactor)
+                producers.append(pushing)
             else:
-                p = PullProducer(transport, payload)
-                transport.register_producer(p, streaming=False)
-            producers.append(p)
+                pulled = PullProducer(transport, payload)
+                transport.register_producer(pulled, streaming=False)
+                producers.append(pulled)
             started.set()
 
     port = reactor.listen_tcp(0, factory_for(Produce)).get_host().port
@@ -1035,11 +1046,11 @@ class Collect(ClientFactory):
         self.failed: list[BaseException] = []
         self.lost: list[BaseException | None] = []
 
-    def client_connection_failed(self, connector: Any, reason: BaseException) -> None:
+    def client_connection_failed(self, connector: Connector, reason: BaseException) -> None:
         self.failed.append(reason)
         self.reactor.stop()
 
-    def client_connection_lost(self, connector: Any, reason: BaseException | None) -> None:
+    def client_connection_lost(self, connector: Connector, reason: BaseException | None) -> None:
         self.lost.append(reason)
         self.reactor.stop()
 
@@ -1084,21 +1095,32 @@ def test_connect_tcp_by_name_resolves_off_the_loop(reactor: Reactor) -> None:
         assert isinstance(factory.failed[0], ConnectionRefusedError)
 
 
-def fake_resolver(monkeypatch: pytest.MonkeyPatch, name: str, sockaddrs: list[tuple[Any, ...]]) -> None:
+SockAddr = tuple[str, int] | tuple[str, int, int, int]  # IPv4, IPv6
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, name: str, sockaddrs: list[SockAddr]) -> None:
     """Make ``name`` resolve to ``sockaddrs``, in that order (as /etc/hosts might), on loopback only."""
     real = socket.getaddrinfo
 
     def getaddrinfo(
-        host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
-    ) -> Any:
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> _GetAddrInfoResult:
         if host != name:
             return real(host, port, family, type, proto, flags)
         if flags & socket.AI_NUMERICHOST:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [
-            (socket.AF_INET6 if len(a) == 4 else socket.AF_INET, socket.SOCK_STREAM, 6, "", a)
-            for a in sockaddrs
-        ]
+        resolved: _GetAddrInfoResult = []
+        for a in sockaddrs:
+            if len(a) == 4:
+                resolved.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", a))
+            else:
+                resolved.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", a))
+        return resolved
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
@@ -1163,7 +1185,7 @@ def test_connect_tcp_refused(reactor: Reactor) -> None:
 class NotConnected(socket.socket):
     """A socket whose ``getpeername`` says it is not connected (the attempt failed, its error read)."""
 
-    def getpeername(self) -> Any:
+    def getpeername(self) -> NoReturn:
         raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
 
 

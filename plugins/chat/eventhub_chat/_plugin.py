@@ -14,7 +14,7 @@ from eventhub.errors import ConfigError
 from eventhub_chat._room import SERVICE, ChatRoom
 
 if TYPE_CHECKING:
-    from eventhub.reactor import Listener, Reactor
+    from eventhub.reactor import ListenerAPI, ReactorAPI
 
 log = logging.getLogger("eventhub.chat")
 
@@ -60,7 +60,7 @@ class ChatPlugin:
     def __init__(self) -> None:
         self.settings = ChatSettings()
         self.room: ChatRoom | None = None
-        self.listener: Listener | None = None
+        self.listener: ListenerAPI | None = None
 
     @eventhub.hookimpl
     def eventhub_configure(self, settings: Mapping[str, Any], hub: eventhub.Hub) -> None:
@@ -68,7 +68,7 @@ class ChatPlugin:
         self.settings = read_settings(ChatSettings, settings, SECTION, source=hub.config.source)
 
     @eventhub.hookimpl
-    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> Listener:
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: ReactorAPI) -> ListenerAPI:
         """Listen; returning the listener tells the hub to serve until SIGINT/SIGTERM."""
         room = self.room = ChatRoom(self.settings, reactor, hub)
         # observe_factory lets other plugins watch the connections (eventhub_connection_* hooks).

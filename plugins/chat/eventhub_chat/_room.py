@@ -39,8 +39,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from eventhub._logging import RateLimitedLog
-from eventhub.limits import AddressLimit, IdleSweep
+from eventhub.limits import AddressLimit, IdleSweep, RateLimitedLog
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
 from eventhub.protocols import FramingError, LineReceiver
 

@@ -12,7 +12,7 @@ from eventhub_echo._service import SERVICE, EchoDatagramProtocol, EchoFactory
 from eventhub_echo._settings import EchoSettings
 
 if TYPE_CHECKING:
-    from eventhub.reactor import ListenerAPI, Reactor
+    from eventhub.reactor import ListenerAPI, ReactorAPI
 
 log = logging.getLogger("eventhub.echo")
 
@@ -31,7 +31,7 @@ class EchoPlugin:
         self.settings = EchoSettings.from_table(settings, source=hub.config.source)
 
     @eventhub.hookimpl
-    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> list[ListenerAPI]:
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: ReactorAPI) -> list[ListenerAPI]:
         settings = self.settings
         self.factory = EchoFactory(settings, reactor, hub)
         self.listeners = listen_all(

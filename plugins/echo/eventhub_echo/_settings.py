@@ -9,7 +9,7 @@ from typing import Any
 from eventhub.config import check_host, check_range, check_timeout, read_settings
 from eventhub.endpoints import check_listen, tcp_endpoint
 from eventhub.errors import ConfigError
-from eventhub.reactor.tcp import HIGH_WATER
+from eventhub.reactor import HIGH_WATER
 
 SECTION = "echo"
 

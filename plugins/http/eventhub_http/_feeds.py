@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eventhub.event import Event
-from eventhub.reactor.tasks import Future
+from eventhub import Event
+from eventhub.reactor import Future
 
 if TYPE_CHECKING:
     from eventhub import Hub

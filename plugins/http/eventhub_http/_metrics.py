@@ -31,12 +31,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from eventhub.event import Event
+from eventhub import Event
 
 if TYPE_CHECKING:
     from eventhub import Hub
-    from eventhub.reactor import ReactorAPI
-    from eventhub.reactor.api import TimerAPI
+    from eventhub.reactor import ReactorAPI, TimerAPI
     from eventhub_http._server import HttpFactory
 
 __all__ = ["Metrics"]

@@ -15,7 +15,7 @@ from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING
 
-from eventhub.plugins import Status
+from eventhub import PluginStatus
 from eventhub_http._feeds import event_message
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def render_page(hub: Hub, metrics: Metrics, token_required: bool) -> str:
     plugins = []
     for record in sorted(hub.records.values(), key=lambda r: r.name):
         status = record.status.value
-        if record.status is Status.FAILED and record.reason:
+        if record.status is PluginStatus.FAILED and record.reason:
             status += f": {record.reason}"
         plugins.append(
             f'<tr class="{escape(record.status.value)}"><td>{escape(record.name)}</td>'

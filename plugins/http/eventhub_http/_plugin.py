@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import eventhub
+from eventhub import Event
 from eventhub.endpoints import server_from_string
 from eventhub.errors import PatternError, UsageError
-from eventhub.event import Event
 from eventhub.names import check_name, check_pattern
 from eventhub.protocol import Address
 from eventhub_http import hookspecs
@@ -26,7 +26,7 @@ from eventhub_http._settings import HttpSettings
 from eventhub_http._websocket import accept
 
 if TYPE_CHECKING:
-    from eventhub.reactor import ListenerAPI, Reactor
+    from eventhub.reactor import ListenerAPI, ReactorAPI
 
 log = logging.getLogger("eventhub.http")
 
@@ -61,7 +61,7 @@ class HttpPlugin:
         add_hookspecs(hub)
 
     @eventhub.hookimpl
-    def eventhub_start_services(self, hub: eventhub.Hub, reactor: Reactor) -> list[ListenerAPI]:
+    def eventhub_start_services(self, hub: eventhub.Hub, reactor: ReactorAPI) -> list[ListenerAPI]:
         self.hub = hub
         self.router = self.collect_routes(hub)
         factory = self.factory = HttpFactory(self.settings, self.router, reactor)

@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from eventhub.protocol import Address, Protocol, ServerFactory, Transport
-from eventhub.reactor.tasks import Future
+from eventhub.reactor import Future
 from eventhub_http._feeds import Feed, StreamAborted
 from eventhub_http._messages import Headers, HTTPError, Request, Response, reason
 from eventhub_http._parser import Body, End, Head, ParseError, make_parser
 from eventhub_http._router import Route, Router
 
 if TYPE_CHECKING:
-    from eventhub.reactor import ReactorAPI
-    from eventhub.reactor.api import TimerAPI
+    from eventhub.reactor import ReactorAPI, TimerAPI
     from eventhub_http._settings import HttpSettings
 
 __all__ = ["HttpFactory", "HttpProtocol"]

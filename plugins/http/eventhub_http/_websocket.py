@@ -24,8 +24,8 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 from wsproto.utilities import generate_accept_token
 
+from eventhub import Event
 from eventhub.errors import UsageError
-from eventhub.event import Event
 from eventhub.names import check_name, check_pattern
 from eventhub_http._feeds import Feed, StreamAborted, event_message
 from eventhub_http._messages import HTTPError, Request, Response

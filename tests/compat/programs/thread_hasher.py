@@ -2,25 +2,27 @@
 # with its SHA-256, in order per connection.
 import hashlib
 
-from eventhub.compat.twisted.internet import protocol, reactor, threads
+from eventhub.compat.twisted.internet import address, protocol, reactor, threads
 from eventhub.compat.twisted.protocols import basic
 
 
-def blocking_hash(data):
+def blocking_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).hexdigest().encode("ascii")
 
 
 class Hasher(basic.LineReceiver):
     delimiter = b"\n"
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
         self.queue = threads.deferToThread(lambda: None)
 
-    def lineReceived(self, line):
+    def lineReceived(self, line: bytes) -> None:
         self.queue.addCallback(lambda _: threads.deferToThread(blocking_hash, line))
         self.queue.addCallback(self.sendLine)
 
 
 port = reactor.listenTCP(0, protocol.Factory.forProtocol(Hasher), interface="127.0.0.1")
-print("PORT", port.getHost().port, flush=True)
+host = port.getHost()
+assert isinstance(host, address.IPv4Address)  # listenTCP's (getHost() may be a UNIX address)
+print("PORT", host.port, flush=True)
 reactor.run()

@@ -1,17 +1,17 @@
 # A LoopingCall ticker: three ticks, then the reactor stops (Twisted's "Scheduling tasks" page).
 from eventhub.compat.twisted.internet import reactor, task
 
-ticks = []
+ticks: list[int] = []
 
 
-def tick():
+def tick() -> None:
     ticks.append(len(ticks) + 1)
     print("tick", ticks[-1], flush=True)
     if len(ticks) == 3:
         loop.stop()
 
 
-def stopped(result):
+def stopped(result: object) -> None:
     print("stopped after", len(ticks), "ticks", result is loop, flush=True)
     reactor.stop()
 

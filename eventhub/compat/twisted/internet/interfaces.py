@@ -19,7 +19,7 @@ a transport needs of a producer it finds by name, as in Twisted at run time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = [
     "IConsumer",
@@ -63,6 +63,10 @@ class _InterfaceClass(type):
 
 class Interface(metaclass=_InterfaceClass):
     """Base of every interface marker (``zope.interface.Interface``'s place)."""
+
+    if TYPE_CHECKING:  # mypy reads a call's signature here, not from the metaclass's __call__
+
+        def __new__(cls, obj: Any, default: Any = _NO_DEFAULT) -> Any: ...
 
 
 def implementer(*interfaces: Any) -> Callable[[C], C]:
