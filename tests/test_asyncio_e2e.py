@@ -2,20 +2,25 @@
 
 One handler awaits ``asyncio.sleep``, an ``httpx.AsyncClient`` request to a
 local HTTP server and ``reactor.defer_to_thread`` in the same function; another
-is cancelled at SIGTERM in the middle of an ``asyncio.sleep``.
+is cancelled at SIGTERM in the middle of an ``asyncio.sleep``. The guide's
+``notify`` plugin (docs/guide/asyncio.md, taken from the page) answers an
+``order.paid`` that the http plugin turns a POST into, as a newcomer runs it.
 """
 
 from __future__ import annotations
 
 import http.server
+import json
 import signal
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from echo_support import EchoServer, assert_clean_exit
-from support import PluginVenv, first_party, write_dist
+from support import REPO, PluginVenv, Served, first_party, write_dist
 
 from eventhub.reactor import available_backends
 
@@ -133,3 +138,60 @@ def _read(sock: socket.socket, n: int) -> bytes:
         assert chunk, "closed"
         received += chunk
     return received
+
+
+def _guide_plugin() -> str:
+    """The ``notify.py`` block of docs/guide/asyncio.md, as the page shows it."""
+    text = (REPO / "docs" / "guide" / "asyncio.md").read_text(encoding="utf-8")
+    start = text.index('```python\n"""notify.py') + len("```python\n")
+    return text[start : text.index("\n```", start)] + "\n"
+
+
+class _Shop(http.server.BaseHTTPRequestHandler):
+    """A stand-in for the shop's web API: answers a paid order with its receipt."""
+
+    def do_POST(self) -> None:
+        order = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.dumps({"order": order["id"], "total": "9.99"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def guide_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
+    root = tmp_path_factory.mktemp("asyncio-guide")
+    plugin = {"notify.py": _guide_plugin()}
+    dist = write_dist(root / "src", "eventhub-notify", {"notify": "notify:Notify"}, plugin)
+    environment = PluginVenv(root / "venv")
+    environment.install(first_party("http"), dist)
+    return environment
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_guide_plugin_files_a_receipt_when_order_paid_arrives(
+    guide_venv: PluginVenv, tmp_path: Path, backend: str
+) -> None:
+    shop = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
+    thread = threading.Thread(target=shop.serve_forever, daemon=True)
+    thread.start()
+    settings = [f"notify.url=http://127.0.0.1:{shop.server_address[1]}/paid", "http.listen=[\"tcp:0\"]"]
+    try:
+        args = ["run", "--backend", backend] + [arg for s in settings for arg in ("--set", s)]
+        with Served(guide_venv, *args, cwd=tmp_path) as server:
+            port = server.wait_for(r"http: listening on 127\.0\.0\.1:(\d+)").group(1)
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/events/order.paid", data=b'{"id": 7}')
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                assert reply.status == 202
+            server.wait_for(r"notify: order 7 paid, receipt in receipt-7\.json$")
+            assert_clean_exit(*server.finish())
+    finally:
+        shop.shutdown()
+        shop.server_close()
+        thread.join(10)
+    assert json.loads((tmp_path / "receipt-7.json").read_text()) == {"order": 7, "total": "9.99"}

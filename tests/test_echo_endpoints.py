@@ -15,6 +15,7 @@ from support import PluginVenv, Served, talk
 from eventhub.endpoints import listen_all
 from eventhub.errors import ServiceError
 from eventhub.protocol import Protocol, ServerFactory
+from eventhub.reactor import available_backends
 from eventhub.testing import MemoryReactor
 
 
@@ -41,18 +42,21 @@ def pems(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_tcp_tls_unix_and_udp_at_once(venv: PluginVenv, pems: Path) -> None:
+# The default (a built-in backend) and the asyncio ones: the loop's own transports under each endpoint.
+BACKENDS = [None] + [b for b in ("asyncio", "uvloop") if b in available_backends()]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b or "default")
+def test_tcp_tls_unix_and_udp_at_once(venv: PluginVenv, pems: Path, backend: str | None) -> None:
     openssl, socat, nc = peer("openssl"), peer("socat"), peer("nc")
     listen = '["tcp:0","tls:0:certKey=c.pem:privateKey=k.pem","unix:e.sock","udp:0"]'
-    with Served(venv, "run", "--set", f"echo.listen={listen}", cwd=pems) as server:
+    chosen = [] if backend is None else ["--backend", backend]
+    on = r"\w+" if backend is None else backend
+    with Served(venv, "run", *chosen, "--set", f"echo.listen={listen}", cwd=pems) as server:
         tcp = int(server.wait_for(LISTENING).group(1))
-        tls = int(
-            server.wait_for(r"echo: INFO: listening on tls 127\.0\.0\.1:(\d+) \(\w+ backend\)$").group(1)
-        )
-        server.wait_for(r"echo: INFO: listening on unix e\.sock \(\w+ backend\)$")
-        udp = int(
-            server.wait_for(r"echo: INFO: listening on udp 127\.0\.0\.1:(\d+) \(\w+ backend\)$").group(1)
-        )
+        tls = int(server.wait_for(rf"listening on tls 127\.0\.0\.1:(\d+) \({on} backend\)$").group(1))
+        server.wait_for(rf"echo: INFO: listening on unix e\.sock \({on} backend\)$")
+        udp = int(server.wait_for(rf"listening on udp 127\.0\.0\.1:(\d+) \({on} backend\)$").group(1))
         assert server.stderr.count("listening on") == 4, server.stderr
 
         with socket.create_connection(("127.0.0.1", tcp), timeout=30) as sock:

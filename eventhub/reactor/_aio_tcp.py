@@ -18,6 +18,11 @@ eventhub's meaning:
 - protocol exceptions close that connection only, logged once, with the
   exception as the reason given to ``connection_lost``.
 - ``eof_received`` returning false closes gracefully (``lose_connection``).
+- the server-wide output bound (``_output.py``): the loop's buffer is not
+  ours to watch byte by byte, so each connection counts what it had buffered
+  when it last looked (after a write, at the loop's pause/resume) and the
+  bound re-counts them all before it sheds (``AsyncioReactor._recount_output``):
+  a drained buffer never gets a connection closed.
 """
 
 from __future__ import annotations
@@ -26,21 +31,25 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
-from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol
+from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
 from eventhub.reactor._output import write_buffer_limits
 from eventhub.reactor.tcp import (
     _LINGER_RESET,
     _byte_view,
+    _Layer,
+    _peer_of,
     _reason,
     _resolve_passive,
     _where,
     check_port,
     listening_socket,
 )
+from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSLayer
 
 if TYPE_CHECKING:
     from eventhub.reactor.aio import AsyncioReactor, AsyncioTimer
@@ -80,6 +89,8 @@ class AsyncioConnection(asyncio.Protocol):
         self._lingering: AsyncioTimer | None = None
         self._reason: BaseException | None = None
         self._held: list[bytes] = []  # read while paused: delivered on resume_reading
+        self._output = reactor.output_bound
+        self._counted = 0  # of the bound's total: what the loop had buffered when last looked
 
     def __repr__(self) -> str:
         state = ("open", "closing", "closed")[self._state]
@@ -91,8 +102,12 @@ class AsyncioConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
-        family = sock.family if sock is not None else socket.AF_INET
-        self._peer = Address.from_sockaddr(transport.get_extra_info("peername"), family)
+        peername = transport.get_extra_info("peername")
+        # A UNIX peer (_aio_unix.py) carries its credentials, as on the built-in backends.
+        if sock is None:
+            self._peer = Address.from_sockaddr(peername, socket.AF_INET)
+        else:
+            self._peer = _peer_of(sock, peername)
         try:
             protocol = self._build(self._peer)
         except PLUGIN_ERRORS as exc:
@@ -157,6 +172,7 @@ class AsyncioConnection(asyncio.Protocol):
     def _connection_lost(self, exc: Exception | None) -> None:
         self._state = _CLOSED
         self._wclosed = True
+        self._count(0)
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
@@ -182,10 +198,13 @@ class AsyncioConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # With the loop's marks at 0 (closing, pull producer) this comes as soon
         # as anything is buffered: the protocol's own mark decides (write() too).
-        if not self._drain_watch or self.get_write_buffer_size() > self._high:
+        size = self.get_write_buffer_size()
+        self._count(size)
+        if not self._drain_watch or size > self._high:
             self._pause_protocol()
 
     def resume_writing(self) -> None:
+        self._count(self.get_write_buffer_size())
         if self._drain_watch:
             self._drained()
             return
@@ -201,8 +220,19 @@ class AsyncioConnection(asyncio.Protocol):
         if type(data) is not bytes and type(data) is not bytearray:
             data = _byte_view(data)
         transport.write(data)
-        if self._drain_watch and not self._protocol_paused and self.get_write_buffer_size() > self._high:
-            self._pause_protocol()
+        size = transport.get_write_buffer_size()
+        if size or self._counted:  # the direct-send path (nothing buffered before or now) skips this
+            self._count(size)
+            if self._drain_watch and not self._protocol_paused and size > self._high:
+                self._pause_protocol()
+
+    def _count(self, size: int) -> None:
+        """Tell the server-wide bound that this connection has ``size`` bytes buffered now."""
+        output = self._output
+        output.buffered += size - self._counted
+        self._counted = size
+        if output.buffered > output.limit:
+            output.over()
 
     def write_sequence(self, data: Iterable[bytes | bytearray | memoryview]) -> None:
         self.write(b"".join(data))
@@ -232,6 +262,14 @@ class AsyncioConnection(asyncio.Protocol):
             self._watch_drain()
         else:
             self._linger()
+
+    def close_for_shutdown(self) -> None:
+        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
+        layer = self._protocol
+        if isinstance(layer, _Layer):
+            layer.lose_connection()
+        else:
+            self.lose_connection()
 
     def _watch_drain(self) -> None:
         if not self._drain_watch:
@@ -289,6 +327,34 @@ class AsyncioConnection(asyncio.Protocol):
         """Call ``fn(*args)`` on the loop after what is queued already."""
         self._reactor.call_soon(fn, *args)
 
+    def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> TLSLayer:
+        """STARTTLS: what was written so far goes out in clear, then TLS (see ``tls.py``).
+
+        Returns the TLS transport, also set as the protocol's ``transport``:
+        write through it from now on.
+        """
+        protocol = self._protocol
+        assert protocol is not None
+        layer = TLSLayer(
+            self._reactor,
+            protocol,
+            context,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            handshake_timeout=handshake_timeout,
+            app_connected=True,
+        )
+        protocol.transport = layer
+        self._protocol = layer
+        layer.connection_made(self)
+        return layer
+
     def _force_close(self, reason: BaseException | None) -> None:
         if self._state == _CLOSED:
             return
@@ -302,6 +368,7 @@ class AsyncioConnection(asyncio.Protocol):
         if self._lingering is not None:
             self._lingering.cancel()
             self._lingering = None
+        self._count(0)  # aborted: the loop discards its buffer
         self._transport.abort()  # type: ignore[union-attr]  # connection_lost follows from the loop
 
     def is_closing(self) -> bool:
@@ -343,11 +410,12 @@ class AsyncioConnection(asyncio.Protocol):
 
     def get_host(self) -> Address:
         if self._host is None:
-            assert self._transport is not None and self._peer is not None
+            assert self._transport is not None
+            sock = self._transport.get_extra_info("socket")
             sockname = self._transport.get_extra_info("sockname")
-            if sockname is None:
+            if sockname is None or sock is None:
                 raise UsageError(f"{self!r} has no local address")
-            self._host = Address.from_sockaddr(sockname, self._peer.family)
+            self._host = address_of(sock, sockname)
         return self._host
 
     # -- flow control and producers ---------------------------------------------
@@ -430,12 +498,7 @@ class AsyncioListener:
         interface: str,
         socket_buffer: int = 0,
     ):
-        self._reactor = reactor
-        self._factory = factory
-        self._host: Address | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._starting: asyncio.Task[Any] | None = None
-        self._sock: socket.socket | None = None
+        self._init(reactor, factory)
         port = check_port(port, listening=True)
         where = _where(interface or "0.0.0.0", port)
         try:
@@ -451,21 +514,33 @@ class AsyncioListener:
             sock.setblocking(False)
         except OSError as exc:
             raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        self._adopt(sock, Address.from_sockaddr(sock.getsockname(), family), backlog)
+
+    def _init(self, reactor: AsyncioReactor, factory: Factory) -> None:
+        self._reactor = reactor
+        self._factory = factory
+        self._host: Address | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._starting: asyncio.Task[Any] | None = None
+        self._sock: socket.socket | None = None
+
+    def _adopt(self, sock: socket.socket, host: Address, backlog: int) -> None:
+        """Serve the listening ``sock`` (bound here, so errors came at once) on the loop."""
         self._sock = sock
-        self._host = Address.from_sockaddr(sock.getsockname(), family)
-        self._starting = reactor._loop.create_task(self._serve(sock, backlog))
-        reactor._listeners.add(self)
-        factory.do_start()
+        self._host = host
+        self._starting = self._reactor._loop.create_task(self._serve(sock, backlog))
+        self._reactor._listeners.add(self)
+        self._factory.do_start()
 
     def __repr__(self) -> str:
         return f"<AsyncioListener {self._host} {type(self._factory).__name__}>"
 
     async def _serve(self, sock: socket.socket, backlog: int) -> None:
-        reactor = self._reactor
-        self._server = await reactor._loop.create_server(
-            lambda: AsyncioConnection(reactor, self._build), sock=sock, backlog=backlog
-        )
+        self._server = await self._reactor._loop.create_server(self._connection, sock=sock, backlog=backlog)
         self._starting = None
+
+    def _connection(self) -> AsyncioConnection:
+        return AsyncioConnection(self._reactor, self._build)
 
     def _build(self, peer: Address) -> Protocol | None:
         return self._factory.build_protocol(peer)
@@ -550,11 +625,11 @@ class AsyncioConnector:
                 socket.getaddrinfo, self.host, self.port, 0, socket.SOCK_STREAM
             )
         error: OSError = OSError(f"{self.host!r} resolved to no address")
-        reactor, loop = self._reactor, self._reactor._loop
+        loop = self._reactor._loop
         for family, _, proto, _, sockaddr in infos:
             try:
                 await loop.create_connection(
-                    lambda: AsyncioConnection(reactor, self._build, connector=self),
+                    self._connection,
                     str(sockaddr[0]),
                     int(sockaddr[1]),
                     family=family,
@@ -565,6 +640,9 @@ class AsyncioConnector:
             else:
                 return
         raise error
+
+    def _connection(self) -> AsyncioConnection:
+        return AsyncioConnection(self._reactor, self._build, connector=self)
 
     def _build(self, peer: Address) -> Protocol | None:
         self._connecting = False

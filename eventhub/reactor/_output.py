@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING
 from eventhub._logging import RateLimitedLog
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from eventhub.reactor._aio_tcp import AsyncioConnection
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.aio import AsyncioReactor
+    from eventhub.reactor.tcp import Connection
 
 __all__ = ["HIGH_WATER", "MAX_BUFFERED_OUTPUT", "OutputBound", "write_buffer_limits"]
 
@@ -49,10 +54,17 @@ def write_buffer_limits(high: int | None = None, low: int | None = None) -> tupl
 class OutputBound:
     """Bytes buffered toward all peers of one reactor (``buffered``); past ``limit`` it sheds."""
 
-    __slots__ = ("_reactor", "_scheduled", "_throttle", "buffered", "limit", "shed")
+    __slots__ = ("_reactor", "_recount", "_scheduled", "_throttle", "buffered", "limit", "shed")
 
-    def __init__(self, reactor: Reactor, limit: int = MAX_BUFFERED_OUTPUT) -> None:
+    def __init__(
+        self,
+        reactor: Reactor | AsyncioReactor,
+        limit: int = MAX_BUFFERED_OUTPUT,
+        recount: Callable[[], None] | None = None,
+    ) -> None:
+        """``recount``: makes ``buffered`` exact before shedding, where it is kept as an upper bound."""
         self._reactor = reactor
+        self._recount = recount
         self.limit = limit
         self.buffered = 0
         self.shed = 0  # connections closed for it, in all
@@ -66,11 +78,14 @@ class OutputBound:
             self._reactor.call_soon(self._shed)
 
     def _shed(self) -> None:
+        if self._recount is not None:  # the asyncio backends: counts as of each connection's last look
+            self._recount()
         self._scheduled = False
         if self.buffered <= self.limit:
             return  # drained meanwhile
         target = self.limit * 3 // 4
-        by_size = sorted(self._reactor._connections, key=lambda c: c.get_write_buffer_size(), reverse=True)
+        connections: Iterable[Connection | AsyncioConnection] = self._reactor._connections
+        by_size = sorted(connections, key=lambda c: c.get_write_buffer_size(), reverse=True)
         closed, biggest, peer = 0, 0, None
         for conn in by_size:
             size = conn.get_write_buffer_size()

@@ -10,8 +10,11 @@ Why it is shaped this way
 The built-in reactor owns its loop; this one hands every piece of work to an
 asyncio loop (asyncio's own, or uvloop's) and keeps only eventhub's meaning on
 top: timers are the loop's ``call_at`` handles behind ``cancel``/``reset``/
-``active``; TCP uses the loop's own transports, each wrapped once in an
-adapter that is eventhub's ``Transport`` (``_aio_tcp.py``); ``spawn`` makes an
+``active``; TCP and UNIX sockets use the loop's own transports, each wrapped
+once in an adapter that is eventhub's ``Transport`` (``_aio_tcp.py``,
+``_aio_unix.py``); UDP is read by the loop's datagram transport
+(``_aio_udp.py``); TLS is ``tls.py``'s layer over that TCP adapter, the same
+code as on the built-in backends; ``spawn`` makes an
 asyncio task, so a coroutine may await ``asyncio.sleep`` or an httpx request
 beside ``reactor.sleep`` and ``defer_to_thread`` (eventhub's futures speak
 asyncio's future protocol, see ``tasks.py``). Triggers, the thread pool and the
@@ -50,6 +53,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_interrupt
 from eventhub.reactor._aio_tcp import AsyncioConnection, AsyncioConnector, AsyncioListener
+from eventhub.reactor._aio_udp import AsyncioUDPPort
+from eventhub.reactor._aio_unix import AsyncioUNIXConnector, AsyncioUNIXListener
+from eventhub.reactor._loop import RECV_BUFFER_SIZE
+from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
@@ -57,10 +64,11 @@ from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, Strea
 from eventhub.reactor.tasks import Future, Timeout
 from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, _check_delay
+from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSClientFactory, TLSServerFactory
+from eventhub.reactor.udp import UDPPort, listen_udp
 
 if TYPE_CHECKING:
-    from eventhub.protocol import ClientFactory, Factory
-    from eventhub.reactor.api import ListenerAPI
+    from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
     from eventhub.reactor.sharing import SharedSockets
 
 __all__ = ["ASYNCIO_BACKENDS", "AsyncioCancelled", "AsyncioReactor", "AsyncioTask", "AsyncioTimer"]
@@ -211,7 +219,7 @@ class AsyncioReactor(SignalStops):
         *,
         max_threads: int = 10,
         loop: asyncio.AbstractEventLoop | None = None,
-        max_buffered_output: int = 0,
+        max_buffered_output: int = MAX_BUFFERED_OUTPUT,
         shared_sockets: SharedSockets | None = None,
     ) -> None:
         if backend not in ASYNCIO_BACKENDS:
@@ -227,13 +235,15 @@ class AsyncioReactor(SignalStops):
             self._loop.set_exception_handler(_log_unretrieved)
         self.backend: str = backend
         # In a worker of `eventhub run --workers N`: where listening sockets come from.
-        # (max_buffered_output: the built-in reactor's bound; the loop's own transports here.)
         self.shared_sockets = shared_sockets
+        #: The server-wide bound on output buffered toward peers (``_output.py``).
+        self.output_bound = OutputBound(self, max_buffered_output, self._recount_output)
+        self._recv_view = memoryview(bytearray(RECV_BUFFER_SIZE))  # TLSLayer and UDPPort read into it
         self._max_threads = max_threads
         self._pool: ThreadPool | None = None
         self._thread_results: set[ThreadResult[Any]] = set()
         self._triggers = SystemTriggers()
-        self._listeners: set[AsyncioListener] = set()
+        self._listeners: set[AsyncioListener | UDPPort] = set()
         self._connections: set[AsyncioConnection] = set()
         self._connectors: set[AsyncioConnector] = set()
         self._timers: set[AsyncioTimer] = set()
@@ -258,6 +268,11 @@ class AsyncioReactor(SignalStops):
     def loop(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop this reactor runs on."""
         return self._loop
+
+    def _recount_output(self) -> None:
+        """Make ``output_bound.buffered`` exact: each connection looks at its loop buffer again."""
+        for conn in self._connections:
+            conn._count(conn.get_write_buffer_size())
 
     # -- time and calls -------------------------------------------------------
 
@@ -330,26 +345,61 @@ class AsyncioReactor(SignalStops):
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``)."""
         return AsyncioListener(self, port, factory, backlog, interface, socket_buffer)
 
-    # TLS, UDP and UNIX sockets came to the built-in reactor after this backend:
-    # here they are refused with one clear error until the loop's own (create_server
-    # with ssl=, create_datagram_endpoint, create_unix_server) are wrapped.
+    # -- UNIX sockets (_aio_unix.py), TLS (tls.py over the loop's TCP), UDP (_aio_udp.py) --
+    #
+    # TLS is eventhub's TLSLayer (ssl.MemoryBIO, as asyncio's own sslproto is)
+    # over the loop's TCP transport, not the loop's ssl=: one owner for what
+    # TLS means here (handshake timeout, truncation as SSLEOFError, STARTTLS,
+    # renegotiation refused, get_extra), the same on every backend.
 
-    def listen_tls(self, port: int, factory: Factory, context: Any, *args: Any, **kw: Any) -> ListenerAPI:
-        raise _not_here("TLS")
+    def listen_unix(
+        self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128
+    ) -> AsyncioUNIXListener:
+        """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract)."""
+        return AsyncioUNIXListener(self, path, factory, backlog, mode)
+
+    def connect_unix(
+        self, path: str, factory: ClientFactory, timeout: float | None = 30
+    ) -> AsyncioUNIXConnector:
+        """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
+        connector = AsyncioUNIXConnector(self, path, factory, timeout)
+        connector.connect()
+        return connector
+
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: ssl.SSLContext,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> AsyncioListener:
+        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``)."""
+        return self.listen_tcp(
+            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
+        )
 
     def connect_tls(
-        self, host: str, port: int, factory: ClientFactory, context: Any, *args: Any, **kw: Any
-    ) -> Any:
-        raise _not_here("TLS")
+        self,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float = 30,
+        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> AsyncioConnector:
+        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``)."""
+        name = server_hostname if server_hostname is not None else host
+        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
+        return self.connect_tcp(host, port, wrapper, timeout)
 
-    def listen_udp(self, port: int, protocol: Any, *args: Any, **kw: Any) -> Any:
-        raise _not_here("UDP")
-
-    def listen_unix(self, path: str, factory: Factory, *args: Any, **kw: Any) -> ListenerAPI:
-        raise _not_here("UNIX sockets")
-
-    def connect_unix(self, path: str, factory: ClientFactory, *args: Any, **kw: Any) -> Any:
-        raise _not_here("UNIX sockets")
+    def listen_udp(
+        self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
+    ) -> UDPPort:
+        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``udp.py``, ``_aio_udp.py``)."""
+        return listen_udp(self, port, protocol, interface, reuse_address, AsyncioUDPPort)
 
     def connect_tcp(
         self, host: str, port: int, factory: ClientFactory, timeout: float | None = 30
@@ -413,9 +463,10 @@ class AsyncioReactor(SignalStops):
         tls: ssl.SSLContext | None = None,
     ) -> AsyncioListener:
         """Listen on ``interface:port``; each connection runs ``await handler(stream)`` as a task."""
+        factory = StreamServerFactory(self, handler, limit)
         if tls is not None:
-            raise _not_here("TLS")
-        return self.listen_tcp(port, StreamServerFactory(self, handler, limit), backlog, interface)
+            return self.listen_tls(port, factory, tls, interface, backlog)
+        return self.listen_tcp(port, factory, backlog, interface)
 
     async def open_tcp_stream(
         self,
@@ -427,9 +478,7 @@ class AsyncioReactor(SignalStops):
         server_hostname: str | None = None,
     ) -> Stream:
         """Connect to ``host:port``; returns the connected ``Stream``."""
-        if tls is not None:
-            raise _not_here("TLS")
-        return await open_stream(self, host, port, timeout, limit)
+        return await open_stream(self, host, port, timeout, limit, tls, server_hostname)
 
     # -- system event triggers ------------------------------------------------
 
@@ -557,7 +606,7 @@ class AsyncioReactor(SignalStops):
             connector.stop_connecting()
         self._fire("during", "shutdown")
         for conn in list(self._connections):
-            conn.lose_connection()
+            conn.close_for_shutdown()
         loop = self._loop
         deadline = loop.time() + self.shutdown_timeout
         while self._connections or self.tasks:
@@ -723,10 +772,3 @@ def _log_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -
 def _set_if_pending(future: Any, value: Any) -> None:
     if not future.done():
         future.set_result(value)
-
-
-def _not_here(what: str) -> UsageError:
-    return UsageError(
-        f"{what} is not available on the asyncio backends yet: use a built-in backend (--backend epoll, "
-        "poll or select), where it is"
-    )

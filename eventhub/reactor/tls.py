@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from eventhub.protocol import Connector
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.aio import AsyncioReactor, AsyncioTimer
     from eventhub.reactor.timers import TimerHandle
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLSClientFactory", "TLSLayer", "TLSServerFactory"]
@@ -73,7 +74,7 @@ class TLSLayer(_Layer):
 
     def __init__(
         self,
-        reactor: Reactor,
+        reactor: Reactor | AsyncioReactor,
         app: Protocol,
         context: ssl.SSLContext,
         *,
@@ -91,7 +92,7 @@ class TLSLayer(_Layer):
             self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
         )
         self._handshake_timeout = handshake_timeout
-        self._timer: TimerHandle | None = None
+        self._timer: TimerHandle | AsyncioTimer | None = None
         self._state = _State.HANDSHAKING
         self._lower: Transport | None = None
         # STARTTLS: the protocol above is already connected; what it writes
@@ -399,7 +400,7 @@ class TLSServerFactory(ServerFactory):
 
     def __init__(
         self,
-        reactor: Reactor,
+        reactor: Reactor | AsyncioReactor,
         factory: Factory,
         context: ssl.SSLContext,
         handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
@@ -435,7 +436,7 @@ class TLSClientFactory(ClientFactory):
 
     def __init__(
         self,
-        reactor: Reactor,
+        reactor: Reactor | AsyncioReactor,
         factory: ClientFactory,
         context: ssl.SSLContext,
         server_hostname: str | None,

@@ -35,6 +35,7 @@ from eventhub.reactor.tcp import _reason, _resolve_passive, _where, check_port
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.aio import AsyncioReactor
 
 __all__ = ["READ_BURST", "UDPPort"]
 
@@ -50,7 +51,9 @@ class UDPPort:
 
     __slots__ = ("_connected", "_fd", "_host", "_protocol", "_reactor", "_sock", "dropped")
 
-    def __init__(self, reactor: Reactor, protocol: DatagramProtocol, sock: socket.socket) -> None:
+    def __init__(
+        self, reactor: Reactor | AsyncioReactor, protocol: DatagramProtocol, sock: socket.socket
+    ) -> None:
         """Serve ``protocol`` on ``sock`` (bound, any datagram family); ``listen_udp`` makes the socket."""
         self._reactor = reactor
         self._protocol = protocol
@@ -226,9 +229,14 @@ class UDPPort:
 
 
 def listen_udp(
-    reactor: Reactor, port: int, protocol: DatagramProtocol, interface: str, reuse_address: bool
+    reactor: Reactor | AsyncioReactor,
+    port: int,
+    protocol: DatagramProtocol,
+    interface: str,
+    reuse_address: bool,
+    port_type: type[UDPPort] = UDPPort,
 ) -> UDPPort:
-    """Bind ``interface:port`` and serve ``protocol`` there; ``ServiceError`` if it cannot."""
+    """Bind ``interface:port``, serve ``protocol`` there on a ``port_type``; ``ServiceError`` if it cannot."""
     check_port(port, listening=True)
     where = _where(interface or "0.0.0.0", port)
     try:
@@ -248,7 +256,7 @@ def listen_udp(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if shared is None or reuse_address:
             sock.bind(sockaddr)
-        udp = UDPPort(reactor, protocol, sock)
+        udp = port_type(reactor, protocol, sock)
         udp.start()
     except (OSError, DescriptorLimitError) as exc:
         sock.close()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, Factory
     from eventhub.reactor._loop import Reactor
 
-__all__ = ["UNIXConnector", "UNIXListener"]
+__all__ = ["UNIXConnector", "UNIXListener", "remove_socket_file", "socket_file_id", "unix_listening_socket"]
 
 log = logging.getLogger("eventhub.reactor")
 
@@ -69,9 +69,7 @@ class UNIXListener(Listener):
         try:
             if shared is None:
                 sock = unix_listening_socket(self._path, self._backlog, self._mode)
-                if not self._path.startswith("\0"):
-                    info = os.stat(self._path)
-                    self._file_id = (info.st_dev, info.st_ino)
+                self._file_id = socket_file_id(self._path)
             else:  # a worker of `eventhub run --workers N`: the supervisor's socket (and file)
                 sock = shared.listening_socket(_AF_UNIX, (self._path,), self._backlog, 0, "unix", self._mode)
         except OSError as exc:
@@ -99,12 +97,25 @@ class UNIXListener(Listener):
 
     def _remove_file(self) -> None:
         file_id, self._file_id = self._file_id, None
-        if file_id is None:
-            return
-        with contextlib.suppress(OSError):
-            info = os.stat(self._path)
-            if (info.st_dev, info.st_ino) == file_id:  # not a newer server's socket
-                os.unlink(self._path)
+        remove_socket_file(self._path, file_id)
+
+
+def socket_file_id(path: str) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the socket file just made at ``path`` (None for an abstract name)."""
+    if path.startswith("\0"):
+        return None
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino)
+
+
+def remove_socket_file(path: str, file_id: tuple[int, int] | None) -> None:
+    """Remove the socket file at ``path`` if it is still the one ``file_id`` names (not a newer server's)."""
+    if file_id is None:
+        return
+    with contextlib.suppress(OSError):
+        info = os.stat(path)
+        if (info.st_dev, info.st_ino) == file_id:
+            os.unlink(path)
 
 
 def unix_listening_socket(path: str, backlog: int, mode: int) -> socket.socket:

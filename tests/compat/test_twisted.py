@@ -31,7 +31,7 @@ from eventhub.testing import HANG_TIMEOUT, MemoryReactor, StringTransport, run_u
 from ._util import inet
 
 SEED = Path(__file__).parent / "seed"
-BACKENDS = [b for b in ("select", "poll", "epoll") if b in available_backends()]
+BACKENDS = [b for b in ("select", "poll", "epoll", "asyncio", "uvloop") if b in available_backends()]
 
 # Turn the INFO logs on, then run the seed program exactly as ``python echo_server.py`` would.
 RUN_WITH_LOGS = (

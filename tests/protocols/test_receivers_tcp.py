@@ -12,7 +12,7 @@ from eventhub.protocols import LineReceiver, LineTooLong
 from eventhub.reactor import Reactor, available_backends
 from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 
-BACKENDS = [b for b in ("select", "poll", "epoll") if b in available_backends()]
+BACKENDS = [b for b in ("select", "poll", "epoll", "asyncio", "uvloop") if b in available_backends()]
 
 
 class Shout(LineReceiver):
