@@ -15,7 +15,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from http_support import (
+
+import eventhub
+
+from .http_support import (
     HOST,
     ServedHub,
     connect,
@@ -24,8 +27,6 @@ from http_support import (
     read_until_closed,
     wait_until,
 )
-
-import eventhub
 
 Request = eventhub_http.Request
 Response = eventhub_http.Response

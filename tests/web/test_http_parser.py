@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from http_support import PARSERS, eventhub_http
 from hypothesis import given
 from hypothesis import strategies as st
+
+from .http_support import PARSERS, eventhub_http
 
 _parser = eventhub_http._parser
 

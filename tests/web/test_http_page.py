@@ -21,10 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
-from http_support import ServedHub, wait_until
 from websockets.sync.client import ClientConnection, connect
 
 import eventhub
+
+from .http_support import ServedHub, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

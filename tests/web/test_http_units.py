@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from http_support import eventhub_http
 
 from eventhub import Hub
 from eventhub.errors import ConfigError, PluginError
+
+from .http_support import eventhub_http
 
 Router = eventhub_http.Router
 Response = eventhub_http.Response
@@ -114,7 +115,7 @@ def test_the_server_speaks_https_on_a_tls_endpoint(tmp_path: Path) -> None:
     import urllib.request
 
     trustme = pytest.importorskip("trustme")
-    from http_support import ServedHub
+    from .http_support import ServedHub
 
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1")
