@@ -371,7 +371,7 @@ def test_a_missing_wrk_skips_the_http_scenario(monkeypatch: pytest.MonkeyPatch) 
     from benchmarks._config import QUICK
     from benchmarks._progress import Progress
 
-    monkeypatch.setattr(http.shutil, "which", lambda name: None)
+    monkeypatch.setattr("benchmarks.http.shutil.which", lambda name: None)
     result = http.run(QUICK, Progress(stream=io.StringIO()))
     assert result == {"skipped": "wrk is not installed (apt-get install wrk)"}
     assert goals_of({"http": result}) == []

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from support import load_source_package
@@ -23,8 +23,12 @@ from eventhub.reactor import ListenerAPI, Reactor, ReactorAPI
 from eventhub.schedule import Schedule
 from eventhub.testing import MemoryListener, MemoryReactor, StringTransport
 
-echo: Any = load_source_package("echo", "eventhub_echo")
-connlog: Any = load_source_package("connlog", "eventhub_connlog")
+if TYPE_CHECKING:  # mypy reads the plugins' source; the tests import them from there too
+    import eventhub_connlog as connlog
+    import eventhub_echo as echo
+else:
+    echo = load_source_package("echo", "eventhub_echo")
+    connlog = load_source_package("connlog", "eventhub_connlog")
 
 
 class Lifecycle:
@@ -321,7 +325,9 @@ def test_unknown_backend_is_refused_early() -> None:
 # -- first-party plugins, registered from source, on the memory reactor -------------------
 
 
-def serve_echo(plugins: dict[str, dict[str, Any]], play: Any) -> tuple[eventhub.Hub, MemoryReactor]:
+def serve_echo(
+    plugins: dict[str, dict[str, Any]], play: Callable[[MemoryListener], None]
+) -> tuple[eventhub.Hub, MemoryReactor]:
     """echo and connlog through the whole lifecycle on a MemoryReactor; ``play(listener)`` once started."""
     reactor = MemoryReactor()
     hub = eventhub.Hub(config=Config(plugins=plugins), reactor=reactor)

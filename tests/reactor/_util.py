@@ -6,9 +6,9 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar
 
-from eventhub.protocol import Factory, Protocol, ServerFactory
+from eventhub.protocol import Factory, Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor
 from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 
@@ -16,23 +16,26 @@ from eventhub.testing import HANG_TIMEOUT, run_until_stopped
 HANG = HANG_TIMEOUT
 run = run_until_stopped
 
+T = TypeVar("T")
 
-class Background:
+
+class Background(Generic[T]):
     """``fn(*args)`` on a thread; ``result()`` joins and returns or re-raises."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._value: Any = None
+    _value: T  # set by the thread when ``fn`` returns; ``result()`` reads it only then
+
+    def __init__(self, fn: Callable[..., T], *args: object) -> None:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
         self._thread.start()
 
-    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _run(self, fn: Callable[..., T], args: tuple[object, ...]) -> None:
         try:
             self._value = fn(*args)
         except BaseException as exc:
             self._error = exc
 
-    def result(self, timeout: float = HANG) -> Any:
+    def result(self, timeout: float = HANG) -> T:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "client thread hung"
         if self._error is not None:
@@ -105,9 +108,9 @@ def open_fds() -> int:
 class Recorder(Protocol):
     """Records every callback in order; ``events`` is shared by the test."""
 
-    events: list[Any]
+    events: list[object]
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
         self.events.append("made")
 
@@ -122,6 +125,6 @@ class Recorder(Protocol):
         self.events.append(("lost", reason))
 
 
-def pending_timers(reactor: Reactor) -> list[Any]:
+def pending_timers(reactor: Reactor) -> list[object]:
     """The timers still due to run (read as the shipped ``reactor`` fixture reads them)."""
     return list(reactor.inventory().timers)

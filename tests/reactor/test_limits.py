@@ -244,7 +244,7 @@ def test_descriptor_beyond_fd_setsize(
             reactor.call_from_thread(reactor.stop)
             return got
 
-        bg: list[Background] = []
+        bg: list[Background[list[bytes]]] = []
         reactor.call_soon(lambda: bg.append(Background(clients)))
         with caplog.at_level(logging.ERROR, logger="eventhub.reactor"):
             run(reactor)

@@ -62,7 +62,7 @@ def serve_then(reactor: Reactor, client: Callable[..., T], *args: object) -> T:
         finally:
             reactor.call_from_thread(reactor.stop)
 
-    bg: list[Background] = []
+    bg: list[Background[T]] = []
     reactor.call_soon(lambda: bg.append(Background(body)))
     run(reactor)
     result: T = bg[0].result()

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from http_support import ServedHub, wait_until
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+
+from .http_support import ServedHub, wait_until
 
 
 @pytest.fixture(params=["httptools", "h11"])

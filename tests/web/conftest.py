@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from http_support import PARSERS, ServedHub
+
+from .http_support import PARSERS, ServedHub
 
 
 @pytest.fixture(params=PARSERS)

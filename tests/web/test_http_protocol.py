@@ -15,7 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from http_support import (
+
+import eventhub
+from eventhub.reactor import ReactorAPI
+
+from .http_support import (
     HOST,
     ServedHub,
     connect,
@@ -25,8 +29,6 @@ from http_support import (
     wait_until,
 )
 
-import eventhub
-
 Request = eventhub_http.Request
 Response = eventhub_http.Response
 
@@ -35,7 +37,7 @@ class Demo:
     """A plugin adding the routes these tests need."""
 
     def __init__(self) -> None:
-        self.reactor: object = None
+        self.reactor: ReactorAPI | None = None  # the served hub's, set once it runs
 
     def eventhub_http_routes(self, router: eventhub_http.Router) -> None:
         router.add("GET", "/hello", lambda request: "hello\n")
@@ -57,7 +59,8 @@ class Demo:
         return Response(chunks(), headers=[("content-type", "text/plain")])
 
     async def slow(self, request: Request) -> str:
-        await self.reactor.sleep(int(request.params["n"]) / 100)  # type: ignore[attr-defined]
+        assert self.reactor is not None
+        await self.reactor.sleep(int(request.params["n"]) / 100)
         return request.params["n"]
 
     def boom(self, request: Request) -> str:
@@ -289,11 +292,11 @@ def test_slow_head_gets_408(served: ServedHub) -> None:
 
 
 def test_a_body_that_stops_or_trickles_gets_408_after_body_timeout(parser: str) -> None:
-    emitted: list[object] = []
+    emitted: list[eventhub.Event] = []
 
     class Watcher:
         @eventhub.on("order.paid")
-        def seen(self, event: object) -> None:
+        def seen(self, event: eventhub.Event) -> None:
             emitted.append(event)
 
     with ServedHub([("watcher", Watcher())], parser=parser, body_timeout=0.3) as served:
@@ -364,7 +367,7 @@ def test_loopback_is_exempt_from_max_per_address_by_default(parser: str) -> None
 def test_a_connection_is_in_one_state_at_a_time(served: ServedHub) -> None:
     State = eventhub_http._server.State
 
-    def state() -> object:
+    def state() -> eventhub_http._server.State:
         (connection,) = served.factory.connections
         return connection.state
 
@@ -386,6 +389,7 @@ def test_response_headers_given_as_lists_are_served(parser: str) -> None:
         @eventhub.hookimpl
         def eventhub_http_routes(self, router: eventhub_http.Router) -> None:
             headers = [["x-list", "1"], ["Connection", "close"]]
+            # Lists where tuples are declared, on purpose: what a JSON-minded handler writes.
             router.add("GET", "/lists", lambda request: Response("x", headers=headers))  # type: ignore[arg-type]
 
     served = ServedHub([("lists", Lists())], parser=parser)

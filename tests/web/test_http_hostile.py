@@ -12,9 +12,10 @@ import socket
 import time
 
 import pytest
-from http_support import HOST, ServedHub, connect, read_responses, read_until_closed, wait_until
 
 from eventhub.reactor.pollers import available_backends
+
+from .http_support import HOST, ServedHub, connect, read_responses, read_until_closed, wait_until
 
 BACKENDS = [b for b in ("select", "poll", "epoll", "asyncio", "uvloop") if b in available_backends()]
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from http_support import eventhub_http
 
 from eventhub import Hub
 from eventhub.errors import ConfigError, PluginError
+
+from .http_support import eventhub_http
 
 Router = eventhub_http.Router
 Response = eventhub_http.Response
 
 
-def handler(request: object) -> str:
+def handler(request: eventhub_http.Request) -> str:
     return "ok"
 
 
@@ -55,7 +56,7 @@ def test_responses_from_content() -> None:
     assert Response({"a": 1}).body == b'{"a": 1}'
     assert Response(b"x", headers=[("Content-Type", "image/png")]).headers == [("Content-Type", "image/png")]
     with pytest.raises(TypeError):
-        Response(3.5)  # type: ignore[arg-type]
+        Response(3.5)  # type: ignore[arg-type]  # a float on purpose: no body type takes it
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ def test_the_server_speaks_https_on_a_tls_endpoint(tmp_path: Path) -> None:
     import urllib.request
 
     trustme = pytest.importorskip("trustme")
-    from http_support import ServedHub
+    from .http_support import ServedHub
 
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1")

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from http_support import HOST, ServedHub, connect, read_responses, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 import eventhub
+
+from .http_support import HOST, ServedHub, connect, read_responses, wait_until
 
 
 @pytest.fixture

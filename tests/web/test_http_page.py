@@ -15,16 +15,16 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from http_support import ServedHub, wait_until
 from websockets.sync.client import ClientConnection, connect
 
 import eventhub
+
+from .http_support import ServedHub, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -102,7 +102,7 @@ class DevTools:
         self.ws = ws
         self.ids = itertools.count(1)
 
-    def evaluate(self, expression: str) -> Any:
+    def evaluate(self, expression: str) -> object:
         call_id = next(self.ids)
         self.ws.send(json.dumps({"id": call_id, "method": "Runtime.evaluate",
                                  "params": {"expression": expression, "returnByValue": True}}))  # fmt: skip
@@ -142,6 +142,7 @@ def test_an_event_posted_with_curl_appears_live_in_the_page(served: ServedHub, t
             count = devtools.evaluate(
                 "document.querySelector('#counts tr[data-name=\"order.paid\"]').cells[1].textContent"
             )
+        assert isinstance(text, str)
         assert re.fullmatch(r'order\.paid \{"id":42\} from http', text)
         assert count == "1"
     finally:
@@ -153,7 +154,7 @@ def test_an_event_posted_with_curl_appears_live_in_the_page(served: ServedHub, t
             browser.wait()
 
 
-def poll(condition: Any, timeout: float = 60) -> None:
+def poll(condition: Callable[[], object], timeout: float = 60) -> None:
     """Like ``wait_until``, for conditions that each take a round trip to the browser."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from http_support import PARSERS, eventhub_http
 from hypothesis import given
 from hypothesis import strategies as st
+
+from .http_support import PARSERS, eventhub_http
 
 _parser = eventhub_http._parser
 
@@ -22,7 +23,7 @@ REQUESTS = [
 STREAM = b"".join(REQUESTS)
 
 
-def events(kind: str, chunks: list[bytes]) -> list[object]:
+def events(kind: _parser.ParserKind, chunks: list[bytes]) -> list[object]:
     """The parser's events, with the body chunks joined (where a body splits is the transport's)."""
     parser = _parser.make_parser(kind, 8192)
     out: list[object] = []
@@ -51,14 +52,14 @@ def test_the_events_of_a_pipelined_stream() -> None:
 
 
 @pytest.mark.parametrize("kind", PARSERS)
-def test_whole_and_byte_by_byte(kind: str) -> None:
+def test_whole_and_byte_by_byte(kind: _parser.ParserKind) -> None:
     assert events(kind, [STREAM]) == expected()
     assert events(kind, [STREAM[i : i + 1] for i in range(len(STREAM))]) == expected()
 
 
 @pytest.mark.parametrize("kind", PARSERS)
 @given(points=st.lists(st.integers(0, len(STREAM)), max_size=20))
-def test_at_any_split_points(kind: str, points: list[int]) -> None:
+def test_at_any_split_points(kind: _parser.ParserKind, points: list[int]) -> None:
     edges = [0, *sorted(set(points)), len(STREAM)]
     chunks = [STREAM[a:b] for a, b in itertools.pairwise(edges)]
     assert events(kind, chunks) == expected()
@@ -76,7 +77,7 @@ def test_at_any_split_points(kind: str, points: list[int]) -> None:
         (b"\x00\x01\x02 garbage\r\n\r\n", 400),
     ],
 )
-def test_malformed_requests(kind: str, data: bytes, status: int) -> None:
+def test_malformed_requests(kind: _parser.ParserKind, data: bytes, status: int) -> None:
     parser = _parser.make_parser(kind, 8192)
     with pytest.raises(_parser.ParseError) as raised:
         parser.feed(data)
@@ -84,7 +85,7 @@ def test_malformed_requests(kind: str, data: bytes, status: int) -> None:
 
 
 @pytest.mark.parametrize("kind", PARSERS)
-def test_requests_before_a_malformed_one_are_kept(kind: str) -> None:
+def test_requests_before_a_malformed_one_are_kept(kind: _parser.ParserKind) -> None:
     parser = _parser.make_parser(kind, 8192)
     with pytest.raises(_parser.ParseError) as raised:
         parser.feed(REQUESTS[0] + b"BAD\r\n\r\n")
@@ -92,7 +93,7 @@ def test_requests_before_a_malformed_one_are_kept(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", PARSERS)
-def test_partial_says_a_head_is_on_its_way(kind: str) -> None:
+def test_partial_says_a_head_is_on_its_way(kind: _parser.ParserKind) -> None:
     parser = _parser.make_parser(kind, 8192)
     assert not parser.partial
     parser.feed(b"GET / HTTP/1.1\r\nHo")
