@@ -55,7 +55,7 @@ def serve_then(reactor: Reactor, client: Any, *args: Any) -> Any:
         finally:
             reactor.call_from_thread(reactor.stop)
 
-    bg: list[Background] = []
+    bg: list[Background[Any]] = []
     reactor.call_soon(lambda: bg.append(Background(body)))
     run(reactor)
     return bg[0].result()
@@ -92,7 +92,7 @@ class Recorder(Protocol):
 
     def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
-        get = transport.get_extra  # type: ignore[attr-defined]
+        get = transport.get_extra
         for name in ("peercert", "cipher", "alpn_protocol", "ssl_object", "version"):
             self.extras[name] = get(name)
 
@@ -253,8 +253,8 @@ def test_connect_tls_agrees_alpn_and_verifies(
 
     class Client(Protocol):
         def connection_made(self, transport: Transport) -> None:
-            outcome.append(transport.get_extra("alpn_protocol"))  # type: ignore[attr-defined]
-            outcome.append(transport.get_extra("peercert")["subjectAltName"])  # type: ignore[attr-defined]
+            outcome.append(transport.get_extra("alpn_protocol"))
+            outcome.append(transport.get_extra("peercert")["subjectAltName"])
             transport.write(b"ping")
 
         def data_received(self, data: bytes) -> None:
@@ -320,12 +320,12 @@ def test_openssl_s_client_and_sni_picks_one_of_two_certificates(
     beta = server_context(ca.issue_cert("beta.test"))
     names: list[str | None] = []
 
-    def pick(obj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:  # type: ignore[override]
+    def pick(obj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
         names.append(name)
         if name == "beta.test":
             obj.context = beta
 
-    alpha.sni_callback = pick  # type: ignore[assignment]
+    alpha.sni_callback = pick
     alpha.set_alpn_protocols(["x-eventhub", "http/1.1"])
     port = reactor.listen_tls(0, factory_for(OneLine), alpha).get_host().port
 
@@ -378,7 +378,7 @@ def test_starttls_on_a_line_protocol(reactor: Reactor, ca: trustme.CA, server_ce
                 self.transport.write(b"GO AHEAD\n")  # in clear, before the handshake
                 self.transport.start_tls(context, server_side=True)  # type: ignore[attr-defined]
                 return
-            seen.append(self.transport.get_extra("version"))  # type: ignore[attr-defined]
+            seen.append(self.transport.get_extra("version"))
             self.transport.write(b"you said " + line + b"\n")
 
         def connection_lost(self, reason: BaseException | None) -> None:
@@ -561,7 +561,7 @@ def test_stopping_the_reactor_sends_close_notify(
             reactor.call_from_thread(reactor.stop)
             return s.recv(10)  # b"" after close_notify; a bare close would raise SSLEOFError
 
-    bg: list[Background] = []
+    bg: list[Background[Any]] = []
     reactor.call_soon(lambda: bg.append(Background(client)))
     run(reactor)
     assert bg[0].result() == b""

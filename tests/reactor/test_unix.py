@@ -36,7 +36,7 @@ def serve_then(reactor: Reactor, client: Any, *args: Any) -> Any:
         finally:
             reactor.call_from_thread(reactor.stop)
 
-    bg: list[Background] = []
+    bg: list[Background[Any]] = []
     reactor.call_soon(lambda: bg.append(Background(body)))
     run(reactor)
     return bg[0].result()
