@@ -71,7 +71,6 @@ from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
-    import ssl
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
@@ -343,7 +342,7 @@ class Reactor(SignalStops, CoroutineMethods):
         connector.connect()
         return connector
 
-    # -- UNIX sockets (unix.py), TLS (tls.py), UDP (udp.py) ---------------------
+    # -- UNIX sockets (unix.py), UDP (udp.py); TLS: coroutines.ComposedMethods --
 
     def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> Listener:
         """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract).
@@ -364,48 +363,6 @@ class Reactor(SignalStops, CoroutineMethods):
         connector = UNIXConnector(self, path, factory, timeout)
         connector.connect()
         return connector
-
-    def listen_tls(
-        self,
-        port: int,
-        factory: Factory,
-        context: ssl.SSLContext,
-        interface: str = "127.0.0.1",
-        backlog: int = 128,
-        handshake_timeout: float | None = 30.0,
-    ) -> Listener:
-        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``).
-
-        The protocols ``factory`` builds see plaintext and get ``connection_made``
-        once the handshake has completed; a failed handshake closes that
-        connection with one log line.
-        """
-        from eventhub.reactor.tls import TLSServerFactory
-
-        return self.listen_tcp(
-            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
-        )
-
-    def connect_tls(
-        self,
-        host: str,
-        port: int,
-        factory: ClientFactory,
-        context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float = 30,
-        handshake_timeout: float | None = 30.0,
-    ) -> Connector:
-        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``).
-
-        A handshake that fails (a certificate not verified, say) reaches
-        ``factory.client_connection_failed`` as a failed connection does.
-        """
-        from eventhub.reactor.tls import TLSClientFactory
-
-        name = server_hostname if server_hostname is not None else host
-        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
-        return self.connect_tcp(host, port, wrapper, timeout)
 
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False

@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -60,11 +59,10 @@ from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
-from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
+from eventhub.reactor.coroutines import ComposedMethods
 from eventhub.reactor.tasks import Future, Timeout
 from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, _check_delay
-from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSClientFactory, TLSServerFactory
 from eventhub.reactor.udp import UDPPort, listen_udp
 
 if TYPE_CHECKING:
@@ -205,7 +203,7 @@ class AsyncioTimeout(Timeout):
                 raise TimeoutError(f"timed out after {self.seconds}s") from error
 
 
-class AsyncioReactor(SignalStops):
+class AsyncioReactor(SignalStops, ComposedMethods):
     """The ``ReactorAPI`` on an asyncio (or uvloop) loop; built by ``Reactor(backend="asyncio")``."""
 
     #: How long stopping waits for connections to flush and tasks to end before aborting them.
@@ -345,7 +343,7 @@ class AsyncioReactor(SignalStops):
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``)."""
         return AsyncioListener(self, port, factory, backlog, interface, socket_buffer)
 
-    # -- UNIX sockets (_aio_unix.py), TLS (tls.py over the loop's TCP), UDP (_aio_udp.py) --
+    # -- UNIX sockets (_aio_unix.py), UDP (_aio_udp.py); TLS: coroutines.ComposedMethods --
     #
     # TLS is eventhub's TLSLayer (ssl.MemoryBIO, as asyncio's own sslproto is)
     # over the loop's TCP transport, not the loop's ssl=: one owner for what
@@ -365,35 +363,6 @@ class AsyncioReactor(SignalStops):
         connector = AsyncioUNIXConnector(self, path, factory, timeout)
         connector.connect()
         return connector
-
-    def listen_tls(
-        self,
-        port: int,
-        factory: Factory,
-        context: ssl.SSLContext,
-        interface: str = "127.0.0.1",
-        backlog: int = 128,
-        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
-    ) -> AsyncioListener:
-        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``)."""
-        return self.listen_tcp(
-            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
-        )
-
-    def connect_tls(
-        self,
-        host: str,
-        port: int,
-        factory: ClientFactory,
-        context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float = 30,
-        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
-    ) -> AsyncioConnector:
-        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``)."""
-        name = server_hostname if server_hostname is not None else host
-        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
-        return self.connect_tcp(host, port, wrapper, timeout)
 
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
@@ -452,33 +421,6 @@ class AsyncioReactor(SignalStops):
     def tasks(self) -> frozenset[AsyncioTask[Any]]:
         """The tasks spawned and not yet finished."""
         return frozenset(task for task in self._tasks if not task.done())
-
-    def serve_tcp(
-        self,
-        handler: StreamHandler,
-        port: int,
-        interface: str = "127.0.0.1",
-        backlog: int = 128,
-        limit: int = DEFAULT_LIMIT,
-        tls: ssl.SSLContext | None = None,
-    ) -> AsyncioListener:
-        """Listen on ``interface:port``; each connection runs ``await handler(stream)`` as a task."""
-        factory = StreamServerFactory(self, handler, limit)
-        if tls is not None:
-            return self.listen_tls(port, factory, tls, interface, backlog)
-        return self.listen_tcp(port, factory, backlog, interface)
-
-    async def open_tcp_stream(
-        self,
-        host: str,
-        port: int,
-        timeout: float = 30,
-        limit: int = DEFAULT_LIMIT,
-        tls: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-    ) -> Stream:
-        """Connect to ``host:port``; returns the connected ``Stream``."""
-        return await open_stream(self, host, port, timeout, limit, tls, server_hostname)
 
     # -- system event triggers ------------------------------------------------
 
