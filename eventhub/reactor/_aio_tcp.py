@@ -35,8 +35,9 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
+from eventhub.reactor._connector import _CONNECTED, _CONNECTING, ConnectorBase
 from eventhub.reactor._output import write_buffer_limits
 from eventhub.reactor.tcp import (
     _LINGER_RESET,
@@ -181,7 +182,7 @@ class AsyncioConnection(asyncio.Protocol):
         protocol = self._protocol
         if protocol is None:  # build_protocol refused it: the protocol never existed
             if self._connector is not None:
-                self._connector._failed(self._reason or exc or ConnectionAbortedError("closed"))
+                self._connector._report_failed(self._reason or exc or ConnectionAbortedError("closed"))
             return
         reason = self._reason if self._reason is not None else exc
         producer, self._producer = self._producer, None
@@ -566,35 +567,19 @@ class AsyncioListener:
         self._factory.do_stop()
 
 
-class AsyncioConnector:
+class AsyncioConnector(ConnectorBase):
     """An outgoing connection attempt through the loop's ``create_connection``; Twisted-style outcome."""
+
+    _reactor: AsyncioReactor
+    transport: AsyncioConnection | None
 
     def __init__(
         self, reactor: AsyncioReactor, host: str, port: int, factory: ClientFactory, timeout: float | None
     ) -> None:
-        self._reactor = reactor
-        self.host = host
-        self.port = check_port(port, listening=False)
-        self.factory = factory
-        self.timeout = timeout
+        super().__init__(reactor, host, port, factory, timeout)
         self._attempt: asyncio.Task[Any] | None = None
-        self.transport: AsyncioConnection | None = None
-        self._connecting = False
 
-    def __repr__(self) -> str:
-        state = "connecting" if self._connecting else "connected" if self.transport else "disconnected"
-        return f"<AsyncioConnector {_where(self.host, self.port)} {state}>"
-
-    def get_destination(self) -> Address:
-        return Address(self.host, self.port, socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-
-    def connect(self) -> None:
-        if self._connecting or self.transport is not None:
-            raise UsageError(f"{self!r}: connect() while already connecting or connected")
-        self._connecting = True
-        self._reactor._connectors.add(self)
-        self.factory.do_start()
-        call_plugin(log, self.factory, "start_connecting", self)
+    def _start_attempt(self) -> None:
         self._attempt = self._reactor._loop.create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -606,9 +591,7 @@ class AsyncioConnector:
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:
-            self._fail(
-                TimeoutError(f"connecting to {_where(self.host, self.port)} timed out after {self.timeout}s")
-            )
+            self._fail(self._timeout_error())
         except OSError as exc:
             self._fail(exc)
         finally:
@@ -645,39 +628,17 @@ class AsyncioConnector:
         return AsyncioConnection(self._reactor, self._build, connector=self)
 
     def _build(self, peer: Address) -> Protocol | None:
-        self._connecting = False
-        self._reactor._connectors.discard(self)
-        return self.factory.build_protocol(peer)
-
-    def _fail(self, reason: BaseException) -> None:
-        if not self._connecting:
-            return
-        self._connecting = False
-        self._reactor._connectors.discard(self)
-        self._reactor.call_soon(self._failed, reason)
-
-    def _failed(self, reason: BaseException) -> None:
-        self._connecting = False
-        self._reactor._connectors.discard(self)
-        call_plugin(log, self.factory, "client_connection_failed", self, reason)
-        self.factory.do_stop()
-
-    def _connection_lost(self, reason: BaseException | None) -> None:
-        self.transport = None
-        call_plugin(log, self.factory, "client_connection_lost", self, reason)
-        self.factory.do_stop()
+        self._end_attempt(close=False)
+        protocol = self.factory.build_protocol(peer)
+        if protocol is not None:
+            self._state = _CONNECTED  # the connection sets ``transport`` next
+        return protocol
 
     def stop_connecting(self) -> None:
         """Cancel the attempt in progress; the factory hears ``ConnectionAbortedError``."""
-        if not self._connecting:
+        if self._state != _CONNECTING:
             return
         if self._attempt is not None:
             self._attempt.cancel()
             self._attempt = None
-        self._fail(ConnectionAbortedError(f"connecting to {_where(self.host, self.port)} was cancelled"))
-
-    def disconnect(self) -> None:
-        if self._connecting:
-            self.stop_connecting()
-        elif self.transport is not None:
-            self.transport.lose_connection()
+        super().stop_connecting()

@@ -87,8 +87,7 @@ class AsyncioUNIXConnector(AsyncioConnector):
         self.host, self.port = self.path, 0
 
     def __repr__(self) -> str:
-        state = "connecting" if self._connecting else "connected" if self.transport else "disconnected"
-        return f"<AsyncioUNIXConnector {_shown(self.path)} {state}>"
+        return f"<AsyncioUNIXConnector {_shown(self.path)} {self._state_name()}>"
 
     def get_destination(self) -> UNIXAddress:
         return UNIXAddress(self.path)

@@ -57,7 +57,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
-from eventhub.reactor._connector import Connector
+from eventhub.reactor._connector import Connector, ConnectorBase
 from eventhub.reactor._listener import Listener
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._signals import SignalStops
@@ -189,7 +189,7 @@ class Reactor(SignalStops, CoroutineMethods):
         self._connections: set[Connection] = set()
         #: Bytes buffered toward all peers, and the bound past which the biggest are closed.
         self.output_bound = OutputBound(self, max_buffered_output)
-        self._connectors: set[Connector] = set()
+        self._connectors: set[ConnectorBase] = set()
         self._running = False
         self._stopping = False
         self._timed_out = False

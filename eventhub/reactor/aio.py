@@ -54,6 +54,7 @@ from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_i
 from eventhub.reactor._aio_tcp import AsyncioConnection, AsyncioConnector, AsyncioListener
 from eventhub.reactor._aio_udp import AsyncioUDPPort
 from eventhub.reactor._aio_unix import AsyncioUNIXConnector, AsyncioUNIXListener
+from eventhub.reactor._connector import ConnectorBase
 from eventhub.reactor._loop import RECV_BUFFER_SIZE
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._signals import SignalStops
@@ -243,7 +244,7 @@ class AsyncioReactor(SignalStops, ComposedMethods):
         self._triggers = SystemTriggers()
         self._listeners: set[AsyncioListener | UDPPort] = set()
         self._connections: set[AsyncioConnection] = set()
-        self._connectors: set[AsyncioConnector] = set()
+        self._connectors: set[ConnectorBase] = set()
         self._timers: set[AsyncioTimer] = set()
         self._tasks: set[AsyncioTask[Any]] = set()
         self._running = False

@@ -174,9 +174,7 @@ class UNIXConnector(Connector):
         self.host, self.port = self.path, 0
 
     def __repr__(self) -> str:
-        return (
-            f"<UNIXConnector {_shown(self.path)} {('disconnected', 'connecting', 'connected')[self._state]}>"
-        )
+        return f"<UNIXConnector {_shown(self.path)} {self._state_name()}>"
 
     def get_destination(self) -> UNIXAddress:
         return UNIXAddress(self.path)
