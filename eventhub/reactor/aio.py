@@ -57,6 +57,7 @@ from eventhub.reactor._aio_unix import AsyncioUNIXConnector, AsyncioUNIXListener
 from eventhub.reactor._connector import ConnectorBase
 from eventhub.reactor._loop import RECV_BUFFER_SIZE
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
+from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
@@ -204,7 +205,7 @@ class AsyncioTimeout(Timeout):
                 raise TimeoutError(f"timed out after {self.seconds}s") from error
 
 
-class AsyncioReactor(SignalStops, ComposedMethods):
+class AsyncioReactor(SignalStops, Shutdown, ComposedMethods):
     """The ``ReactorAPI`` on an asyncio (or uvloop) loop; built by ``Reactor(backend="asyncio")``."""
 
     #: How long stopping waits for connections to flush and tasks to end before aborting them.
@@ -423,16 +424,7 @@ class AsyncioReactor(SignalStops, ComposedMethods):
         """The tasks spawned and not yet finished."""
         return frozenset(task for task in self._tasks if not task.done())
 
-    # -- system event triggers ------------------------------------------------
-
-    def add_system_event_trigger(
-        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
-    ) -> int:
-        """Call ``fn(*args)`` in ``phase`` (before|during|after) of ``event`` (startup|shutdown)."""
-        return self._triggers.add(phase, event, fn, *args)
-
-    def remove_system_event_trigger(self, trigger_id: int) -> None:
-        self._triggers.remove(trigger_id)
+    # -- system event triggers: _shutdown.Shutdown ---------------------------
 
     async def _grace(self, futures: list[Any]) -> None:
         """Wait until ``futures`` (what "before shutdown" triggers returned) are done: bounded."""
@@ -454,10 +446,6 @@ class AsyncioReactor(SignalStops, ComposedMethods):
         timer.cancel()
         if remaining:
             log.warning("the shutdown's grace period (%.1fs) expired", self.shutdown_timeout)
-
-    def _fire(self, phase: str, event: str, results: list[object] | None = None) -> None:
-        for fn, exc in self._triggers.fire(phase, event, results):
-            log.error("%s-%s trigger %r raised", phase, event, fn, exc_info=exc)
 
     # -- running --------------------------------------------------------------
 
@@ -537,19 +525,14 @@ class AsyncioReactor(SignalStops, ComposedMethods):
             change.set_result(None)
 
     async def _shutdown(self) -> None:
-        running = list(self.tasks)
-        waits: list[object] = []
-        self._fire("before", "shutdown", waits)
-        await self._grace([w for w in waits if isinstance(w, Future | asyncio.Future)])
-        for task in running:
-            task.cancel()
-        for listener in list(self._listeners):
-            listener.stop_listening()
-        for connector in list(self._connectors):
-            connector.stop_connecting()
-        self._fire("during", "shutdown")
-        for conn in list(self._connections):
-            conn.close_for_shutdown()
+        for step, waits in self._shutdown_steps():
+            if step is Step.GRACE:
+                await self._grace([w for w in waits if isinstance(w, Future | asyncio.Future)])
+            elif step is Step.CLOSE:
+                await self._wait_closed()
+            # Step.DRAIN: stop(drain=...) is not honoured yet (see stop)
+
+    async def _wait_closed(self) -> None:
         loop = self._loop
         deadline = loop.time() + self.shutdown_timeout
         while self._connections or self.tasks:
@@ -561,25 +544,6 @@ class AsyncioReactor(SignalStops, ComposedMethods):
             await change
             timer.cancel()
         await self._settle()  # connection_lost of the last ones to close
-        self._fire("after", "shutdown")
-
-    def _shutdown_timed_out(self) -> None:
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            log.warning(
-                "%d task(s) still running after %.1fs: %s",
-                len(tasks),
-                self.shutdown_timeout,
-                ", ".join(task.get_name() for task in tasks[:5]),
-            )
-        n = len(self._connections)
-        if n:
-            log.warning(
-                "%d connection(s) still flushing after %.1fs; aborting them", n, self.shutdown_timeout
-            )
-        self._abort_all(TimeoutError(f"shutdown timeout ({self.shutdown_timeout}s) expired"))
 
     def _abandon_tasks(self) -> None:
         """End the tasks that ignored cancellation: close their coroutines (``finally`` runs)."""
@@ -651,11 +615,6 @@ class AsyncioReactor(SignalStops, ComposedMethods):
         self._previous_handlers = {}
         self._signals_armed = False
 
-    def _restore_signal_handlers(self) -> None:
-        restore, self._restore_signals = self._restore_signals, None
-        if restore is not None:
-            restore()
-
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
         """Call ``fn()`` on the loop when ``signum`` arrives while serving (not SIGINT/SIGTERM)."""
         if signum in (signal.SIGINT, signal.SIGTERM):
@@ -672,11 +631,7 @@ class AsyncioReactor(SignalStops, ComposedMethods):
             return
         self._finished = True
         self._restore_signal_handlers()
-        for listener in list(self._listeners):
-            listener.stop_listening()
-        for connector in list(self._connectors):
-            connector.stop_connecting()
-        self._abort_all(ConnectionAbortedError("the reactor was closed"))
+        self._close_network()
         for task in list(self._tasks):
             task.cancel()
         loop = self._loop
