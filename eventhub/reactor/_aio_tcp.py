@@ -35,21 +35,12 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
 from eventhub.reactor._connector import _CONNECTED, _CONNECTING, ConnectorBase
+from eventhub.reactor._listener import open_listening_socket
 from eventhub.reactor._output import write_buffer_limits
-from eventhub.reactor.tcp import (
-    _LINGER_RESET,
-    _byte_view,
-    _Layer,
-    _peer_of,
-    _reason,
-    _resolve_passive,
-    _where,
-    check_port,
-    listening_socket,
-)
+from eventhub.reactor.tcp import _LINGER_RESET, _byte_view, _peer_of, check_port, close_for_shutdown
 from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSLayer
 
 if TYPE_CHECKING:
@@ -265,12 +256,7 @@ class AsyncioConnection(asyncio.Protocol):
             self._linger()
 
     def close_for_shutdown(self) -> None:
-        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
-        layer = self._protocol
-        if isinstance(layer, _Layer):
-            layer.lose_connection()
-        else:
-            self.lose_connection()
+        close_for_shutdown(self, self._protocol)
 
     def _watch_drain(self) -> None:
         if not self._drain_watch:
@@ -501,20 +487,7 @@ class AsyncioListener:
     ):
         self._init(reactor, factory)
         port = check_port(port, listening=True)
-        where = _where(interface or "0.0.0.0", port)
-        try:
-            family, sockaddr = _resolve_passive(interface, port)
-        except (OSError, UnicodeError) as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        shared = reactor.shared_sockets
-        try:
-            if shared is None:  # the one place listening sockets are made (tcp.listening_socket)
-                sock = listening_socket(family, sockaddr, backlog, socket_buffer=socket_buffer)
-            else:  # a worker of `eventhub run --workers N`: the supervisor holds the socket
-                sock = shared.listening_socket(family, sockaddr, backlog, socket_buffer)
-            sock.setblocking(False)
-        except OSError as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        sock, family = open_listening_socket(reactor.shared_sockets, interface, port, backlog, socket_buffer)
         self._adopt(sock, Address.from_sockaddr(sock.getsockname(), family), backlog)
 
     def _init(self, reactor: AsyncioReactor, factory: Factory) -> None:
