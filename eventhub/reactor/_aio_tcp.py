@@ -529,15 +529,24 @@ class AsyncioListener:
         if self._sock is None:
             return
         sock, self._sock = self._sock, None
-        if self._server is not None:
-            self._server.close()
-        else:
-            if self._starting is not None:
-                self._starting.cancel()
-                self._starting = None
-            sock.close()
+        close_served(self._server, self._starting, sock)
+        self._starting = None
         self._reactor._listeners.discard(self)
         self._factory.do_stop()
+
+
+def close_served(
+    served: asyncio.AbstractServer | asyncio.BaseTransport | None,
+    starting: asyncio.Task[Any] | None,
+    sock: socket.socket,
+) -> None:
+    """Close what the loop serves ``sock`` with; before it has it (``starting``): cancel, close ``sock``."""
+    if served is not None:
+        served.close()
+        return
+    if starting is not None:
+        starting.cancel()
+    sock.close()
 
 
 class AsyncioConnector(ConnectorBase):
