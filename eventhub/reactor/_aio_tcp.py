@@ -35,20 +35,12 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
+from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
+from eventhub.reactor._connector import _CONNECTED, _CONNECTING, ConnectorBase
+from eventhub.reactor._listener import open_listening_socket
 from eventhub.reactor._output import write_buffer_limits
-from eventhub.reactor.tcp import (
-    _LINGER_RESET,
-    _byte_view,
-    _Layer,
-    _peer_of,
-    _reason,
-    _resolve_passive,
-    _where,
-    check_port,
-    listening_socket,
-)
+from eventhub.reactor.tcp import _LINGER_RESET, _byte_view, _peer_of, check_port, close_for_shutdown
 from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSLayer
 
 if TYPE_CHECKING:
@@ -181,7 +173,7 @@ class AsyncioConnection(asyncio.Protocol):
         protocol = self._protocol
         if protocol is None:  # build_protocol refused it: the protocol never existed
             if self._connector is not None:
-                self._connector._failed(self._reason or exc or ConnectionAbortedError("closed"))
+                self._connector._report_failed(self._reason or exc or ConnectionAbortedError("closed"))
             return
         reason = self._reason if self._reason is not None else exc
         producer, self._producer = self._producer, None
@@ -264,12 +256,7 @@ class AsyncioConnection(asyncio.Protocol):
             self._linger()
 
     def close_for_shutdown(self) -> None:
-        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
-        layer = self._protocol
-        if isinstance(layer, _Layer):
-            layer.lose_connection()
-        else:
-            self.lose_connection()
+        close_for_shutdown(self, self._protocol)
 
     def _watch_drain(self) -> None:
         if not self._drain_watch:
@@ -500,20 +487,7 @@ class AsyncioListener:
     ):
         self._init(reactor, factory)
         port = check_port(port, listening=True)
-        where = _where(interface or "0.0.0.0", port)
-        try:
-            family, sockaddr = _resolve_passive(interface, port)
-        except (OSError, UnicodeError) as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        shared = reactor.shared_sockets
-        try:
-            if shared is None:  # the one place listening sockets are made (tcp.listening_socket)
-                sock = listening_socket(family, sockaddr, backlog, socket_buffer=socket_buffer)
-            else:  # a worker of `eventhub run --workers N`: the supervisor holds the socket
-                sock = shared.listening_socket(family, sockaddr, backlog, socket_buffer)
-            sock.setblocking(False)
-        except OSError as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        sock, family = open_listening_socket(reactor.shared_sockets, interface, port, backlog, socket_buffer)
         self._adopt(sock, Address.from_sockaddr(sock.getsockname(), family), backlog)
 
     def _init(self, reactor: AsyncioReactor, factory: Factory) -> None:
@@ -555,46 +529,39 @@ class AsyncioListener:
         if self._sock is None:
             return
         sock, self._sock = self._sock, None
-        if self._server is not None:
-            self._server.close()
-        else:
-            if self._starting is not None:
-                self._starting.cancel()
-                self._starting = None
-            sock.close()
+        close_served(self._server, self._starting, sock)
+        self._starting = None
         self._reactor._listeners.discard(self)
         self._factory.do_stop()
 
 
-class AsyncioConnector:
+def close_served(
+    served: asyncio.AbstractServer | asyncio.BaseTransport | None,
+    starting: asyncio.Task[Any] | None,
+    sock: socket.socket,
+) -> None:
+    """Close what the loop serves ``sock`` with; before it has it (``starting``): cancel, close ``sock``."""
+    if served is not None:
+        served.close()
+        return
+    if starting is not None:
+        starting.cancel()
+    sock.close()
+
+
+class AsyncioConnector(ConnectorBase):
     """An outgoing connection attempt through the loop's ``create_connection``; Twisted-style outcome."""
+
+    _reactor: AsyncioReactor
+    transport: AsyncioConnection | None
 
     def __init__(
         self, reactor: AsyncioReactor, host: str, port: int, factory: ClientFactory, timeout: float | None
     ) -> None:
-        self._reactor = reactor
-        self.host = host
-        self.port = check_port(port, listening=False)
-        self.factory = factory
-        self.timeout = timeout
+        super().__init__(reactor, host, port, factory, timeout)
         self._attempt: asyncio.Task[Any] | None = None
-        self.transport: AsyncioConnection | None = None
-        self._connecting = False
 
-    def __repr__(self) -> str:
-        state = "connecting" if self._connecting else "connected" if self.transport else "disconnected"
-        return f"<AsyncioConnector {_where(self.host, self.port)} {state}>"
-
-    def get_destination(self) -> Address:
-        return Address(self.host, self.port, socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-
-    def connect(self) -> None:
-        if self._connecting or self.transport is not None:
-            raise UsageError(f"{self!r}: connect() while already connecting or connected")
-        self._connecting = True
-        self._reactor._connectors.add(self)
-        self.factory.do_start()
-        call_plugin(log, self.factory, "start_connecting", self)
+    def _start_attempt(self) -> None:
         self._attempt = self._reactor._loop.create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -606,9 +573,7 @@ class AsyncioConnector:
         except asyncio.CancelledError:
             raise
         except asyncio.TimeoutError:
-            self._fail(
-                TimeoutError(f"connecting to {_where(self.host, self.port)} timed out after {self.timeout}s")
-            )
+            self._fail(self._timeout_error())
         except OSError as exc:
             self._fail(exc)
         finally:
@@ -645,39 +610,17 @@ class AsyncioConnector:
         return AsyncioConnection(self._reactor, self._build, connector=self)
 
     def _build(self, peer: Address) -> Protocol | None:
-        self._connecting = False
-        self._reactor._connectors.discard(self)
-        return self.factory.build_protocol(peer)
-
-    def _fail(self, reason: BaseException) -> None:
-        if not self._connecting:
-            return
-        self._connecting = False
-        self._reactor._connectors.discard(self)
-        self._reactor.call_soon(self._failed, reason)
-
-    def _failed(self, reason: BaseException) -> None:
-        self._connecting = False
-        self._reactor._connectors.discard(self)
-        call_plugin(log, self.factory, "client_connection_failed", self, reason)
-        self.factory.do_stop()
-
-    def _connection_lost(self, reason: BaseException | None) -> None:
-        self.transport = None
-        call_plugin(log, self.factory, "client_connection_lost", self, reason)
-        self.factory.do_stop()
+        self._end_attempt(close=False)
+        protocol = self.factory.build_protocol(peer)
+        if protocol is not None:
+            self._state = _CONNECTED  # the connection sets ``transport`` next
+        return protocol
 
     def stop_connecting(self) -> None:
         """Cancel the attempt in progress; the factory hears ``ConnectionAbortedError``."""
-        if not self._connecting:
+        if self._state != _CONNECTING:
             return
         if self._attempt is not None:
             self._attempt.cancel()
             self._attempt = None
-        self._fail(ConnectionAbortedError(f"connecting to {_where(self.host, self.port)} was cancelled"))
-
-    def disconnect(self) -> None:
-        if self._connecting:
-            self.stop_connecting()
-        elif self.transport is not None:
-            self.transport.lose_connection()
+        super().stop_connecting()

@@ -12,11 +12,11 @@ would buffer on ``EAGAIN`` and cannot be connected after it was made, as
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
-from eventhub.errors import PLUGIN_ERRORS, reraise_user_interrupt
-from eventhub.reactor.udp import UDPPort, _address, _shown
+from eventhub.errors import PLUGIN_ERRORS
+from eventhub.reactor._aio_tcp import close_served
+from eventhub.reactor.udp import UDPPort, _address
 
 if TYPE_CHECKING:
     import socket
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from eventhub.reactor.aio import AsyncioReactor
 
 __all__ = ["AsyncioUDPPort"]
-
-log = logging.getLogger("eventhub.reactor")
 
 
 class _Reader(asyncio.DatagramProtocol):
@@ -61,13 +59,7 @@ class AsyncioUDPPort(UDPPort):
         sock.setblocking(False)
         self._host = _address(sock, sock.getsockname())
         self._starting = self._loop.create_task(self._read(sock))
-        self._reactor._listeners.add(self)
-        try:
-            self._protocol.transport = self
-            self._protocol.connection_made(self)
-        except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception("%s.connection_made raised", type(self._protocol).__name__)
+        self._serving()
 
     async def _read(self, sock: socket.socket) -> None:
         self._transport, _ = await self._loop.create_datagram_endpoint(lambda: _Reader(self), sock=sock)
@@ -79,27 +71,10 @@ class AsyncioUDPPort(UDPPort):
         try:
             self._protocol.datagram_received(data, addr)
         except PLUGIN_ERRORS as failure:
-            reraise_user_interrupt(failure)
-            log.exception(
-                "%s.datagram_received raised (datagram from %s dropped; still serving)",
-                type(self._protocol).__name__,
-                _shown(addr),
-            )
+            self._datagram_failed(failure, addr)
 
-    def stop_listening(self) -> None:
-        """Close the port (the loop closes the socket); ``connection_lost(None)`` follows. Idempotent."""
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
+    def _stop_reading(self, sock: socket.socket) -> None:
+        """The loop's transport closes the socket; before it exists, the socket is closed here."""
         transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.close()
-        else:
-            if self._starting is not None:
-                self._starting.cancel()
-                self._starting = None
-            sock.close()
-        self._reactor._listeners.discard(self)
-        self._reactor.call_soon(self._lost)
-
-    lose_connection = stop_listening
+        close_served(transport, self._starting, sock)
+        self._starting = None

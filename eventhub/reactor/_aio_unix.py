@@ -13,11 +13,10 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from eventhub.errors import ServiceError, UsageError
+from eventhub.errors import UsageError
 from eventhub.protocol import UNIXAddress
 from eventhub.reactor._aio_tcp import AsyncioConnector, AsyncioListener
-from eventhub.reactor.tcp import _reason
-from eventhub.reactor.unix import remove_socket_file, socket_file_id, unix_listening_socket
+from eventhub.reactor.unix import _shown, open_unix_listening_socket, remove_socket_file
 
 if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, Factory
@@ -26,10 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncioUNIXConnector", "AsyncioUNIXListener"]
 
 _AF_UNIX: int = getattr(socket, "AF_UNIX", -1)
-
-
-def _shown(path: str) -> str:
-    return "@" + path[1:] if path.startswith("\0") else path
 
 
 def _check(path: str) -> str:
@@ -47,17 +42,7 @@ class AsyncioUNIXListener(AsyncioListener):
     def __init__(self, reactor: AsyncioReactor, path: str, factory: Factory, backlog: int, mode: int) -> None:
         self._init(reactor, factory)
         self._path = path = _check(path)
-        self._file_id: tuple[int, int] | None = None
-        shared = reactor.shared_sockets
-        try:
-            if shared is None:
-                sock = unix_listening_socket(path, backlog, mode)
-                self._file_id = socket_file_id(path)
-            else:  # a worker of `eventhub run --workers N`: the supervisor's socket (and file)
-                sock = shared.listening_socket(_AF_UNIX, (path,), backlog, 0, "unix", mode)
-            sock.setblocking(False)
-        except OSError as exc:
-            raise ServiceError(f"cannot listen on {_shown(path)}: {_reason(exc)}") from None
+        sock, self._file_id = open_unix_listening_socket(reactor.shared_sockets, path, backlog, mode)
         self._adopt(sock, UNIXAddress(path), backlog)
 
     def __repr__(self) -> str:
@@ -87,8 +72,7 @@ class AsyncioUNIXConnector(AsyncioConnector):
         self.host, self.port = self.path, 0
 
     def __repr__(self) -> str:
-        state = "connecting" if self._connecting else "connected" if self.transport else "disconnected"
-        return f"<AsyncioUNIXConnector {_shown(self.path)} {state}>"
+        return f"<AsyncioUNIXConnector {_shown(self.path)} {self._state_name()}>"
 
     def get_destination(self) -> UNIXAddress:
         return UNIXAddress(self.path)

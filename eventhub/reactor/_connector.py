@@ -14,15 +14,16 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, call_plugin, reraise_user_interrupt
-from eventhub.protocol import Address, ClientFactory
+from eventhub.protocol import Address, ClientFactory, Transport
 from eventhub.reactor.pollers import DescriptorLimitError
 from eventhub.reactor.tcp import Connection, _no_delay, _peer_of, _where, check_port
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.aio import AsyncioReactor
     from eventhub.reactor.timers import TimerHandle
 
-__all__ = ["Connector"]
+__all__ = ["Connector", "ConnectorBase"]
 
 log = logging.getLogger("eventhub.reactor")
 
@@ -40,46 +41,43 @@ def _writable_now(sock: socket.socket) -> bool:
     return bool(writable or failed)
 
 
-class Connector:
-    """An outgoing TCP connection attempt (``Reactor.connect_tcp``), Twisted-style.
+class ConnectorBase:
+    """What every connector does the same, whatever makes the attempt (this poller's, the loop's).
 
-    Failures (refused, timed out, unresolvable, cancelled) reach
+    Twisted-style: failures (refused, timed out, unresolvable, cancelled) reach
     ``factory.client_connection_failed(connector, reason)``; once connected, the
     end of the connection reaches ``factory.client_connection_lost``. Calling
-    ``connect()`` again from either starts a new attempt (reconnecting).
+    ``connect()`` again from either starts a new attempt (reconnecting). A
+    subclass starts the attempt (``_start_attempt``) and releases what it holds
+    when the attempt ends (``_end_attempt``).
     """
 
-    __slots__ = (
-        "_addresses",
-        "_reactor",
-        "_sock",
-        "_state",
-        "_timer",
-        "factory",
-        "host",
-        "port",
-        "timeout",
-        "transport",
-    )
+    __slots__ = ("_reactor", "_state", "factory", "host", "port", "timeout", "transport")
+
+    _reactor: Reactor | AsyncioReactor
+    transport: Transport | None
 
     def __init__(
-        self, reactor: Reactor, host: str, port: int, factory: ClientFactory, timeout: float | None
+        self,
+        reactor: Reactor | AsyncioReactor,
+        host: str,
+        port: int,
+        factory: ClientFactory,
+        timeout: float | None,
     ) -> None:
         self._reactor = reactor
         self.host = host
         self.port = check_port(port, listening=False)
         self.factory = factory
         self.timeout = timeout
-        self._sock: socket.socket | None = None
-        self._timer: TimerHandle | None = None
-        # The resolved addresses not tried yet, the next one last (popped).
-        self._addresses: list[tuple[int, int, int, Any]] = []
         self._state = _DISCONNECTED
-        self.transport: Connection | None = None
+        self.transport = None
 
     def __repr__(self) -> str:
-        state = ("disconnected", "connecting", "connected")[self._state]
-        return f"<Connector {_where(self.host, self.port)} {state}>"
+        return f"<{type(self).__name__} {_where(self.host, self.port)} {self._state_name()}>"
+
+    def _state_name(self) -> str:
+        return ("disconnected", "connecting", "connected")[self._state]
 
     def get_destination(self) -> Address:
         return Address(self.host, self.port, socket.AF_INET6 if ":" in self.host else socket.AF_INET)
@@ -92,6 +90,66 @@ class Connector:
         self._reactor._connectors.add(self)
         self.factory.do_start()
         call_plugin(log, self.factory, "start_connecting", self)
+        self._start_attempt()
+
+    def _start_attempt(self) -> None:
+        raise NotImplementedError
+
+    def _end_attempt(self, close: bool) -> None:
+        """The attempt is over: connected (``close`` false) or failed (what it held released)."""
+        self._state = _DISCONNECTED
+        self._reactor._connectors.discard(self)
+
+    def _timeout_error(self) -> TimeoutError:
+        return TimeoutError(f"connecting to {_where(self.host, self.port)} timed out after {self.timeout}s")
+
+    def _fail(self, reason: BaseException) -> None:
+        if self._state != _CONNECTING:
+            return
+        self._end_attempt(close=True)
+        self._reactor.call_soon(self._report_failed, reason)
+
+    def _report_failed(self, reason: BaseException) -> None:
+        self._state = _DISCONNECTED
+        call_plugin(log, self.factory, "client_connection_failed", self, reason)
+        self.factory.do_stop()
+
+    def _connection_lost(self, reason: BaseException | None) -> None:
+        self._state = _DISCONNECTED
+        self.transport = None
+        call_plugin(log, self.factory, "client_connection_lost", self, reason)
+        self.factory.do_stop()
+
+    def stop_connecting(self) -> None:
+        """Cancel the attempt in progress; the factory hears ``ConnectionAbortedError``."""
+        self._fail(ConnectionAbortedError(f"connecting to {_where(self.host, self.port)} was cancelled"))
+
+    def disconnect(self) -> None:
+        """Cancel the attempt, or close the connection once made."""
+        if self._state == _CONNECTING:
+            self.stop_connecting()
+        elif self.transport is not None:
+            self.transport.lose_connection()
+
+
+class Connector(ConnectorBase):
+    """An outgoing TCP connection attempt (``Reactor.connect_tcp``) through the poller."""
+
+    __slots__ = ("_addresses", "_sock", "_timer")
+
+    _reactor: Reactor
+    transport: Connection | None
+
+    def __init__(
+        self, reactor: Reactor, host: str, port: int, factory: ClientFactory, timeout: float | None
+    ) -> None:
+        super().__init__(reactor, host, port, factory, timeout)
+        self._sock: socket.socket | None = None
+        self._timer: TimerHandle | None = None
+        # The resolved addresses not tried yet, the next one last (popped).
+        self._addresses: list[tuple[int, int, int, Any]] = []
+
+    def _start_attempt(self) -> None:
         if self.timeout is not None:
             self._timer = self._reactor.call_later(self.timeout, self._timed_out)
         self._resolve()
@@ -177,7 +235,7 @@ class Connector:
             self._address_failed(sock, exc)
             return
         self._reactor.remove_writer(sock.fileno())
-        self._cleanup(close=False)
+        self._end_attempt(close=False)
         self._connected(sock, _peer_of(sock, peer))
 
     def _connected(self, sock: socket.socket, peer: Address) -> None:
@@ -200,17 +258,9 @@ class Connector:
 
     def _timed_out(self) -> None:
         self._timer = None
-        self._fail(
-            TimeoutError(f"connecting to {_where(self.host, self.port)} timed out after {self.timeout}s")
-        )
+        self._fail(self._timeout_error())
 
-    def _fail(self, reason: BaseException) -> None:
-        if self._state != _CONNECTING:
-            return
-        self._cleanup(close=True)
-        self._reactor.call_soon(self._report_failed, reason)
-
-    def _cleanup(self, close: bool) -> None:
+    def _end_attempt(self, close: bool) -> None:
         self._addresses = []
         if self._timer is not None:
             self._timer.cancel()
@@ -219,27 +269,4 @@ class Connector:
         if sock is not None and close:
             self._reactor.remove_writer(sock.fileno())
             sock.close()
-        self._state = _DISCONNECTED
-        self._reactor._connectors.discard(self)
-
-    def _report_failed(self, reason: BaseException) -> None:
-        self._state = _DISCONNECTED
-        call_plugin(log, self.factory, "client_connection_failed", self, reason)
-        self.factory.do_stop()
-
-    def _connection_lost(self, reason: BaseException | None) -> None:
-        self._state = _DISCONNECTED
-        self.transport = None
-        call_plugin(log, self.factory, "client_connection_lost", self, reason)
-        self.factory.do_stop()
-
-    def stop_connecting(self) -> None:
-        """Cancel the attempt in progress; the factory hears ``ConnectionAbortedError``."""
-        self._fail(ConnectionAbortedError(f"connecting to {_where(self.host, self.port)} was cancelled"))
-
-    def disconnect(self) -> None:
-        """Cancel the attempt, or close the connection once made."""
-        if self._state == _CONNECTING:
-            self.stop_connecting()
-        elif self.transport is not None:
-            self.transport.lose_connection()
+        super()._end_attempt(close)

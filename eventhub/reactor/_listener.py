@@ -30,8 +30,9 @@ from eventhub.reactor.tcp import (
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.sharing import SharedSockets
 
-__all__ = ["Listener"]
+__all__ = ["Listener", "open_listening_socket"]
 
 log = logging.getLogger("eventhub.reactor")
 
@@ -107,31 +108,23 @@ class Listener:
         """Bind, listen and start accepting; ``ServiceError`` (one line) if it cannot."""
         if self._sock is not None:
             raise UsageError(f"{self!r} is already listening")
-        where = _where(self._interface or "0.0.0.0", self._port)
+        shared, interface, port = self._reactor.shared_sockets, self._interface, self._port
+        sock, family = open_listening_socket(shared, interface, port, self._backlog, self._socket_buffer)
         try:
-            family, sockaddr = _resolve_passive(self._interface, self._port)
-        except (OSError, UnicodeError) as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        shared = self._reactor.shared_sockets
-        try:
-            if shared is None:
-                sock = listening_socket(family, sockaddr, self._backlog, socket_buffer=self._socket_buffer)
-            else:  # a worker of `eventhub run --workers N`: the supervisor holds the socket
-                sock = shared.listening_socket(family, sockaddr, self._backlog, self._socket_buffer)
-        except OSError as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        try:
-            sock.setblocking(False)
             self._reactor.add_reader(sock.fileno(), self._on_readable)
         except (OSError, DescriptorLimitError) as exc:
             sock.close()
+            where = _where(self._interface or "0.0.0.0", self._port)
             raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+        self._listening(sock, Address.from_sockaddr(sock.getsockname(), family))
+
+    def _listening(self, sock: socket.socket, host: Address) -> None:
         self._sock, self._fd = sock, sock.fileno()
-        self._host = Address.from_sockaddr(sock.getsockname(), family)
+        self._host = host
         self._spare = _open_spare()
         self._reactor._listeners.add(self)
         self._factory.do_start()
-        log.debug("listening on %s (%s)", self._host, type(self._factory).__name__)
+        log.debug("listening on %s (%s)", host, type(self._factory).__name__)
 
     def get_host(self) -> Address:
         """The address it listens on (the real port when asked for port 0)."""
@@ -243,6 +236,31 @@ class Listener:
                 peer,
             )
             return None
+
+
+def open_listening_socket(
+    shared: SharedSockets | None, interface: str, port: int, backlog: int, socket_buffer: int
+) -> tuple[socket.socket, socket.AddressFamily]:
+    """A non-blocking socket listening on ``interface:port``, and its family; ``ServiceError`` if not.
+
+    ``shared``: in a worker of ``eventhub run --workers N``, where the
+    supervisor's sockets come from. Every TCP listener, on every backend,
+    opens its socket here.
+    """
+    where = _where(interface or "0.0.0.0", port)
+    try:
+        family, sockaddr = _resolve_passive(interface, port)
+    except (OSError, UnicodeError) as exc:
+        raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+    try:
+        if shared is None:
+            sock = listening_socket(family, sockaddr, backlog, socket_buffer=socket_buffer)
+        else:
+            sock = shared.listening_socket(family, sockaddr, backlog, socket_buffer)
+        sock.setblocking(False)
+    except OSError as exc:
+        raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
+    return sock, family
 
 
 def _not_ready() -> None:

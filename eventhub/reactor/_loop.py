@@ -57,9 +57,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
-from eventhub.reactor._connector import Connector
+from eventhub.reactor._connector import Connector, ConnectorBase
 from eventhub.reactor._listener import Listener
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
+from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
@@ -71,7 +72,6 @@ from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
-    import ssl
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
@@ -134,7 +134,7 @@ class _Waker:
         self.wsock.close()
 
 
-class Reactor(SignalStops, CoroutineMethods):
+class Reactor(SignalStops, Shutdown, CoroutineMethods):
     """An event loop over select, poll or epoll.
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
@@ -190,7 +190,7 @@ class Reactor(SignalStops, CoroutineMethods):
         self._connections: set[Connection] = set()
         #: Bytes buffered toward all peers, and the bound past which the biggest are closed.
         self.output_bound = OutputBound(self, max_buffered_output)
-        self._connectors: set[Connector] = set()
+        self._connectors: set[ConnectorBase] = set()
         self._running = False
         self._stopping = False
         self._timed_out = False
@@ -343,7 +343,7 @@ class Reactor(SignalStops, CoroutineMethods):
         connector.connect()
         return connector
 
-    # -- UNIX sockets (unix.py), TLS (tls.py), UDP (udp.py) ---------------------
+    # -- UNIX sockets (unix.py), UDP (udp.py); TLS: coroutines.ComposedMethods --
 
     def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> Listener:
         """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract).
@@ -365,48 +365,6 @@ class Reactor(SignalStops, CoroutineMethods):
         connector.connect()
         return connector
 
-    def listen_tls(
-        self,
-        port: int,
-        factory: Factory,
-        context: ssl.SSLContext,
-        interface: str = "127.0.0.1",
-        backlog: int = 128,
-        handshake_timeout: float | None = 30.0,
-    ) -> Listener:
-        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``).
-
-        The protocols ``factory`` builds see plaintext and get ``connection_made``
-        once the handshake has completed; a failed handshake closes that
-        connection with one log line.
-        """
-        from eventhub.reactor.tls import TLSServerFactory
-
-        return self.listen_tcp(
-            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
-        )
-
-    def connect_tls(
-        self,
-        host: str,
-        port: int,
-        factory: ClientFactory,
-        context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float = 30,
-        handshake_timeout: float | None = 30.0,
-    ) -> Connector:
-        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``).
-
-        A handshake that fails (a certificate not verified, say) reaches
-        ``factory.client_connection_failed`` as a failed connection does.
-        """
-        from eventhub.reactor.tls import TLSClientFactory
-
-        name = server_hostname if server_hostname is not None else host
-        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
-        return self.connect_tcp(host, port, wrapper, timeout)
-
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
     ) -> UDPPort:
@@ -420,30 +378,7 @@ class Reactor(SignalStops, CoroutineMethods):
 
         return listen_udp(self, port, protocol, interface, reuse_address)
 
-    # -- system event triggers ------------------------------------------------
-
-    def add_system_event_trigger(
-        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
-    ) -> int:
-        """Call ``fn(*args)`` in ``phase`` (before|during|after) of ``event`` (startup|shutdown).
-
-        Startup fires when ``run()`` begins; shutdown after ``stop()``: "before"
-        triggers run while everything is still up, "during" ones as the listeners
-        close and the connections flush, "after" ones once every connection is
-        gone. A "before shutdown" trigger may return a ``Future``: the shutdown
-        then waits until it is done (as long as ``shutdown_timeout`` at most)
-        before it cancels the tasks and closes anything, so that a service can
-        let the requests in flight finish. Returns an id for
-        ``remove_system_event_trigger``.
-        """
-        return self._triggers.add(phase, event, fn, *args)
-
-    def remove_system_event_trigger(self, trigger_id: int) -> None:
-        self._triggers.remove(trigger_id)
-
-    def _fire(self, phase: str, event: str, results: list[object] | None = None) -> None:
-        for fn, exc in self._triggers.fire(phase, event, results):
-            log.error("%s-%s trigger %r raised", phase, event, fn, exc_info=exc)
+    # -- system event triggers: _shutdown.Shutdown ---------------------------
 
     # -- running --------------------------------------------------------------
 
@@ -573,11 +508,6 @@ class Reactor(SignalStops, CoroutineMethods):
         self._restore_signals = restore
         return True
 
-    def _restore_signal_handlers(self) -> None:
-        restore, self._restore_signals = self._restore_signals, None
-        if restore is not None:
-            restore()
-
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
         """Call ``fn()`` on the loop when ``signum`` (SIGHUP, SIGUSR1...) arrives while serving.
 
@@ -605,23 +535,16 @@ class Reactor(SignalStops, CoroutineMethods):
     # -- shutdown -------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        # Tasks running when asked to stop are cancelled; those that "before"
-        # triggers start (handlers of eventhub.stopping) get the grace period.
-        running = list(self._runner.tasks)
-        waits: list[object] = []
-        self._fire("before", "shutdown", waits)
-        self._wait_for([w for w in waits if isinstance(w, Future)])
-        for task in running:
-            task.cancel()
-        for listener in list(self._listeners):
-            listener.stop_listening()
-        for connector in list(self._connectors):
-            connector.stop_connecting()
-        self._fire("during", "shutdown")
-        if self._drain and self._connections:
-            self._let_connections_end(self._drain)
-        for conn in list(self._connections):
-            conn.close_for_shutdown()
+        for step, waits in self._shutdown_steps():
+            if step is Step.GRACE:
+                self._wait_for([w for w in waits if isinstance(w, Future)])
+            elif step is Step.DRAIN:
+                if self._drain and self._connections:
+                    self._let_connections_end(self._drain)
+            else:
+                self._wait_closed()
+
+    def _wait_closed(self) -> None:
         self._timed_out = False
         timer = self.call_later(self.shutdown_timeout, self._shutdown_timed_out)
         # Until every connection is closed, every task done (those that the last
@@ -632,7 +555,6 @@ class Reactor(SignalStops, CoroutineMethods):
             if not self._shutdown_pending():  # ...which may have started tasks
                 break
         timer.cancel()
-        self._fire("after", "shutdown")
 
     def _wait_for(self, futures: list[Future[Any]]) -> None:
         """Serve on until ``futures`` are done, ``shutdown_timeout`` at most (the grace of a stop)."""
@@ -658,20 +580,7 @@ class Reactor(SignalStops, CoroutineMethods):
 
     def _shutdown_timed_out(self) -> None:
         self._timed_out = True
-        tasks = self._runner.cancel_all()
-        if tasks:
-            log.warning(
-                "%d task(s) still running after %.1fs: %s",
-                len(tasks),
-                self.shutdown_timeout,
-                ", ".join(task.name for task in tasks[:5]),
-            )
-        n = len(self._connections)
-        if n:
-            log.warning(
-                "%d connection(s) still flushing after %.1fs; aborting them", n, self.shutdown_timeout
-            )
-        self._abort_all(TimeoutError(f"shutdown timeout ({self.shutdown_timeout}s) expired"))
+        super()._shutdown_timed_out()
 
     def close(self) -> None:
         """Release the poller, the waker, the threads and any socket still open.
@@ -683,11 +592,7 @@ class Reactor(SignalStops, CoroutineMethods):
             return
         self._finished = True
         self._restore_signal_handlers()
-        for listener in list(self._listeners):
-            listener.stop_listening()
-        for connector in list(self._connectors):
-            connector.stop_connecting()
-        self._abort_all(ConnectionAbortedError("the reactor was closed"))
+        self._close_network()
         self._runner.cancel_all()
         self._run_ready()  # connection_lost for those just aborted, and the cancelled tasks' last step
         self._runner.abandon_all()

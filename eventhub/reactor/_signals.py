@@ -23,13 +23,14 @@ log = logging.getLogger("eventhub.reactor")
 
 
 class SignalStops:
-    """Mixed into a reactor: it has ``_signal_handlers``, ``_connections``, ``_stopping``, ``stop()``."""
+    """Mixed into a reactor with ``_signal_handlers``, ``_restore_signals``, ``_connections``, ``stop()``."""
 
     _signal_handlers: dict[int, Callable[[], object]]
     _connections: Any
     _stopping: bool
     _running: bool
     stopped_by_signal: int | None
+    _restore_signals: Callable[[], None] | None  # undoes install_signal_handlers
 
     if TYPE_CHECKING:
 
@@ -54,6 +55,11 @@ class SignalStops:
         self.stopped_by_signal = signum
         if self._running:
             self.stop()
+
+    def _restore_signal_handlers(self) -> None:
+        restore, self._restore_signals = self._restore_signals, None
+        if restore is not None:
+            restore()
 
     def _abort_all(self, reason: BaseException) -> None:
         for conn in list(self._connections):

@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from types import TracebackType
@@ -55,16 +54,17 @@ from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_i
 from eventhub.reactor._aio_tcp import AsyncioConnection, AsyncioConnector, AsyncioListener
 from eventhub.reactor._aio_udp import AsyncioUDPPort
 from eventhub.reactor._aio_unix import AsyncioUNIXConnector, AsyncioUNIXListener
+from eventhub.reactor._connector import ConnectorBase
 from eventhub.reactor._loop import RECV_BUFFER_SIZE
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
+from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor.api import Inventory
-from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
+from eventhub.reactor.coroutines import ComposedMethods
 from eventhub.reactor.tasks import Future, Timeout
 from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
 from eventhub.reactor.timers import NO_KWARGS, _check_delay
-from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSClientFactory, TLSServerFactory
 from eventhub.reactor.udp import UDPPort, listen_udp
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class AsyncioTimeout(Timeout):
                 raise TimeoutError(f"timed out after {self.seconds}s") from error
 
 
-class AsyncioReactor(SignalStops):
+class AsyncioReactor(SignalStops, Shutdown, ComposedMethods):
     """The ``ReactorAPI`` on an asyncio (or uvloop) loop; built by ``Reactor(backend="asyncio")``."""
 
     #: How long stopping waits for connections to flush and tasks to end before aborting them.
@@ -245,7 +245,7 @@ class AsyncioReactor(SignalStops):
         self._triggers = SystemTriggers()
         self._listeners: set[AsyncioListener | UDPPort] = set()
         self._connections: set[AsyncioConnection] = set()
-        self._connectors: set[AsyncioConnector] = set()
+        self._connectors: set[ConnectorBase] = set()
         self._timers: set[AsyncioTimer] = set()
         self._tasks: set[AsyncioTask[Any]] = set()
         self._running = False
@@ -345,7 +345,7 @@ class AsyncioReactor(SignalStops):
         """Listen on ``interface:port`` (port 0: any free one, see ``get_host()``)."""
         return AsyncioListener(self, port, factory, backlog, interface, socket_buffer)
 
-    # -- UNIX sockets (_aio_unix.py), TLS (tls.py over the loop's TCP), UDP (_aio_udp.py) --
+    # -- UNIX sockets (_aio_unix.py), UDP (_aio_udp.py); TLS: coroutines.ComposedMethods --
     #
     # TLS is eventhub's TLSLayer (ssl.MemoryBIO, as asyncio's own sslproto is)
     # over the loop's TCP transport, not the loop's ssl=: one owner for what
@@ -365,35 +365,6 @@ class AsyncioReactor(SignalStops):
         connector = AsyncioUNIXConnector(self, path, factory, timeout)
         connector.connect()
         return connector
-
-    def listen_tls(
-        self,
-        port: int,
-        factory: Factory,
-        context: ssl.SSLContext,
-        interface: str = "127.0.0.1",
-        backlog: int = 128,
-        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
-    ) -> AsyncioListener:
-        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``)."""
-        return self.listen_tcp(
-            port, TLSServerFactory(self, factory, context, handshake_timeout), backlog, interface
-        )
-
-    def connect_tls(
-        self,
-        host: str,
-        port: int,
-        factory: ClientFactory,
-        context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float = 30,
-        handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
-    ) -> AsyncioConnector:
-        """``connect_tcp`` then a TLS handshake (``server_hostname`` defaults to ``host``)."""
-        name = server_hostname if server_hostname is not None else host
-        wrapper = TLSClientFactory(self, factory, context, name, handshake_timeout)
-        return self.connect_tcp(host, port, wrapper, timeout)
 
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
@@ -453,43 +424,7 @@ class AsyncioReactor(SignalStops):
         """The tasks spawned and not yet finished."""
         return frozenset(task for task in self._tasks if not task.done())
 
-    def serve_tcp(
-        self,
-        handler: StreamHandler,
-        port: int,
-        interface: str = "127.0.0.1",
-        backlog: int = 128,
-        limit: int = DEFAULT_LIMIT,
-        tls: ssl.SSLContext | None = None,
-    ) -> AsyncioListener:
-        """Listen on ``interface:port``; each connection runs ``await handler(stream)`` as a task."""
-        factory = StreamServerFactory(self, handler, limit)
-        if tls is not None:
-            return self.listen_tls(port, factory, tls, interface, backlog)
-        return self.listen_tcp(port, factory, backlog, interface)
-
-    async def open_tcp_stream(
-        self,
-        host: str,
-        port: int,
-        timeout: float = 30,
-        limit: int = DEFAULT_LIMIT,
-        tls: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-    ) -> Stream:
-        """Connect to ``host:port``; returns the connected ``Stream``."""
-        return await open_stream(self, host, port, timeout, limit, tls, server_hostname)
-
-    # -- system event triggers ------------------------------------------------
-
-    def add_system_event_trigger(
-        self, phase: str, event: str, fn: Callable[..., object], /, *args: Any
-    ) -> int:
-        """Call ``fn(*args)`` in ``phase`` (before|during|after) of ``event`` (startup|shutdown)."""
-        return self._triggers.add(phase, event, fn, *args)
-
-    def remove_system_event_trigger(self, trigger_id: int) -> None:
-        self._triggers.remove(trigger_id)
+    # -- system event triggers: _shutdown.Shutdown ---------------------------
 
     async def _grace(self, futures: list[Any]) -> None:
         """Wait until ``futures`` (what "before shutdown" triggers returned) are done: bounded."""
@@ -511,10 +446,6 @@ class AsyncioReactor(SignalStops):
         timer.cancel()
         if remaining:
             log.warning("the shutdown's grace period (%.1fs) expired", self.shutdown_timeout)
-
-    def _fire(self, phase: str, event: str, results: list[object] | None = None) -> None:
-        for fn, exc in self._triggers.fire(phase, event, results):
-            log.error("%s-%s trigger %r raised", phase, event, fn, exc_info=exc)
 
     # -- running --------------------------------------------------------------
 
@@ -594,19 +525,14 @@ class AsyncioReactor(SignalStops):
             change.set_result(None)
 
     async def _shutdown(self) -> None:
-        running = list(self.tasks)
-        waits: list[object] = []
-        self._fire("before", "shutdown", waits)
-        await self._grace([w for w in waits if isinstance(w, Future | asyncio.Future)])
-        for task in running:
-            task.cancel()
-        for listener in list(self._listeners):
-            listener.stop_listening()
-        for connector in list(self._connectors):
-            connector.stop_connecting()
-        self._fire("during", "shutdown")
-        for conn in list(self._connections):
-            conn.close_for_shutdown()
+        for step, waits in self._shutdown_steps():
+            if step is Step.GRACE:
+                await self._grace([w for w in waits if isinstance(w, Future | asyncio.Future)])
+            elif step is Step.CLOSE:
+                await self._wait_closed()
+            # Step.DRAIN: stop(drain=...) is not honoured yet (see stop)
+
+    async def _wait_closed(self) -> None:
         loop = self._loop
         deadline = loop.time() + self.shutdown_timeout
         while self._connections or self.tasks:
@@ -618,25 +544,6 @@ class AsyncioReactor(SignalStops):
             await change
             timer.cancel()
         await self._settle()  # connection_lost of the last ones to close
-        self._fire("after", "shutdown")
-
-    def _shutdown_timed_out(self) -> None:
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            log.warning(
-                "%d task(s) still running after %.1fs: %s",
-                len(tasks),
-                self.shutdown_timeout,
-                ", ".join(task.get_name() for task in tasks[:5]),
-            )
-        n = len(self._connections)
-        if n:
-            log.warning(
-                "%d connection(s) still flushing after %.1fs; aborting them", n, self.shutdown_timeout
-            )
-        self._abort_all(TimeoutError(f"shutdown timeout ({self.shutdown_timeout}s) expired"))
 
     def _abandon_tasks(self) -> None:
         """End the tasks that ignored cancellation: close their coroutines (``finally`` runs)."""
@@ -708,11 +615,6 @@ class AsyncioReactor(SignalStops):
         self._previous_handlers = {}
         self._signals_armed = False
 
-    def _restore_signal_handlers(self) -> None:
-        restore, self._restore_signals = self._restore_signals, None
-        if restore is not None:
-            restore()
-
     def add_signal_handler(self, signum: int, fn: Callable[[], object]) -> None:
         """Call ``fn()`` on the loop when ``signum`` arrives while serving (not SIGINT/SIGTERM)."""
         if signum in (signal.SIGINT, signal.SIGTERM):
@@ -729,11 +631,7 @@ class AsyncioReactor(SignalStops):
             return
         self._finished = True
         self._restore_signal_handlers()
-        for listener in list(self._listeners):
-            listener.stop_listening()
-        for connector in list(self._connectors):
-            connector.stop_connecting()
-        self._abort_all(ConnectionAbortedError("the reactor was closed"))
+        self._close_network()
         for task in list(self._tasks):
             task.cancel()
         loop = self._loop

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
-from eventhub.protocol import Address, Producer, Protocol, UNIXAddress, address_of
+from eventhub.protocol import Address, Producer, Protocol, Transport, UNIXAddress, address_of
 from eventhub.reactor._output import write_buffer_limits
 
 if TYPE_CHECKING:
@@ -399,12 +399,7 @@ class Connection:
             self._linger()
 
     def close_for_shutdown(self) -> None:
-        """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
-        layer = self._protocol
-        if isinstance(layer, _Layer):
-            layer.lose_connection()
-        else:
-            self.lose_connection()
+        close_for_shutdown(self, self._protocol)
 
     # Why linger: close() on a socket whose receive queue is not empty makes the
     # kernel send RST instead of FIN, and RST throws away whatever of ours is
@@ -582,6 +577,14 @@ def _resolve_passive(interface: str, port: int) -> tuple[socket.AddressFamily, A
     infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
+
+
+def close_for_shutdown(transport: Transport, protocol: Protocol | None) -> None:
+    """The reactor is stopping: close as the protocol's own layer would (TLS: close_notify first)."""
+    if isinstance(protocol, _Layer):
+        protocol.lose_connection()
+    else:
+        transport.lose_connection()
 
 
 def listening_socket(

@@ -78,6 +78,10 @@ class UDPPort:
         sock.setblocking(False)
         self._reactor.add_reader(self._fd, self._on_readable)
         self._host = _address(sock, sock.getsockname())
+        self._serving()
+
+    def _serving(self) -> None:
+        """Reading has started: count the port as a listener and tell its protocol."""
         self._reactor._listeners.add(self)
         try:
             self._protocol.transport = self
@@ -105,12 +109,15 @@ class UDPPort:
             try:
                 protocol.datagram_received(view[:n].tobytes(), addr)
             except PLUGIN_ERRORS as failure:
-                reraise_user_interrupt(failure)
-                log.exception(
-                    "%s.datagram_received raised (datagram from %s dropped; still serving)",
-                    type(protocol).__name__,
-                    _shown(addr),
-                )
+                self._datagram_failed(failure, addr)
+
+    def _datagram_failed(self, failure: BaseException, addr: Any) -> None:
+        reraise_user_interrupt(failure)
+        log.exception(
+            "%s.datagram_received raised (datagram from %s dropped; still serving)",
+            type(self._protocol).__name__,
+            _shown(addr),
+        )
 
     def _error(self, exc: OSError) -> None:
         call_plugin(log, self._protocol, "error_received", exc)
@@ -217,10 +224,14 @@ class UDPPort:
         sock, self._sock = self._sock, None
         if sock is None:
             return
-        self._reactor.remove_reader(self._fd)
-        sock.close()
+        self._stop_reading(sock)
         self._reactor._listeners.discard(self)
         self._reactor.call_soon(self._lost)
+
+    def _stop_reading(self, sock: socket.socket) -> None:
+        """Stop reading ``sock`` and close it."""
+        self._reactor.remove_reader(self._fd)
+        sock.close()
 
     lose_connection = stop_listening
 

@@ -23,15 +23,23 @@ from typing import TYPE_CHECKING, Any
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import UNIXAddress
 from eventhub.reactor._connector import Connector
-from eventhub.reactor._listener import Listener, _open_spare
+from eventhub.reactor._listener import Listener
 from eventhub.reactor.pollers import DescriptorLimitError
 from eventhub.reactor.tcp import _reason
 
 if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, Factory
     from eventhub.reactor._loop import Reactor
+    from eventhub.reactor.sharing import SharedSockets
 
-__all__ = ["UNIXConnector", "UNIXListener", "remove_socket_file", "socket_file_id", "unix_listening_socket"]
+__all__ = [
+    "UNIXConnector",
+    "UNIXListener",
+    "open_unix_listening_socket",
+    "remove_socket_file",
+    "socket_file_id",
+    "unix_listening_socket",
+]
 
 log = logging.getLogger("eventhub.reactor")
 
@@ -64,29 +72,15 @@ class UNIXListener(Listener):
         """Bind (replacing a dead server's file), listen, accept; ``ServiceError`` if it cannot."""
         if self._sock is not None:
             raise UsageError(f"{self!r} is already listening")
-        where = _shown(self._path)
         shared = self._reactor.shared_sockets
+        sock, self._file_id = open_unix_listening_socket(shared, self._path, self._backlog, self._mode)
         try:
-            if shared is None:
-                sock = unix_listening_socket(self._path, self._backlog, self._mode)
-                self._file_id = socket_file_id(self._path)
-            else:  # a worker of `eventhub run --workers N`: the supervisor's socket (and file)
-                sock = shared.listening_socket(_AF_UNIX, (self._path,), self._backlog, 0, "unix", self._mode)
-        except OSError as exc:
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        try:
-            sock.setblocking(False)
             self._reactor.add_reader(sock.fileno(), self._on_readable)
         except (OSError, DescriptorLimitError) as exc:
             sock.close()
             self._remove_file()
-            raise ServiceError(f"cannot listen on {where}: {_reason(exc)}") from None
-        self._sock, self._fd = sock, sock.fileno()
-        self._host = UNIXAddress(self._path)
-        self._spare = _open_spare()
-        self._reactor._listeners.add(self)
-        self._factory.do_start()
-        log.debug("listening on %s (%s)", where, type(self._factory).__name__)
+            raise ServiceError(f"cannot listen on {_shown(self._path)}: {_reason(exc)}") from None
+        self._listening(sock, UNIXAddress(self._path))
 
     def stop_listening(self) -> None:
         """Close the socket and remove its file (if still ours). Idempotent."""
@@ -116,6 +110,28 @@ def remove_socket_file(path: str, file_id: tuple[int, int] | None) -> None:
         info = os.stat(path)
         if (info.st_dev, info.st_ino) == file_id:
             os.unlink(path)
+
+
+def open_unix_listening_socket(
+    shared: SharedSockets | None, path: str, backlog: int, mode: int
+) -> tuple[socket.socket, tuple[int, int] | None]:
+    """A non-blocking socket listening at ``path``, and its file's id; ``ServiceError`` if not.
+
+    ``shared``: in a worker of ``eventhub run --workers N``, the supervisor's
+    socket (and file: not the worker's to remove, so no id). Every UNIX
+    listener, on every backend, opens its socket here.
+    """
+    file_id = None
+    try:
+        if shared is None:
+            sock = unix_listening_socket(path, backlog, mode)
+            file_id = socket_file_id(path)
+        else:
+            sock = shared.listening_socket(_AF_UNIX, (path,), backlog, 0, "unix", mode)
+        sock.setblocking(False)
+    except OSError as exc:
+        raise ServiceError(f"cannot listen on {_shown(path)}: {_reason(exc)}") from None
+    return sock, file_id
 
 
 def unix_listening_socket(path: str, backlog: int, mode: int) -> socket.socket:
@@ -174,9 +190,7 @@ class UNIXConnector(Connector):
         self.host, self.port = self.path, 0
 
     def __repr__(self) -> str:
-        return (
-            f"<UNIXConnector {_shown(self.path)} {('disconnected', 'connecting', 'connected')[self._state]}>"
-        )
+        return f"<UNIXConnector {_shown(self.path)} {self._state_name()}>"
 
     def get_destination(self) -> UNIXAddress:
         return UNIXAddress(self.path)
