@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from eventhub._bus import DeliveryDropped, Subscription
+from eventhub._chain import Failure
+from eventhub._event import Event, Handler, on
+from eventhub._hub import Hub
 from eventhub._markers import hookimpl, hookspec
-from eventhub.bus import DeliveryDropped, Subscription
-from eventhub.chain import Failure
+from eventhub._plugins import PluginRecord
+from eventhub._plugins import Status as PluginStatus
 from eventhub.errors import (
     Cancelled,
     ConfigError,
@@ -15,10 +19,6 @@ from eventhub.errors import (
     ServiceError,
     UsageError,
 )
-from eventhub.event import Event, Handler, on
-from eventhub.hub import Hub
-from eventhub.plugins import PluginRecord
-from eventhub.plugins import Status as PluginStatus
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from eventhub.cli import main
+from eventhub._cli import main
 
 sys.exit(main())

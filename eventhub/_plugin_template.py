@@ -1,4 +1,4 @@
-"""The files ``eventhub new-plugin`` writes (``string.Template`` text; see ``eventhub.scaffold``).
+"""The files ``eventhub new-plugin`` writes (``string.Template`` text; see ``eventhub._scaffold``).
 
 Placeholders: ``$dist`` (distribution name), ``$entry`` (entry-point and plugin
 name), ``$module`` (import name), ``$cls`` (the Handler class), ``$version``

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from eventhub.protocol import ClientFactory, Connector, DatagramProtocol, Factory
-    from eventhub.reactor.api import ListenerAPI
+    from eventhub.reactor._api import ListenerAPI
 
 __all__ = [
     "ClientEndpoint",

@@ -17,7 +17,7 @@ Lifecycle of ``eventhub run`` (and ``Hub.run()``), in order::
     eventhub_shutdown       once, also after a failure
 
 Events are not hooks: handlers subscribe to event names by pattern
-(``Handler.events``, ``@eventhub.on``, ``Hub.subscribe``; see ``eventhub.bus``).
+(``Handler.events``, ``@eventhub.on``, ``Hub.subscribe``; see ``eventhub._bus``).
 ``eventhub_execute`` is the hook a ``Handler`` or a module implements to
 receive every event.
 
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from eventhub._markers import hookspec
 
 if TYPE_CHECKING:
-    from eventhub.event import Event
-    from eventhub.hub import Hub
+    from eventhub._event import Event
+    from eventhub._hub import Hub
     from eventhub.protocol import Address
     from eventhub.reactor import ReactorAPI
 
@@ -61,7 +61,7 @@ def eventhub_startup(hub: Hub) -> None:
 def eventhub_execute(event: Event) -> None:
     """An event handler: called for every event the hub delivers (pattern ``>``).
 
-    Implementations run in the chain's order (see ``eventhub.ordering``). The
+    Implementations run in the chain's order (see ``eventhub._ordering``). The
     return value is ignored. An exception is logged with the plugin's name and
     handled by the ``on_error`` policy: ``continue`` (the default) runs the rest
     of the chain, ``stop`` ends it. A ``Handler`` subclass implements this hook

@@ -1,7 +1,7 @@
 """Protocols, factories and the transport interface (Twisted's shapes, asyncio's rules).
 
 A *protocol* is the user's code for one connection; a *transport* is the
-reactor's side of it (``eventhub.reactor.tcp.Connection``), seen through the
+reactor's side of it (``eventhub.reactor._tcp.Connection``), seen through the
 ``Transport`` interface below; a *factory* builds one protocol per connection.
 
     class Echo(Protocol):
@@ -364,7 +364,7 @@ class ClientFactory(Factory):
 
 @runtime_checkable
 class DatagramTransport(_Interface):
-    """What a ``DatagramProtocol`` may do with its port (``eventhub.reactor.udp.UDPPort``)."""
+    """What a ``DatagramProtocol`` may do with its port (``eventhub.reactor._udp.UDPPort``)."""
 
     def write(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
         """Send one datagram to ``addr`` (or to the connected address); dropped if the kernel has no room."""

@@ -43,7 +43,7 @@ import pytest
 if TYPE_CHECKING:
     import pluggy
 
-    from eventhub.hub import Hub
+    from eventhub._hub import Hub
     from eventhub.reactor import Reactor
     from eventhub.testing import Clock, MemoryReactor, StringTransport
 
@@ -72,7 +72,7 @@ def pytest_runtest_makereport(
 @pytest.fixture
 def hub() -> Iterator[Hub]:
     """A ``Hub`` that loads no plugin; its reactor (if the test made one) is closed afterwards."""
-    from eventhub.hub import Hub
+    from eventhub._hub import Hub
 
     hub = Hub()
     yield hub
@@ -206,7 +206,7 @@ class RunEventhub:
     def __call__(
         self, *args: str, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
     ) -> EventhubResult:
-        from eventhub.cli import main
+        from eventhub._cli import main
 
         stdout, stderr = io.StringIO(), io.StringIO()
         environment = {_ENV_PREFIX + "CACHE_DIR": str(self.cache_dir), **(env or {})}

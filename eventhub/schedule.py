@@ -22,7 +22,7 @@ from eventhub.errors import ConfigError, PatternError
 from eventhub.names import check_name
 
 if TYPE_CHECKING:
-    from eventhub.reactor.api import ReactorAPI
+    from eventhub.reactor._api import ReactorAPI
 
 __all__ = ["MIN_PERIOD", "Schedule", "parse_duration", "start"]
 

@@ -37,13 +37,13 @@ from eventhub.protocol import (
     Protocol,
     UNIXAddress,
 )
+from eventhub.reactor._api import ReactorAPI
+from eventhub.reactor._coroutines import CoroutineMethods
 from eventhub.reactor._output import write_buffer_limits
+from eventhub.reactor._tasks import Runner
+from eventhub.reactor._threads import ThreadResult, deferred_call
+from eventhub.reactor._timers import TimerHandle, TimerQueue
 from eventhub.reactor._triggers import PHASES, SystemTriggers
-from eventhub.reactor.api import ReactorAPI
-from eventhub.reactor.coroutines import CoroutineMethods
-from eventhub.reactor.tasks import Runner
-from eventhub.reactor.threads import ThreadResult, deferred_call
-from eventhub.reactor.timers import TimerHandle, TimerQueue
 
 __all__ = [
     "HANG_TIMEOUT",

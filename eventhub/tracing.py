@@ -28,7 +28,7 @@ from inspect import Parameter, signature
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eventhub.hub import Hub
+    from eventhub._hub import Hub
 
 __all__ = ["install", "summarize"]
 

@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import eventhub
-from eventhub.chain import ERROR_POLICIES, EXECUTE, Call, Chain, ErrorPolicy, FailureLog, Link
+from eventhub._chain import ERROR_POLICIES, EXECUTE, Call, Chain, ErrorPolicy, FailureLog, Link
+from eventhub._event import Event
 from eventhub.errors import UserInterrupt
-from eventhub.event import Event
 
 EVENT = Event("order.paid", {"id": 7})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eventhub.discovery import discover
+from eventhub._discovery import discover
 
 
 def _fake_dist(site: Path, dist: str, eps: dict[str, str], group: str = "eventhub.plugins") -> None:

@@ -106,7 +106,7 @@ def test_run_serves_a_client_through_the_memory_reactor_until_stopped() -> None:
         protocol.connection_lost(None)
         hub.stop()
 
-    hub.subscribe(eventhub.hub.STARTED, client)
+    hub.subscribe(eventhub._hub.STARTED, client)
     hub.run()
     assert replies == [b"HELLO"]
     assert log == [
@@ -151,7 +151,7 @@ def test_network_hooks_see_the_memory_reactors_connections() -> None:
         protocol.connection_lost(None)
         hub.stop()
 
-    hub.subscribe(eventhub.hub.STARTED, client)
+    hub.subscribe(eventhub._hub.STARTED, client)
     hub.run()
     assert seen == [("made", "upper", "50001"), ("data", "upper", "ab"), ("lost", "upper", "None")]
 
@@ -165,7 +165,7 @@ def test_sighup_while_serving_emits_reload() -> None:
         reactor.signal_handlers[signal.SIGHUP]()
         hub.stop()
 
-    hub.subscribe(eventhub.hub.STARTED, play_sighup)
+    hub.subscribe(eventhub._hub.STARTED, play_sighup)
     hub.run()
     assert log.index("execute eventhub.reload") == log.index("execute eventhub.started") + 1
 
@@ -217,7 +217,7 @@ def test_on_asyncio_stop_takes_the_drain_a_rolling_restart_passes() -> None:
     hub = eventhub.Hub(
         config=Config(core=CoreSettings(backend="asyncio", schedule=(Schedule(3600, "tick"),)))
     )
-    hub.subscribe(eventhub.hub.STARTED, lambda event: hub.stop(0.5))
+    hub.subscribe(eventhub._hub.STARTED, lambda event: hub.stop(0.5))
     hub.run()
     assert hub.failures == []
 
@@ -232,7 +232,7 @@ def test_a_reactor_factory_gives_each_run_its_own_reactor() -> None:
     log: list[str] = []
     hub = eventhub.Hub(reactor=factory)
     hub.register(UpperService(), "upper")
-    hub.subscribe(eventhub.hub.STARTED, lambda event: hub.stop())
+    hub.subscribe(eventhub._hub.STARTED, lambda event: hub.stop())
     hub.register(Lifecycle(log), "life")
     hub.run()
     hub.run()
@@ -281,7 +281,7 @@ def test_a_failing_service_is_counted_and_the_others_still_serve() -> None:
     reactor = MemoryReactor()
     hub, _ = serving_hub(log, reactor)
     hub.register(Broken(), "broken")
-    hub.subscribe(eventhub.hub.STARTED, lambda event: hub.stop())
+    hub.subscribe(eventhub._hub.STARTED, lambda event: hub.stop())
     hub.run()
     assert "execute eventhub.started" in log
     assert [(f.plugin, f.hook) for f in hub.failures] == [("broken", "eventhub_start_services")]
@@ -339,7 +339,7 @@ def serve_echo(
         play(call.listener)
         hub.stop()
 
-    hub.subscribe(eventhub.hub.STARTED, started)
+    hub.subscribe(eventhub._hub.STARTED, started)
     hub.run()
     return hub, reactor
 

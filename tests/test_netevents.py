@@ -15,8 +15,8 @@ from collections.abc import Generator
 import pytest
 
 import eventhub
-from eventhub.hub import Hub
-from eventhub.netevents import ObservedFactory, ObservedProtocol
+from eventhub._hub import Hub
+from eventhub._netevents import ObservedFactory, ObservedProtocol
 from eventhub.protocol import Address, Factory, Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor
 from eventhub.testing import StringTransport

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 import eventhub
 from eventhub import config
+from eventhub._ordering import Placement, order
 from eventhub.errors import OrderingError
-from eventhub.ordering import Placement, order
 
 
 def test_ordering_rules() -> None:

@@ -4,7 +4,7 @@ The table in README.md ("What a plugin may import") is the one statement of
 the surface; this test parses it, checks that every name it declares exists,
 and reads every first-party plugin's imports (``ast``, type-checking imports
 included) to fail on anything else: an implementation module
-(``eventhub.reactor.tcp``), a private one (``eventhub._logging``), or a name a
+(``eventhub.reactor._tcp``), a private one (``eventhub._logging``), or a name a
 public module does not export.
 """
 
@@ -89,18 +89,18 @@ def test_the_check_catches_what_is_not_public() -> None:
     source = (
         "import eventhub\n"
         "from eventhub.reactor import ReactorAPI\n"
-        "from eventhub.reactor.tcp import HIGH_WATER\n"
+        "from eventhub.reactor._tcp import HIGH_WATER\n"
         "from eventhub._logging import RateLimitedLog\n"
         "from eventhub.config import load\n"
-        "import eventhub.hub\n"
+        "import eventhub._hub\n"
         "if TYPE_CHECKING:\n"
-        "    from eventhub.plugins import Status\n"
+        "    from eventhub._plugins import Status\n"
         "from . import sibling\n"
     )
     assert outside(surface, source) == [
-        "3: eventhub.reactor.tcp is not public",
+        "3: eventhub.reactor._tcp is not public",
         "4: eventhub._logging is not public",
         "5: eventhub.config.load is not part of the public surface",
-        "6: eventhub.hub is not public",
-        "8: eventhub.plugins is not public",
+        "6: eventhub._hub is not public",
+        "8: eventhub._plugins is not public",
     ]

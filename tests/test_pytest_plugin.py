@@ -265,5 +265,5 @@ def test_the_plugin_module_imports_no_eventhub_module_of_its_own(pytester: pytes
     assert result.ret == 0, result.errlines
     loaded = set(ast.literal_eval(result.outlines[-1]))
     assert "eventhub.pytest_plugin" in loaded
-    for module in ("eventhub.reactor._loop", "eventhub.testing", "eventhub.cli", "eventhub.tracing"):
+    for module in ("eventhub.reactor._loop", "eventhub.testing", "eventhub._cli", "eventhub.tracing"):
         assert module not in loaded

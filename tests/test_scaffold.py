@@ -11,8 +11,8 @@ import pytest
 from support import PluginVenv
 
 from eventhub import UsageError
+from eventhub._scaffold import PluginNames, create, plugin_names
 from eventhub.pytest_plugin import RunEventhub
-from eventhub.scaffold import PluginNames, create, plugin_names
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Start-up: what ``import eventhub.cli`` and ``eventhub run`` import, up to the first echo.
+"""Start-up: what ``import eventhub._cli`` and ``eventhub run`` import, up to the first echo.
 
 The start-up goal (issue 10) rests on modules not imported until used: a heavy
 one creeping back into the import chain fails here, by name, whatever the
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eventhub._discovery import PluginEntry
 from eventhub.config import parse_value
-from eventhub.discovery import PluginEntry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,11 +43,11 @@ NOT_AT_START = (
     "difflib",
     "subprocess",
     "zipfile",
-    "eventhub.supervisor",
-    "eventhub.scaffold",
+    "eventhub._supervisor",
+    "eventhub._scaffold",
     "eventhub.tracing",
     "eventhub.compat",
-    "eventhub.reactor.aio",
+    "eventhub.reactor._aio",
 )
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
 _LISTENING = re.compile(r"127\.0\.0\.1:(\d+)")
@@ -104,11 +104,11 @@ def test_an_entry_point_naming_what_is_not_there_raises_import_or_attribute_erro
 
 
 def test_importing_the_cli_and_building_its_parser_imports_none_of_the_heavy_modules() -> None:
-    code = "import sys, eventhub.cli; eventhub.cli._parser(); print('\\n'.join(sys.modules))"
+    code = "import sys, eventhub._cli; eventhub._cli._parser(); print('\\n'.join(sys.modules))"
     argv = [sys.executable, "-c", code]
     done = subprocess.run(argv, env=_environment(), capture_output=True, text=True, timeout=60, check=True)
     modules = set(done.stdout.split())
-    assert "eventhub.hub" in modules  # the listing is real
+    assert "eventhub._hub" in modules  # the listing is real
     assert _heavy(modules) == []
 
 
@@ -126,7 +126,7 @@ def test_eventhub_run_imports_none_of_the_heavy_modules_before_its_first_echo(tm
     run.mkdir()
     _serve_once(run, env)  # fills the discovery cache: this start reads importlib.metadata
     imported = _serve_once(run, {**env, "PYTHONPROFILEIMPORTTIME": "1"})
-    assert {"eventhub_echo._plugin", "eventhub.reactor.tcp"} <= imported  # the listing is real
+    assert {"eventhub_echo._plugin", "eventhub.reactor._tcp"} <= imported  # the listing is real
     assert _heavy(imported) == []
 
 

@@ -15,7 +15,7 @@ from benchmarks.servers._common import install_memory_report, raise_nofile
 def main() -> int:
     raise_nofile()
     install_memory_report()
-    from eventhub.cli import main as eventhub_main
+    from eventhub._cli import main as eventhub_main
 
     return eventhub_main(sys.argv[1:])
 

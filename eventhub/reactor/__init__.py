@@ -3,19 +3,19 @@
     from eventhub.reactor import Reactor
 
     reactor = Reactor()                      # epoll on Linux; or backend="poll" / "select"
-                                             # or "asyncio" / "uvloop" (aio.py)
+                                             # or "asyncio" / "uvloop" (_aio.py)
     listener = reactor.listen_tcp(0, factory)
     print(listener.get_host().port)
     reactor.run()                            # until stop(), SIGINT or SIGTERM
 
 The loop is in ``_loop.py`` (read its opening comment first), the backends in
-``pollers.py``, timers in ``timers.py``, the thread pool in ``threads.py`` and
-TCP connections in ``tcp.py`` (listeners in ``_listener.py``, connectors in
+``_pollers.py``, timers in ``_timers.py``, the thread pool in ``_threads.py`` and
+TCP connections in ``_tcp.py`` (listeners in ``_listener.py``, connectors in
 ``_connector.py``), UNIX sockets in
-``unix.py`` (the same connections), TLS in ``tls.py`` (a layer between a
-connection and its protocol, over ``ssl.MemoryBIO``), UDP in ``udp.py``, coroutines in
-``tasks.py`` (``spawn``, ``sleep``, ``timeout``) and ``streams.py``. Code handed a reactor
-should annotate it as ``ReactorAPI`` (``api.py``), which ``MemoryReactor`` of
+``_unix.py`` (the same connections), TLS in ``_tls.py`` (a layer between a
+connection and its protocol, over ``ssl.MemoryBIO``), UDP in ``_udp.py``, coroutines in
+``_tasks.py`` (``spawn``, ``sleep``, ``timeout``) and ``_streams.py``. Code handed a reactor
+should annotate it as ``ReactorAPI`` (``_api.py``), which ``MemoryReactor`` of
 ``eventhub.testing`` satisfies too.
 """
 
@@ -25,48 +25,48 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from eventhub.reactor._api import Inventory, ListenerAPI, ReactorAPI, TimerAPI
     from eventhub.reactor._connector import Connector
     from eventhub.reactor._listener import Listener
     from eventhub.reactor._loop import Reactor
     from eventhub.reactor._output import HIGH_WATER
-    from eventhub.reactor.api import Inventory, ListenerAPI, ReactorAPI, TimerAPI
-    from eventhub.reactor.pollers import (
+    from eventhub.reactor._pollers import (
         DescriptorLimitError,
         Poller,
         available_backends,
         backend_availability,
         make_poller,
     )
-    from eventhub.reactor.streams import Stream
-    from eventhub.reactor.tasks import Future, Task, TaskAPI, Timeout
-    from eventhub.reactor.tcp import Connection
-    from eventhub.reactor.threads import ThreadResult
-    from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor._streams import Stream
+    from eventhub.reactor._tasks import Future, Task, TaskAPI, Timeout
+    from eventhub.reactor._tcp import Connection
+    from eventhub.reactor._threads import ThreadResult
+    from eventhub.reactor._timers import TimerHandle
 
 # Imported on first use (PEP 562): the bus needs ``tasks`` without the loop,
 # and every pytest run where eventhub is installed imports the hub.
 _WHERE = {
     "Reactor": "_loop",
     "HIGH_WATER": "_output",
-    "Inventory": "api",
-    "ListenerAPI": "api",
-    "ReactorAPI": "api",
-    "TimerAPI": "api",
-    "DescriptorLimitError": "pollers",
-    "Poller": "pollers",
-    "available_backends": "pollers",
-    "backend_availability": "pollers",
-    "make_poller": "pollers",
-    "Stream": "streams",
-    "Future": "tasks",
-    "Task": "tasks",
-    "TaskAPI": "tasks",
-    "Timeout": "tasks",
-    "Connection": "tcp",
+    "Inventory": "_api",
+    "ListenerAPI": "_api",
+    "ReactorAPI": "_api",
+    "TimerAPI": "_api",
+    "DescriptorLimitError": "_pollers",
+    "Poller": "_pollers",
+    "available_backends": "_pollers",
+    "backend_availability": "_pollers",
+    "make_poller": "_pollers",
+    "Stream": "_streams",
+    "Future": "_tasks",
+    "Task": "_tasks",
+    "TaskAPI": "_tasks",
+    "Timeout": "_tasks",
+    "Connection": "_tcp",
     "Connector": "_connector",
     "Listener": "_listener",
-    "ThreadResult": "threads",
-    "TimerHandle": "timers",
+    "ThreadResult": "_threads",
+    "TimerHandle": "_timers",
 }
 
 

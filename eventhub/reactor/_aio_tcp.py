@@ -40,11 +40,11 @@ from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protoco
 from eventhub.reactor._connector import _CONNECTED, _CONNECTING, ConnectorBase
 from eventhub.reactor._listener import open_listening_socket
 from eventhub.reactor._output import write_buffer_limits
-from eventhub.reactor.tcp import _LINGER_RESET, _byte_view, _peer_of, check_port, close_for_shutdown
-from eventhub.reactor.tls import HANDSHAKE_TIMEOUT, TLSLayer
+from eventhub.reactor._tcp import _LINGER_RESET, _byte_view, _peer_of, check_port, close_for_shutdown
+from eventhub.reactor._tls import HANDSHAKE_TIMEOUT, TLSLayer
 
 if TYPE_CHECKING:
-    from eventhub.reactor.aio import AsyncioReactor, AsyncioTimer
+    from eventhub.reactor._aio import AsyncioReactor, AsyncioTimer
 
 __all__ = ["AsyncioConnection", "AsyncioConnector", "AsyncioListener"]
 
@@ -321,7 +321,7 @@ class AsyncioConnection(asyncio.Protocol):
         server_hostname: str | None = None,
         handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
     ) -> TLSLayer:
-        """STARTTLS: what was written so far goes out in clear, then TLS (see ``tls.py``).
+        """STARTTLS: what was written so far goes out in clear, then TLS (see ``_tls.py``).
 
         Returns the TLS transport, also set as the protocol's ``transport``:
         write through it from now on.

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS
 from eventhub.reactor._aio_tcp import close_served
-from eventhub.reactor.udp import UDPPort, _address
+from eventhub.reactor._udp import UDPPort, _address
 
 if TYPE_CHECKING:
     import socket
 
     from eventhub.protocol import DatagramProtocol
-    from eventhub.reactor.aio import AsyncioReactor
+    from eventhub.reactor._aio import AsyncioReactor
 
 __all__ = ["AsyncioUDPPort"]
 

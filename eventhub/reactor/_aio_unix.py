@@ -2,7 +2,7 @@
 
 The connections are ``_aio_tcp.AsyncioConnection`` (the loop's own transport,
 wrapped once), as on the built-in backends they are ``tcp.Connection``: only
-binding and addresses differ. The socket is made by ``unix.py`` (the one
+binding and addresses differ. The socket is made by ``_unix.py`` (the one
 place: a dead server's file replaced, a live one refused, the mode set), and
 its file is removed on stop if it is still ours.
 """
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from eventhub.errors import UsageError
 from eventhub.protocol import UNIXAddress
 from eventhub.reactor._aio_tcp import AsyncioConnector, AsyncioListener
-from eventhub.reactor.unix import _shown, open_unix_listening_socket, remove_socket_file
+from eventhub.reactor._unix import _shown, open_unix_listening_socket, remove_socket_file
 
 if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, Factory
-    from eventhub.reactor.aio import AsyncioReactor
+    from eventhub.reactor._aio import AsyncioReactor
 
 __all__ = ["AsyncioUNIXConnector", "AsyncioUNIXListener"]
 

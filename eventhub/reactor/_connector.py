@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, call_plugin, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Transport
-from eventhub.reactor.pollers import DescriptorLimitError
-from eventhub.reactor.tcp import Connection, _no_delay, _peer_of, _where, check_port
+from eventhub.reactor._pollers import DescriptorLimitError
+from eventhub.reactor._tcp import Connection, _no_delay, _peer_of, _where, check_port
 
 if TYPE_CHECKING:
+    from eventhub.reactor._aio import AsyncioReactor
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.aio import AsyncioReactor
-    from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor._timers import TimerHandle
 
 __all__ = ["Connector", "ConnectorBase"]
 

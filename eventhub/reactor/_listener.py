@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from eventhub._logging import RateLimitedLog
 from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, Factory, Protocol
-from eventhub.reactor.pollers import DescriptorLimitError
-from eventhub.reactor.tcp import (
+from eventhub.reactor._pollers import DescriptorLimitError
+from eventhub.reactor._tcp import (
     _LATER,
     Connection,
     _no_delay,
@@ -30,7 +30,7 @@ from eventhub.reactor.tcp import (
 
 if TYPE_CHECKING:
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.sharing import SharedSockets
+    from eventhub.reactor._sharing import SharedSockets
 
 __all__ = ["Listener", "open_listening_socket"]
 

@@ -11,7 +11,7 @@ One pass of the loop (``_run_until``) does four things, in order:
 2. Ask the poller which descriptors are ready and call each one's handler
    (a bound method of a Listener, Connection, Connector or the waker) straight
    from a dict ``fd -> handler``: the poller's ``dispatch`` does both, walking
-   its kernel call's result in its own shape (see pollers.py). This is
+   its kernel call's result in its own shape (see _pollers.py). This is
    the hot path of a server: no handle objects, no queueing, no per-event
    allocation beyond what the kernel interface itself returns. The handlers
    call protocol code and own its error policy (an exception closes that
@@ -57,26 +57,26 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
+from eventhub.reactor._api import Inventory
 from eventhub.reactor._connector import Connector, ConnectorBase
+from eventhub.reactor._coroutines import CoroutineMethods
 from eventhub.reactor._listener import Listener
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
+from eventhub.reactor._pollers import READ, WRITE, Poller, PollerFactory, make_poller
 from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
+from eventhub.reactor._tasks import Future, Runner
+from eventhub.reactor._tcp import Connection
+from eventhub.reactor._threads import ThreadPool, ThreadResult, deferred_call
+from eventhub.reactor._timers import NO_KWARGS, TimerHandle, TimerQueue
 from eventhub.reactor._triggers import PHASES, SystemTriggers
-from eventhub.reactor.api import Inventory
-from eventhub.reactor.coroutines import CoroutineMethods
-from eventhub.reactor.pollers import READ, WRITE, Poller, PollerFactory, make_poller
-from eventhub.reactor.tasks import Future, Runner
-from eventhub.reactor.tcp import Connection
-from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
-from eventhub.reactor.timers import NO_KWARGS, TimerHandle, TimerQueue
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
-    from eventhub.reactor.sharing import SharedSockets
-    from eventhub.reactor.udp import UDPPort
+    from eventhub.reactor._sharing import SharedSockets
+    from eventhub.reactor._udp import UDPPort
 
 __all__ = ["Reactor"]
 
@@ -139,9 +139,9 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
     select; ``eventhub.reactor.available_backends()`` lists the others.
-    ``backend`` may also be a factory returning a ``Poller`` (pollers.py).
+    ``backend`` may also be a factory returning a ``Poller`` (_pollers.py).
     ``backend="asyncio"`` or ``"uvloop"`` builds an ``AsyncioReactor`` instead
-    (``eventhub.reactor.aio``): the same API over an asyncio loop.
+    (``eventhub.reactor._aio``): the same API over an asyncio loop.
     A reactor runs once: ``run()`` serves until ``stop()`` (or SIGINT/SIGTERM)
     and then releases everything it holds.
 
@@ -161,7 +161,7 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
 
     def __new__(cls, backend: str | PollerFactory = "auto", *args: Any, **kw: Any) -> Reactor:
         if backend in ("asyncio", "uvloop"):  # aio.ASYNCIO_BACKENDS, without importing asyncio here
-            from eventhub.reactor.aio import AsyncioReactor
+            from eventhub.reactor._aio import AsyncioReactor
 
             return cast(Reactor, AsyncioReactor(backend, *args, **kw))
         return super().__new__(cls)
@@ -302,7 +302,7 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
         else:
             self._poller.unregister(fd)
 
-    # -- TCP (the work lives in tcp.py, _listener.py, _connector.py) ----------
+    # -- TCP (the work lives in _tcp.py, _listener.py, _connector.py) ----------
 
     def listen_tcp(
         self,
@@ -343,7 +343,7 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
         connector.connect()
         return connector
 
-    # -- UNIX sockets (unix.py), UDP (udp.py); TLS: coroutines.ComposedMethods --
+    # -- UNIX sockets (_unix.py), UDP (_udp.py); TLS: coroutines.ComposedMethods --
 
     def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> Listener:
         """Listen on the UNIX socket ``path`` (file mode ``mode``; ``"\\0name"``: abstract).
@@ -351,7 +351,7 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
         A file left by a dead server is replaced; a live server there is a
         ``ServiceError`` ("address already in use"). The file is removed on stop.
         """
-        from eventhub.reactor.unix import UNIXListener
+        from eventhub.reactor._unix import UNIXListener
 
         listener = UNIXListener(self, path, factory, backlog, mode)
         listener.start_listening()
@@ -359,7 +359,7 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
 
     def connect_unix(self, path: str, factory: ClientFactory, timeout: float | None = 30) -> Connector:
         """Connect to the UNIX socket ``path``; the outcome reaches ``factory`` as with ``connect_tcp``."""
-        from eventhub.reactor.unix import UNIXConnector
+        from eventhub.reactor._unix import UNIXConnector
 
         connector = UNIXConnector(self, path, factory, timeout)
         connector.connect()
@@ -368,13 +368,13 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
     ) -> UDPPort:
-        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``udp.py``).
+        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``_udp.py``).
 
         ``reuse_address`` lets several sockets of this host bind the same port
         (listeners of one multicast group). Port 0: read the real one from
         ``get_host()``. A port in use raises ``ServiceError``.
         """
-        from eventhub.reactor.udp import listen_udp
+        from eventhub.reactor._udp import listen_udp
 
         return listen_udp(self, port, protocol, interface, reuse_address)
 

@@ -22,10 +22,10 @@ from eventhub._logging import RateLimitedLog
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from eventhub.reactor._aio import AsyncioReactor
     from eventhub.reactor._aio_tcp import AsyncioConnection
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.aio import AsyncioReactor
-    from eventhub.reactor.tcp import Connection
+    from eventhub.reactor._tcp import Connection
 
 __all__ = ["HIGH_WATER", "MAX_BUFFERED_OUTPUT", "OutputBound", "write_buffer_limits"]
 

@@ -11,9 +11,9 @@ import logging
 import pytest
 
 import eventhub
+from eventhub._hub import Hub
 from eventhub._logging import RateLimitedLog
-from eventhub.hub import Hub
-from eventhub.netevents import ObservedFactory
+from eventhub._netevents import ObservedFactory
 from eventhub.protocol import Address, Protocol, ServerFactory
 from eventhub.testing import StringTransport
 

@@ -20,8 +20,8 @@ from echo_support import EchoServer
 from support import PluginVenv, Served, first_party, write_dist
 
 import eventhub
+from eventhub._hub import Hub
 from eventhub.errors import UserInterrupt, is_user_interrupt
-from eventhub.hub import Hub
 
 AT_IMPORT = """
     import sys

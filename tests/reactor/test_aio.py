@@ -11,8 +11,8 @@ import pytest
 from eventhub.errors import Cancelled, UsageError
 from eventhub.protocol import Protocol, Transport
 from eventhub.reactor import Reactor, available_backends, backend_availability
-from eventhub.reactor.aio import AsyncioCancelled, AsyncioReactor, AsyncioTask
-from eventhub.reactor.pollers import ASYNCIO_BACKENDS, make_poller
+from eventhub.reactor._aio import AsyncioCancelled, AsyncioReactor, AsyncioTask
+from eventhub.reactor._pollers import ASYNCIO_BACKENDS, make_poller
 
 from ._util import connect, factory_for, recv_all, run
 from .test_tcp import serve_then

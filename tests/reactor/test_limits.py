@@ -16,7 +16,7 @@ import pytest
 
 from eventhub.protocol import ClientFactory, Connector, Protocol, Transport
 from eventhub.reactor import Reactor
-from eventhub.reactor.pollers import ASYNCIO_BACKENDS, FD_SETSIZE
+from eventhub.reactor._pollers import ASYNCIO_BACKENDS, FD_SETSIZE
 
 from ._util import HANG, Background, Echo, connect, factory_for, open_fds, recv_all, run
 

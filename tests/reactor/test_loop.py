@@ -14,7 +14,7 @@ import pytest
 from eventhub.errors import UsageError
 from eventhub.protocol import Protocol, ServerFactory, Transport
 from eventhub.reactor import Reactor, available_backends
-from eventhub.reactor.timers import NO_KWARGS
+from eventhub.reactor._timers import NO_KWARGS
 
 from ._util import Background, connect, recv_all, run
 

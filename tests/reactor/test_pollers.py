@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from eventhub.errors import UsageError
-from eventhub.reactor import Reactor, available_backends, make_poller, pollers
-from eventhub.reactor.pollers import (
+from eventhub.reactor import Reactor, available_backends, make_poller
+from eventhub.reactor import _pollers as pollers
+from eventhub.reactor._pollers import (
     ASYNCIO_BACKENDS,
     ERROR,
     FD_SETSIZE,
@@ -151,7 +152,7 @@ def write_backend_distribution(root: Path, name: str, target: str, dist: str = "
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[eventhub.reactors]\n{name} = {target}\n")
     (root / "fakepoller_mod.py").write_text(
-        "from eventhub.reactor.pollers import SelectPoller\n"
+        "from eventhub.reactor._pollers import SelectPoller\n"
         "class Custom(SelectPoller):\n"
         "    name = 'custom'\n"
         "def broken():\n"

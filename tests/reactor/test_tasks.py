@@ -13,8 +13,8 @@ import pytest
 
 from eventhub.errors import Cancelled, UsageError
 from eventhub.reactor import Reactor
-from eventhub.reactor.pollers import ASYNCIO_BACKENDS
-from eventhub.reactor.tasks import Future, Task
+from eventhub.reactor._pollers import ASYNCIO_BACKENDS
+from eventhub.reactor._tasks import Future, Task
 from eventhub.testing import MemoryReactor
 
 from ._util import run

@@ -18,7 +18,7 @@ import pytest
 from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
 from eventhub.reactor import Connection, Reactor
-from eventhub.reactor.pollers import ASYNCIO_BACKENDS
+from eventhub.reactor._pollers import ASYNCIO_BACKENDS
 
 from ._util import (
     HANG,

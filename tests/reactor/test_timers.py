@@ -8,7 +8,7 @@ import pytest
 
 from eventhub.errors import UsageError
 from eventhub.reactor import Reactor, TimerHandle
-from eventhub.reactor.timers import COMPACT_MIN_DEAD, TimerQueue
+from eventhub.reactor._timers import COMPACT_MIN_DEAD, TimerQueue
 
 from ._util import run
 

@@ -13,7 +13,7 @@ from support import talk
 from eventhub.errors import ServiceError
 from eventhub.protocol import DatagramProtocol, DatagramTransport
 from eventhub.reactor import Reactor
-from eventhub.reactor.udp import UDPPort
+from eventhub.reactor._udp import UDPPort
 
 from ._util import HANG, Background, run
 

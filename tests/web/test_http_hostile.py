@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from eventhub.reactor.pollers import available_backends
+from eventhub.reactor._pollers import available_backends
 
 from .http_support import HOST, ServedHub, connect, read_responses, read_until_closed, wait_until
 

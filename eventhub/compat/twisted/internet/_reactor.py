@@ -36,7 +36,7 @@ from eventhub.compat.twisted.internet.protocol import (
     TwistedDatagramPort,
 )
 from eventhub.errors import ServiceError, UsageError
-from eventhub.reactor.api import ListenerAPI, ReactorAPI, TimerAPI
+from eventhub.reactor._api import ListenerAPI, ReactorAPI, TimerAPI
 
 __all__ = [
     "INTERFACE_ENV",

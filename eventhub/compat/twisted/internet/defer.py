@@ -31,7 +31,7 @@ dropped), so no reference cycle delays that until the cycle collector runs.
 
 Coroutines: ``await d`` inside a task of the eventhub reactor awaits an
 eventhub ``Future`` that the Deferred completes (the task protocol of
-``eventhub.reactor.tasks``); cancelling the task cancels the Deferred.
+``eventhub.reactor._tasks``); cancelling the task cancels the Deferred.
 ``Deferred.fromCoroutine`` / ``ensureDeferred`` run a coroutine with the
 compat reactor's ``spawn``; unlike Twisted, it starts on the next pass of the
 loop, not synchronously.
@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, Generic, TypeVar, cast
 
 from eventhub.compat.twisted.python.failure import Failure
-from eventhub.reactor.tasks import Future, TaskAPI
+from eventhub.reactor._tasks import Future, TaskAPI
 
 __all__ = [
     "AlreadyCalledError",

@@ -21,13 +21,13 @@ The protocol between awaitable and task is asyncio's own
 awaited by an asyncio task once asyncio is a backend of the reactor: one
 Task/awaitable API for both loops.
 
-On the asyncio backends (``eventhub.reactor.aio``) tasks are asyncio's own
+On the asyncio backends (``eventhub.reactor._aio``) tasks are asyncio's own
 and await these futures through that protocol: ``get_loop()`` is the running
 loop, a done callback added with a ``context`` (only asyncio's tasks pass one)
 is scheduled with that loop's ``call_soon`` rather than called inside
 ``set_result``, and a cancellation thrown at the ``await`` of one of these
 futures reaches the coroutine as ``AsyncioCancelled``, which is both
-``eventhub.Cancelled`` and ``asyncio.CancelledError`` (see ``aio.py``).
+``eventhub.Cancelled`` and ``asyncio.CancelledError`` (see ``_aio.py``).
 
 Everything here needs only ``call_soon`` and ``call_later`` of the reactor it
 is given (``Runner(reactor)``), so tasks run the same on the real reactor and
@@ -259,7 +259,7 @@ def _as_awaiter_sees(cancelled: Cancelled) -> BaseException:
         or isinstance(cancelled, asyncio.CancelledError)
     ):
         return cancelled
-    from eventhub.reactor.aio import AsyncioCancelled
+    from eventhub.reactor._aio import AsyncioCancelled
 
     return AsyncioCancelled(*cancelled.args)
 

@@ -18,11 +18,11 @@ from typing import Any
 import pluggy
 
 from eventhub import hookspecs
+from eventhub._chain import EXECUTE, Call
+from eventhub._event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
 from eventhub._markers import PROJECT_NAME
-from eventhub.chain import EXECUTE, Call
+from eventhub._ordering import Placement
 from eventhub.errors import PLUGIN_ERRORS, PluginError, is_user_interrupt
-from eventhub.event import ALL_EVENTS, ON_ATTRIBUTE, Event, Handler, HandlerOptions
-from eventhub.ordering import Placement
 
 HOOK_PREFIX = "eventhub_"
 

@@ -2,7 +2,7 @@
 
 The listening port is ``_listener.Listener``, the outgoing attempt
 ``_connector.Connector`` (both importable from here too, as before); UNIX
-stream sockets (``unix.py``) use all three.
+stream sockets (``_unix.py``) use all three.
 
 The write path follows asyncio's ``_SelectorSocketTransport``: ``write()``
 tries ``send`` at once when nothing is buffered (the common case: no buffer,
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from eventhub.reactor._connector import Connector
     from eventhub.reactor._listener import Listener
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.timers import TimerHandle
-    from eventhub.reactor.tls import TLSLayer
+    from eventhub.reactor._timers import TimerHandle
+    from eventhub.reactor._tls import TLSLayer
 
 __all__ = ["Connection", "Connector", "Listener"]
 
@@ -514,13 +514,13 @@ class Connection:
         server_hostname: str | None = None,
         handshake_timeout: float | None = 30.0,
     ) -> TLSLayer:
-        """STARTTLS: what was written so far goes out in clear, then TLS (see ``tls.py``).
+        """STARTTLS: what was written so far goes out in clear, then TLS (see ``_tls.py``).
 
         Returns the TLS transport, also set as the protocol's ``transport``:
         write through it from now on. Writes made before the handshake completes
         are sent once it has; a failed handshake closes the connection.
         """
-        from eventhub.reactor.tls import TLSLayer
+        from eventhub.reactor._tls import TLSLayer
 
         layer = TLSLayer(
             self._reactor,
@@ -637,7 +637,7 @@ def _where(host: str, port: int) -> str:
 
 
 def _peer_of(sock: socket.socket, sockaddr: Any) -> Address:
-    if sock.family == getattr(socket, "AF_UNIX", None):  # a UNIX socket (unix.py): with credentials
+    if sock.family == getattr(socket, "AF_UNIX", None):  # a UNIX socket (_unix.py): with credentials
         return UNIXAddress.of_peer(sock)
     return Address.from_sockaddr(sockaddr, sock.family)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from eventhub.reactor.tasks import Future
+from eventhub.reactor._tasks import Future
 
 __all__ = ["ThreadPool", "ThreadResult", "deferred_call"]
 

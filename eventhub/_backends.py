@@ -1,14 +1,14 @@
 """Third-party reactor backends: the entry-point group ``eventhub.reactors``.
 
 A distribution declares an entry point in that group whose value is a callable
-(a class, usually) returning a ``Poller`` (``eventhub.reactor.pollers``);
+(a class, usually) returning a ``Poller`` (``eventhub.reactor._pollers``);
 ``Reactor(backend=NAME)``, ``Hub(backend=NAME)`` and ``eventhub run --backend
 NAME`` then find it. The lookup lives here, beside plugin discovery, and not in
 the reactor: the reactor knows its built-in backends and asks the
 ``BackendFinder`` installed below for any other name, so it never imports a
 layer above it. Importing ``eventhub`` (the hub) installs it.
 
-Entries come from ``eventhub.discovery``'s cached scan (one ``stat`` per path
+Entries come from ``eventhub._discovery``'s cached scan (one ``stat`` per path
 entry when nothing was installed), not ``importlib.metadata.entry_points``,
 which reads every installed distribution's metadata on each call. Nothing is
 imported until a backend is chosen. A name two distributions both declare is
@@ -20,9 +20,9 @@ from __future__ import annotations
 import functools
 import logging
 
-from eventhub.discovery import PluginEntry, discover
+from eventhub._discovery import PluginEntry, discover
 from eventhub.errors import UsageError
-from eventhub.reactor.pollers import Poller, PollerFactory, set_backend_finder
+from eventhub.reactor._pollers import Poller, PollerFactory, set_backend_finder
 
 __all__ = ["ENTRY_POINT_GROUP", "EntryPointBackends"]
 
@@ -62,7 +62,7 @@ def _load(entry: PluginEntry) -> Poller:
         if not callable(getattr(poller, "dispatch", None)):  # a backend written before Poller.dispatch
             raise TypeError(
                 f"{poller!r} has no dispatch(timeout, readers, writers) "
-                "(subclass eventhub.reactor.pollers.PairsPoller for poll()'s shape)"
+                "(subclass eventhub.reactor._pollers.PairsPoller for poll()'s shape)"
             )
     except Exception as exc:
         raise UsageError(

@@ -7,7 +7,7 @@ Routing
 
 Each subscription names patterns (``eventhub.names``). The first time an
 event name is seen, the bus picks the subscriptions whose patterns match it,
-orders them (the plugins' order, ``eventhub.ordering``, then subscriptions
+orders them (the plugins' order, ``eventhub._ordering``, then subscriptions
 made with ``subscribe`` in the order they were made) and compiles them into a
 ``Chain``: a tuple of plain calls. That chain is cached per name and rebuilt
 only when subscriptions, the plugin order or the monitors change, so
@@ -50,7 +50,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from eventhub.chain import (
+from eventhub._chain import (
     NO_FAILURES,
     Call,
     Chain,
@@ -61,13 +61,13 @@ from eventhub.chain import (
     Monitor,
     report_failure,
 )
+from eventhub._event import Event, HandlerOptions
 from eventhub.errors import PLUGIN_ERRORS, PatternError, UsageError
-from eventhub.event import Event, HandlerOptions
 from eventhub.names import check_name, check_pattern, compile_pattern
-from eventhub.reactor.tasks import Future
+from eventhub.reactor._tasks import Future
 
 if TYPE_CHECKING:
-    from eventhub.reactor.api import ReactorAPI
+    from eventhub.reactor._api import ReactorAPI
 
 __all__ = ["Bus", "DeliveryDropped", "Subscription", "check_options"]
 
@@ -198,7 +198,7 @@ class Bus:
         return [s for s in self._subscriptions if s.plugin == plugin]
 
     def set_order(self, plugins: Sequence[str]) -> None:
-        """The plugins' order (``eventhub.ordering``): handlers of one name run in it."""
+        """The plugins' order (``eventhub._ordering``): handlers of one name run in it."""
         self._positions = {name: index for index, name in enumerate(plugins)}
         self._routes.clear()
 

@@ -14,22 +14,22 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from eventhub.reactor.streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
-from eventhub.reactor.tasks import Future, Runner, Task, TaskAPI, Timeout
+from eventhub.reactor._streams import DEFAULT_LIMIT, Stream, StreamHandler, StreamServerFactory, open_stream
+from eventhub.reactor._tasks import Future, Runner, Task, TaskAPI, Timeout
 
 if TYPE_CHECKING:
     import ssl
 
     from eventhub.protocol import ClientFactory, Connector, Factory
+    from eventhub.reactor._aio import AsyncioReactor
+    from eventhub.reactor._api import ListenerAPI
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.aio import AsyncioReactor
-    from eventhub.reactor.api import ListenerAPI
 
 __all__ = ["ComposedMethods", "CoroutineMethods"]
 
 T = TypeVar("T")
 
-# tls.HANDSHAKE_TIMEOUT: tls.py (and ssl) are imported only by a reactor that uses TLS.
+# tls.HANDSHAKE_TIMEOUT: _tls.py (and ssl) are imported only by a reactor that uses TLS.
 _HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -61,13 +61,13 @@ class ComposedMethods:
         backlog: int = 128,
         handshake_timeout: float | None = _HANDSHAKE_TIMEOUT,
     ) -> ListenerAPI:
-        """``listen_tcp``, each connection served through TLS (``context``; see ``tls.py``).
+        """``listen_tcp``, each connection served through TLS (``context``; see ``_tls.py``).
 
         The protocols ``factory`` builds see plaintext and get ``connection_made``
         once the handshake has completed; a failed handshake closes that
         connection with one log line.
         """
-        from eventhub.reactor.tls import TLSServerFactory
+        from eventhub.reactor._tls import TLSServerFactory
 
         wrapper = TLSServerFactory(self._as_reactor(), factory, context, handshake_timeout)
         return self.listen_tcp(port, wrapper, backlog, interface)
@@ -87,7 +87,7 @@ class ComposedMethods:
         A handshake that fails (a certificate not verified, say) reaches
         ``factory.client_connection_failed`` as a failed connection does.
         """
-        from eventhub.reactor.tls import TLSClientFactory
+        from eventhub.reactor._tls import TLSClientFactory
 
         name = server_hostname if server_hostname is not None else host
         wrapper = TLSClientFactory(self._as_reactor(), factory, context, name, handshake_timeout)

@@ -3,8 +3,8 @@
 This module is the one owner of two things: how an event is passed along the
 handlers of one event name (``Chain.dispatch``) and what happens when one of
 them raises (the ``on_error`` policy, and the bounded ``FailureLog``).
-Ordering is decided elsewhere (``eventhub.ordering``), routing by name in
-``eventhub.bus``; the chain receives its links already in order.
+Ordering is decided elsewhere (``eventhub._ordering``), routing by name in
+``eventhub._bus``; the chain receives its links already in order.
 
 Why not ``pm.hook.eventhub_execute(event=...)``: pluggy's caller builds keyword
 arguments, walks hook implementations and wrappers, and aborts at the first
@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from eventhub._event import Event
 from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
-from eventhub.event import Event
 
 log = logging.getLogger("eventhub.chain")
 

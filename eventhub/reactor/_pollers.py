@@ -19,7 +19,7 @@ Third-party backends: ``make_poller`` is the one place a backend is chosen,
 from a built-in name or from a factory (a callable returning a ``Poller``; one
 whose ``poll`` returns pairs subclasses ``PairsPoller`` for its ``dispatch``).
 Names it does not know go to the ``BackendFinder`` installed with
-``set_backend_finder``: ``eventhub.backends`` installs one that reads the
+``set_backend_finder``: ``eventhub._backends`` installs one that reads the
 entry-point group ``eventhub.reactors`` (plugin discovery is a layer above the
 reactor, which never imports it).
 """
@@ -359,7 +359,7 @@ def _third_party_names() -> list[str]:
     return [] if _finder is None else _finder.names()
 
 
-#: Served by ``eventhub.reactor.aio`` on an asyncio loop, not by a poller; ``auto`` never picks them.
+#: Served by ``eventhub.reactor._aio`` on an asyncio loop, not by a poller; ``auto`` never picks them.
 ASYNCIO_BACKENDS = ("asyncio", "uvloop")
 
 

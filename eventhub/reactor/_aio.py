@@ -13,11 +13,11 @@ top: timers are the loop's ``call_at`` handles behind ``cancel``/``reset``/
 ``active``; TCP and UNIX sockets use the loop's own transports, each wrapped
 once in an adapter that is eventhub's ``Transport`` (``_aio_tcp.py``,
 ``_aio_unix.py``); UDP is read by the loop's datagram transport
-(``_aio_udp.py``); TLS is ``tls.py``'s layer over that TCP adapter, the same
+(``_aio_udp.py``); TLS is ``_tls.py``'s layer over that TCP adapter, the same
 code as on the built-in backends; ``spawn`` makes an
 asyncio task, so a coroutine may await ``asyncio.sleep`` or an httpx request
 beside ``reactor.sleep`` and ``defer_to_thread`` (eventhub's futures speak
-asyncio's future protocol, see ``tasks.py``). Triggers, the thread pool and the
+asyncio's future protocol, see ``_tasks.py``). Triggers, the thread pool and the
 graceful shutdown are the built-in reactor's, step for step.
 
 Cancellation. A task is cancelled the asyncio way (``task.cancel()``, by
@@ -54,22 +54,22 @@ from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_i
 from eventhub.reactor._aio_tcp import AsyncioConnection, AsyncioConnector, AsyncioListener
 from eventhub.reactor._aio_udp import AsyncioUDPPort
 from eventhub.reactor._aio_unix import AsyncioUNIXConnector, AsyncioUNIXListener
+from eventhub.reactor._api import Inventory
 from eventhub.reactor._connector import ConnectorBase
+from eventhub.reactor._coroutines import ComposedMethods
 from eventhub.reactor._loop import RECV_BUFFER_SIZE
 from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
+from eventhub.reactor._tasks import Future, Timeout
+from eventhub.reactor._threads import ThreadPool, ThreadResult, deferred_call
+from eventhub.reactor._timers import NO_KWARGS, _check_delay
 from eventhub.reactor._triggers import PHASES, SystemTriggers
-from eventhub.reactor.api import Inventory
-from eventhub.reactor.coroutines import ComposedMethods
-from eventhub.reactor.tasks import Future, Timeout
-from eventhub.reactor.threads import ThreadPool, ThreadResult, deferred_call
-from eventhub.reactor.timers import NO_KWARGS, _check_delay
-from eventhub.reactor.udp import UDPPort, listen_udp
+from eventhub.reactor._udp import UDPPort, listen_udp
 
 if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, DatagramProtocol, Factory
-    from eventhub.reactor.sharing import SharedSockets
+    from eventhub.reactor._sharing import SharedSockets
 
 __all__ = ["ASYNCIO_BACKENDS", "AsyncioCancelled", "AsyncioReactor", "AsyncioTask", "AsyncioTimer"]
 
@@ -369,7 +369,7 @@ class AsyncioReactor(SignalStops, Shutdown, ComposedMethods):
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
     ) -> UDPPort:
-        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``udp.py``, ``_aio_udp.py``)."""
+        """Bind a UDP port on ``interface`` and serve ``protocol`` (see ``_udp.py``, ``_aio_udp.py``)."""
         return listen_udp(self, port, protocol, interface, reuse_address, AsyncioUDPPort)
 
     def connect_tcp(

@@ -5,7 +5,7 @@ The command line has already loaded the configuration and the plugins once
 supervisor then starts N workers: ``python -m eventhub`` with the same
 arguments and ``--only`` the plugins that loaded, each holding one end of a
 UNIX socket pair to the supervisor, through which it receives its listening
-sockets (``eventhub.reactor.sharing`` says why and how) and says when it is
+sockets (``eventhub.reactor._sharing`` says why and how) and says when it is
 ready.
 
 - A worker that dies is restarted after a delay that doubles with each quick
@@ -41,9 +41,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventhub.reactor.sharing import CHANNEL_ENV, WORKER_ENV
-from eventhub.reactor.tcp import listening_socket
-from eventhub.reactor.unix import unix_listening_socket
+from eventhub.reactor._sharing import CHANNEL_ENV, WORKER_ENV
+from eventhub.reactor._tcp import listening_socket
+from eventhub.reactor._unix import unix_listening_socket
 
 __all__ = ["Supervisor", "usable_cores"]
 

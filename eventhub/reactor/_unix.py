@@ -24,13 +24,13 @@ from eventhub.errors import ServiceError, UsageError
 from eventhub.protocol import UNIXAddress
 from eventhub.reactor._connector import Connector
 from eventhub.reactor._listener import Listener
-from eventhub.reactor.pollers import DescriptorLimitError
-from eventhub.reactor.tcp import _reason
+from eventhub.reactor._pollers import DescriptorLimitError
+from eventhub.reactor._tcp import _reason
 
 if TYPE_CHECKING:
     from eventhub.protocol import ClientFactory, Factory
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.sharing import SharedSockets
+    from eventhub.reactor._sharing import SharedSockets
 
 __all__ = [
     "UNIXConnector",

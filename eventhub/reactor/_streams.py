@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from eventhub._logging import RateLimitedLog
 from eventhub.errors import IncompleteReadError, UsageError
 from eventhub.protocol import Address, ClientFactory, Connector, Protocol, ServerFactory, Transport
-from eventhub.reactor.tasks import Future, TaskAPI
+from eventhub.reactor._tasks import Future, TaskAPI
 
 if TYPE_CHECKING:
     import ssl  # imported by the TLS transport when a connection uses it

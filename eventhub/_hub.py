@@ -3,7 +3,7 @@
 ``Hub()`` loads nothing; ``Hub(autoload=True)`` loads the entry points of group
 ``eventhub.plugins``. ``register`` adds one plugin by hand (the seed's
 ``event_list.append``); ``emit``/``dispatch``/``subscribe``/``publish`` are the
-event bus (``eventhub.bus``); ``run`` is the whole lifecycle described in
+event bus (``eventhub._bus``); ``run`` is the whole lifecycle described in
 ``eventhub.hookspecs``.
 """
 
@@ -15,12 +15,15 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
-import eventhub.backends  # noqa: F401  # reactor backends of other distributions, by name (eventhub.reactors)
-from eventhub import plugins as _plugins
-from eventhub.bus import Bus, Subscription
-from eventhub.chain import Failure, Monitor, report_failure
+import eventhub._backends  # noqa: F401  # reactor backends of other distributions, by name (eventhub.reactors)
+from eventhub import _plugins
+from eventhub._bus import Bus, Subscription
+from eventhub._chain import Failure, Monitor, report_failure
+from eventhub._discovery import PluginEntry, discover
+from eventhub._event import DropPolicy, Event, HandlerOptions
+from eventhub._ordering import order
+from eventhub._plugins import Impl, PluginManager, PluginRecord, Status
 from eventhub.config import Config, env_flag, env_list
-from eventhub.discovery import PluginEntry, discover
 from eventhub.errors import (
     PLUGIN_ERRORS,
     EventhubError,
@@ -29,16 +32,13 @@ from eventhub.errors import (
     UsageError,
     is_user_interrupt,
 )
-from eventhub.event import DropPolicy, Event, HandlerOptions
-from eventhub.ordering import order
-from eventhub.plugins import Impl, PluginManager, PluginRecord, Status
-from eventhub.reactor.tasks import Future
+from eventhub.reactor._tasks import Future
 
 if TYPE_CHECKING:
     from eventhub.protocol import Factory
-    from eventhub.reactor.api import ReactorAPI
-    from eventhub.reactor.sharing import SharedSockets
-    from eventhub.reactor.tasks import TaskAPI
+    from eventhub.reactor._api import ReactorAPI
+    from eventhub.reactor._sharing import SharedSockets
+    from eventhub.reactor._tasks import TaskAPI
 
 log = logging.getLogger("eventhub.hub")
 
@@ -64,7 +64,7 @@ class Hub:
     when it returns. ``source`` names the emitting plugin; an invalid name
     raises ``PatternError``. ``dispatch(event)`` does the same for an ``Event``
     built by hand and returns the plain handlers' failures (an empty tuple when
-    every one succeeded). See ``eventhub.bus`` for the guarantees. Both are
+    every one succeeded). See ``eventhub._bus`` for the guarantees. Both are
     the bus's own methods, bound here, so that emitting costs no extra call.
 
     ``reactor``: what the hub runs on, any ``ReactorAPI`` (a
@@ -414,7 +414,7 @@ class Hub:
         application's: stop with ``hub.stop()``, ``await hub.aclose()`` or by
         cancelling the task that awaits this (the hub then shuts down gracefully).
         """
-        from eventhub.reactor.aio import AsyncioReactor
+        from eventhub.reactor._aio import AsyncioReactor
 
         reactor = self.reactor
         if not isinstance(reactor, AsyncioReactor):
@@ -511,10 +511,10 @@ class Hub:
         self.hook_failures.append(report_failure(plugin_name, hook_name, error))
 
     def _impls(self, hook_name: str) -> list[Impl]:
-        """A hook's implementations in plugin order (``eventhub.ordering``), through the monitors.
+        """A hook's implementations in plugin order (``eventhub._ordering``), through the monitors.
 
         The one place that lists what to call for a hook: the lifecycle hooks and
-        the network hooks (``eventhub.netevents``) both come through here.
+        the network hooks (``eventhub._netevents``) both come through here.
         """
         position = {name: index for index, name in enumerate(self._order)}
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
@@ -559,7 +559,7 @@ class Hub:
         When no plugin implements an ``eventhub_connection_*`` hook, ``factory``
         itself is returned, so an unobserved service pays nothing per event.
         """
-        from eventhub.netevents import observe_factory
+        from eventhub._netevents import observe_factory
 
         return observe_factory(self._impls, factory, service)
 
@@ -584,13 +584,13 @@ def _configure_failed(plugin: str, error: BaseException) -> PluginError:
 
 def _check_backend(name: str) -> None:
     """Fail early (``UsageError``) on a backend the reactor would refuse, even if none is needed."""
-    from eventhub.reactor.pollers import check_backend
+    from eventhub.reactor._pollers import check_backend
 
     check_backend(name)
 
 
 def _is_reactor(obj: object) -> TypeGuard[ReactorAPI]:
-    from eventhub.reactor.api import ReactorAPI
+    from eventhub.reactor._api import ReactorAPI
 
     return isinstance(obj, ReactorAPI)
 

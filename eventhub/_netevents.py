@@ -56,8 +56,8 @@ from typing import Any
 
 from eventhub import hookspecs
 from eventhub._logging import RateLimitedLog
+from eventhub._plugins import Impl, describe
 from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
-from eventhub.plugins import Impl, describe
 from eventhub.protocol import Address, Factory, Protocol, Transport
 
 __all__ = ["HOOK_NAMES", "NetworkHooks", "ObservedFactory", "ObservedProtocol", "observe_factory"]

@@ -9,7 +9,7 @@ Three ways to subscribe, all validated at registration like every hook:
 
 Any of them may be ``async def`` (each delivery runs as a task on the hub's
 reactor) or declare ``blocking = True`` (each delivery runs on the reactor's
-thread pool). See ``eventhub.bus`` for the delivery guarantees.
+thread pool). See ``eventhub._bus`` for the delivery guarantees.
 """
 
 from __future__ import annotations

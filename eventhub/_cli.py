@@ -20,11 +20,11 @@ from types import FrameType
 from typing import Any
 
 from eventhub import __version__, config
+from eventhub._hub import NO_AUTOLOAD_ENV, STARTED, Hub
 from eventhub._logging import queued_stdio
+from eventhub._plugins import Status
 from eventhub.errors import EventhubError, UsageError, UserInterrupt
-from eventhub.hub import NO_AUTOLOAD_ENV, STARTED, Hub
-from eventhub.plugins import Status
-from eventhub.reactor.sharing import WORKER_ENV, SharedSockets
+from eventhub.reactor._sharing import WORKER_ENV, SharedSockets
 
 log = logging.getLogger("eventhub.cli")
 
@@ -387,7 +387,7 @@ def _serving_as_worker(hub: Hub, shared: SharedSockets) -> None:
 def _worker_count(option: str | None, configured: int | str) -> int:
     value: int | str = configured if option is None else option
     if value == "auto":
-        from eventhub.supervisor import usable_cores  # not on one worker's start-up path
+        from eventhub._supervisor import usable_cores  # not on one worker's start-up path
 
         return usable_cores()
     try:
@@ -401,7 +401,7 @@ def _worker_count(option: str | None, configured: int | str) -> int:
 
 def _supervise(args: argparse.Namespace, hub: Hub, workers: int) -> int:
     """Check everything once here (configuration, plugins, their settings), then run the workers."""
-    from eventhub.supervisor import Supervisor
+    from eventhub._supervisor import Supervisor
 
     hub.configure()  # a bad setting fails once, here, with exit status 2
     _setup_logging(args.verbose - args.quiet, prefix=f"[supervisor pid {os.getpid()}] ", fmt=args.log_format)
@@ -510,7 +510,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _new_plugin(args: argparse.Namespace) -> int:
-    from eventhub.scaffold import create
+    from eventhub._scaffold import create
 
     folder = create(args.name, args.dir)
     print(f"created {folder}; next: pip install -e {folder} && eventhub plugins")

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, ServiceError, UsageError, call_plugin, reraise_user_interrupt
 from eventhub.protocol import Address, DatagramProtocol
-from eventhub.reactor.pollers import DescriptorLimitError
-from eventhub.reactor.tcp import _reason, _resolve_passive, _where, check_port
+from eventhub.reactor._pollers import DescriptorLimitError
+from eventhub.reactor._tcp import _reason, _resolve_passive, _where, check_port
 
 if TYPE_CHECKING:
+    from eventhub.reactor._aio import AsyncioReactor
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.aio import AsyncioReactor
 
 __all__ = ["READ_BURST", "UDPPort"]
 

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
         DatagramTransport,
         Factory,
     )
-    from eventhub.reactor.streams import Stream, StreamHandler
-    from eventhub.reactor.tasks import Future, TaskAPI, Timeout
-    from eventhub.reactor.threads import ThreadResult
+    from eventhub.reactor._streams import Stream, StreamHandler
+    from eventhub.reactor._tasks import Future, TaskAPI, Timeout
+    from eventhub.reactor._threads import ThreadResult
 
 __all__ = ["Inventory", "ListenerAPI", "ReactorAPI", "TimerAPI"]
 
@@ -161,7 +161,7 @@ class ReactorAPI(Protocol):
         backlog: int = 128,
         handshake_timeout: float | None = 30.0,
     ) -> ListenerAPI:
-        """``listen_tcp`` with every connection served through TLS (see ``eventhub.reactor.tls``)."""
+        """``listen_tcp`` with every connection served through TLS (see ``eventhub.reactor._tls``)."""
         ...
 
     def connect_tls(
@@ -180,7 +180,7 @@ class ReactorAPI(Protocol):
     def listen_udp(
         self, port: int, protocol: DatagramProtocol, interface: str = "127.0.0.1", reuse_address: bool = False
     ) -> DatagramTransport:
-        """Bind a UDP port and serve ``protocol`` (see ``eventhub.reactor.udp``)."""
+        """Bind a UDP port and serve ``protocol`` (see ``eventhub.reactor._udp``)."""
         ...
 
     def listen_unix(self, path: str, factory: Factory, mode: int = 0o600, backlog: int = 128) -> ListenerAPI:
@@ -192,7 +192,7 @@ class ReactorAPI(Protocol):
         ...
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> TaskAPI[T]:
-        """Run ``coro`` as a task (see ``eventhub.reactor.tasks``)."""
+        """Run ``coro`` as a task (see ``eventhub.reactor._tasks``)."""
         ...
 
     def sleep(self, seconds: float, result: T | None = None) -> Future[T | None]:
@@ -221,7 +221,7 @@ class ReactorAPI(Protocol):
         limit: int = ...,
         tls: ssl.SSLContext | None = None,
     ) -> ListenerAPI:
-        """Serve ``await handler(stream)`` per connection (see ``eventhub.reactor.streams``)."""
+        """Serve ``await handler(stream)`` per connection (see ``eventhub.reactor._streams``)."""
         ...
 
     async def open_tcp_stream(
@@ -282,8 +282,8 @@ class ReactorAPI(Protocol):
 
 if TYPE_CHECKING:
     # Checked by mypy, never run: both reactors must keep satisfying the Protocol.
+    from eventhub.reactor._aio import AsyncioReactor
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.aio import AsyncioReactor
     from eventhub.testing import MemoryReactor
 
     def _conforms(real: Reactor, fake: MemoryReactor) -> tuple[ReactorAPI, ReactorAPI]:

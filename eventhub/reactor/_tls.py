@@ -43,15 +43,15 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, ServerFactory, Transport
-from eventhub.reactor.tcp import _Layer
+from eventhub.reactor._tcp import _Layer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from eventhub.protocol import Connector
+    from eventhub.reactor._aio import AsyncioReactor, AsyncioTimer
     from eventhub.reactor._loop import Reactor
-    from eventhub.reactor.aio import AsyncioReactor, AsyncioTimer
-    from eventhub.reactor.timers import TimerHandle
+    from eventhub.reactor._timers import TimerHandle
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TLSClientFactory", "TLSLayer", "TLSServerFactory"]
 
