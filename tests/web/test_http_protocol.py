@@ -284,8 +284,8 @@ def test_pipelined_requests_then_a_half_close_are_all_answered(served: ServedHub
     assert data.count(b"HTTP/1.1 200 OK") == 2 and data.endswith(b"hello\n")
 
 
-def test_slow_head_gets_408(served: ServedHub) -> None:
-    with connect(served.port) as sock:
+def test_slow_head_gets_408(parser: str) -> None:
+    with ServedHub(parser=parser, header_timeout=0.2) as served, connect(served.port) as sock:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 ")
@@ -405,6 +405,7 @@ def test_idle_connection_is_closed_after_keep_alive_timeout(parser: str) -> None
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_responses(sock, 1)[0][0] == 200
         assert sock.recv(100) == b""  # closed by the server, without a response
+        sock.close()  # else the server lingers for this side's close (2 s) before it forgets the connection
         wait_until(lambda: not served.factory.connections)
 
 
