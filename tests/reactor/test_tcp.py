@@ -537,6 +537,7 @@ def test_partial_writes_keep_every_byte_in_order(reactor: Reactor) -> None:
     assert len(got) == len(payload) and got == payload
 
 
+@pytest.mark.e2e  # a load test
 def test_a_single_60_mb_write_arrives_whole(reactor: Reactor) -> None:
     payload = pattern(60 << 20)
 

@@ -82,6 +82,7 @@ def curl(*args: str) -> subprocess.CompletedProcess[str]:
 # -- clients -----------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # another program
 def test_curl_keep_alive_reuses_one_connection(served: ServedHub) -> None:
     result = curl("-v", served.url("/hello"), served.url("/items/7?a=1"))
     assert result.returncode == 0, result.stderr
@@ -89,6 +90,7 @@ def test_curl_keep_alive_reuses_one_connection(served: ServedHub) -> None:
     assert "Re-using existing connection" in result.stderr or "Reusing existing" in result.stderr
 
 
+@pytest.mark.e2e  # another program
 def test_curl_chunked_upload(served: ServedHub) -> None:
     data = "x" * 100_000
     result = subprocess.run(
@@ -111,6 +113,7 @@ def test_curl_chunked_upload(served: ServedHub) -> None:
     assert result.stdout == data
 
 
+@pytest.mark.e2e  # another program
 def test_curl_expect_100_continue(served: ServedHub) -> None:
     result = subprocess.run(
         [
@@ -136,6 +139,7 @@ def test_curl_expect_100_continue(served: ServedHub) -> None:
     assert result.stdout == "5000"
 
 
+@pytest.mark.e2e  # another program
 def test_curl_head_has_the_get_headers_and_no_body(served: ServedHub) -> None:
     result = curl("-I", served.url("/hello"))
     assert result.returncode == 0, result.stderr
