@@ -302,6 +302,7 @@ class Closing(Protocol):
             self.transport.abort_connection()
 
 
+@pytest.mark.e2e  # a load test: 2,000 connections on each backend
 def test_no_descriptor_leaks_after_thousands_of_connect_close_cycles(backend: str) -> None:
     before = open_fds()
     reactor = Reactor(backend)
