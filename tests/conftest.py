@@ -20,12 +20,13 @@ def echo_venv(tmp_path_factory: pytest.TempPathFactory) -> PluginVenv:
     return venv
 
 
-# End-to-end tests (real pip installs, `eventhub run` subprocesses, other programs)
-# are marked `e2e`, so that `pytest -m "not e2e"` is the quick loop while editing.
-# A test is end to end when it asks for a fixture that builds an environment
-# (any `*venv`) or starts a process (the others below), or when its module is
-# one of these.
-E2E_FIXTURES = frozenset({"installed", "nats_server", "pytester", "workers", "server"})
+# End-to-end tests (real pip installs, subprocesses, other programs, load tests
+# such as a 60 MB transfer) are marked `e2e`, so that `pytest -m "not e2e"` is
+# the quick loop while editing; `pytest` runs them all. A test is end to end when
+# it asks for a fixture that builds an environment (any `*venv`) or starts a
+# process (the others below), when its module is one of these, or when it says
+# so itself (`@pytest.mark.e2e  # why`).
+E2E_FIXTURES = frozenset({"installed", "nats_server", "pytester", "workers", "server", "seed_server"})
 E2E_MODULES = frozenset(
     {
         "test_benchmarks_smoke",

@@ -140,6 +140,7 @@ def test_the_runnable_chapters_have_blocks_and_skip_few() -> None:
         assert sum(not run for _, _, run in blocks) <= 2, f"{page}: most blocks must run"
 
 
+@pytest.mark.e2e  # each block in a fresh interpreter
 @pytest.mark.parametrize(("page", "line", "code"), BLOCKS, ids=[f"{p}:{line}" for p, line, _ in BLOCKS])
 def test_every_python_block_runs_as_shown(page: str, line: int, code: str, tmp_path: Path) -> None:
     script = tmp_path / "block.py"

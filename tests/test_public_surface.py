@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = sorted(ROOT.glob("plugins/*/eventhub_*"))
+# Packages only: installing a plugin from its folder leaves an eventhub_NAME.egg-info beside it.
+PLUGINS = sorted(p.parent for p in ROOT.glob("plugins/*/eventhub_*/__init__.py"))
 TABLE = re.compile(r"<!-- public-surface:.*?-->\n(.*?)<!-- /public-surface -->", re.S)
 
 

@@ -103,6 +103,7 @@ def test_an_entry_point_naming_what_is_not_there_raises_import_or_attribute_erro
         PluginEntry("x", "os.path:no_such_attribute", "d", "1").load()
 
 
+@pytest.mark.e2e  # a fresh interpreter
 def test_importing_the_cli_and_building_its_parser_imports_none_of_the_heavy_modules() -> None:
     code = "import sys, eventhub._cli; eventhub._cli._parser(); print('\\n'.join(sys.modules))"
     argv = [sys.executable, "-c", code]

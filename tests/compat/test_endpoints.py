@@ -221,10 +221,11 @@ def test_reconnecting_client_factory_on_real_sockets_connects_once_the_server_is
             def connectionMade(self) -> None:
                 events.append("connected")
                 factory.stopTrying()  # else losing this connection at shutdown schedules a retry
+                door.close()  # resets the connection it never accepted: shutdown need not wait for its close
                 compat.stop()
 
         class Factory(protocol.ReconnectingClientFactory):
-            initialDelay = 0.01
+            initialDelay = delay = 0.01  # `delay` too: as in Twisted, the base class bound it to its 1.0
             factor = 1.0
             jitter = 0
 

@@ -95,6 +95,7 @@ def test_seed_echo_server_and_client_run_through_the_compat_import(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.e2e  # a fresh interpreter
 def test_importing_creates_no_reactor() -> None:
     code = (
         "from eventhub.compat.twisted import reactor, protocol; "

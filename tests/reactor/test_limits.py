@@ -126,6 +126,7 @@ EMFILE_CLIENT = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e  # a descriptor limit needs a process of its own
 @pytest.mark.parametrize("where", ["warm", "cold"])
 def test_emfile_starting_a_connection_attempt_fails_the_attempt(where: str) -> None:
     """socket() (warm) or getaddrinfo's first use (cold) can fail: the factory must hear it."""
@@ -147,6 +148,7 @@ def _start_emfile_server(backend: str, mode: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.e2e  # a server in a subprocess
 def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str) -> None:
     _skip_on_asyncio(backend)
     proc = _start_emfile_server(backend, "spare")
@@ -176,6 +178,7 @@ def test_emfile_on_accept_sheds_the_connection_and_keeps_listening(backend: str)
     assert "Too many open files" in err
 
 
+@pytest.mark.e2e  # a server in a subprocess
 @pytest.mark.usefixtures("builtin_backend")
 def test_emfile_without_a_spare_pauses_accepting_then_serves_the_waiting_client(
     backend: str,
@@ -299,6 +302,7 @@ class Closing(Protocol):
             self.transport.abort_connection()
 
 
+@pytest.mark.e2e  # a load test: 2,000 connections on each backend
 def test_no_descriptor_leaks_after_thousands_of_connect_close_cycles(backend: str) -> None:
     before = open_fds()
     reactor = Reactor(backend)
@@ -402,6 +406,7 @@ SIGNAL_SERVER = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e  # a server in a subprocess
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_signal_to_a_serving_process_flushes_then_exits_cleanly(backend: str, signame: str) -> None:
     size = 16 << 20

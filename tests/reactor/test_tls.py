@@ -142,6 +142,7 @@ def test_echo_to_python_ssl_clients_and_extras(
     assert all(p.lost == [None] and p.eof for p in made), "close_notify then EOF: a clean close"
 
 
+@pytest.mark.e2e  # a load test
 def test_a_60_mb_single_write_arrives_whole(
     reactor: Reactor, ca: trustme.CA, server_cert: trustme.LeafCert
 ) -> None:
@@ -310,6 +311,7 @@ def s_client(
     return subprocess.run(command, input=data, capture_output=True, timeout=HANG, check=False)
 
 
+@pytest.mark.e2e  # another program
 @needs_openssl
 def test_openssl_s_client_and_sni_picks_one_of_two_certificates(
     reactor: Reactor, ca: trustme.CA, tmp_path: Path
@@ -503,6 +505,7 @@ def test_streams_over_tls(reactor: Reactor, ca: trustme.CA, server_cert: trustme
     assert got == [b"OVER TLS\n", ssl.SSLCertVerificationError]
 
 
+@pytest.mark.e2e  # another program
 @needs_openssl
 def test_renegotiation_is_refused(
     reactor: Reactor,

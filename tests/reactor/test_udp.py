@@ -91,6 +91,7 @@ def test_a_port_in_use_is_a_service_error(reactor: Reactor) -> None:
     run(reactor)
 
 
+@pytest.mark.e2e  # other programs
 @pytest.mark.parametrize("tool", ["socat", "nc"])
 def test_echo_to_socat_and_nc(reactor: Reactor, tool: str) -> None:
     path = shutil.which(tool)

@@ -83,6 +83,7 @@ def test_the_form_emits_without_scripts(served: ServedHub) -> None:
     )
 
 
+@pytest.mark.e2e  # a browser in a subprocess
 @needs_chromium
 def test_dump_dom_shows_an_event_posted_before(served: ServedHub, tmp_path: Path) -> None:
     event_id = post(served, "order.paid", {"id": 1})
@@ -112,6 +113,7 @@ class DevTools:
                 return message["result"]["result"].get("value")
 
 
+@pytest.mark.e2e  # a browser in a subprocess
 @needs_chromium
 def test_an_event_posted_with_curl_appears_live_in_the_page(served: ServedHub, tmp_path: Path) -> None:
     assert CHROMIUM is not None

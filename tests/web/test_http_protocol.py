@@ -82,6 +82,7 @@ def curl(*args: str) -> subprocess.CompletedProcess[str]:
 # -- clients -----------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # another program
 def test_curl_keep_alive_reuses_one_connection(served: ServedHub) -> None:
     result = curl("-v", served.url("/hello"), served.url("/items/7?a=1"))
     assert result.returncode == 0, result.stderr
@@ -89,6 +90,7 @@ def test_curl_keep_alive_reuses_one_connection(served: ServedHub) -> None:
     assert "Re-using existing connection" in result.stderr or "Reusing existing" in result.stderr
 
 
+@pytest.mark.e2e  # another program
 def test_curl_chunked_upload(served: ServedHub) -> None:
     data = "x" * 100_000
     result = subprocess.run(
@@ -111,6 +113,7 @@ def test_curl_chunked_upload(served: ServedHub) -> None:
     assert result.stdout == data
 
 
+@pytest.mark.e2e  # another program
 def test_curl_expect_100_continue(served: ServedHub) -> None:
     result = subprocess.run(
         [
@@ -136,6 +139,7 @@ def test_curl_expect_100_continue(served: ServedHub) -> None:
     assert result.stdout == "5000"
 
 
+@pytest.mark.e2e  # another program
 def test_curl_head_has_the_get_headers_and_no_body(served: ServedHub) -> None:
     result = curl("-I", served.url("/hello"))
     assert result.returncode == 0, result.stderr
@@ -284,8 +288,8 @@ def test_pipelined_requests_then_a_half_close_are_all_answered(served: ServedHub
     assert data.count(b"HTTP/1.1 200 OK") == 2 and data.endswith(b"hello\n")
 
 
-def test_slow_head_gets_408(served: ServedHub) -> None:
-    with connect(served.port) as sock:
+def test_slow_head_gets_408(parser: str) -> None:
+    with ServedHub(parser=parser, header_timeout=0.2) as served, connect(served.port) as sock:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 ")
@@ -405,6 +409,7 @@ def test_idle_connection_is_closed_after_keep_alive_timeout(parser: str) -> None
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_responses(sock, 1)[0][0] == 200
         assert sock.recv(100) == b""  # closed by the server, without a response
+        sock.close()  # else the server lingers for this side's close (2 s) before it forgets the connection
         wait_until(lambda: not served.factory.connections)
 
 
