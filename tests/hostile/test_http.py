@@ -1,4 +1,4 @@
-"""Hostile clients against the http service on every reactor backend (as tests/hostile does for echo).
+"""Hostile clients against the http plugin's service on every reactor backend.
 
 A slowloris head, a body that stops, a body that trickles, and one address
 opening more connections than ``max_per_address``: each is answered as
@@ -12,10 +12,9 @@ import socket
 import time
 
 import pytest
+from web.http_support import HOST, ServedHub, connect, read_responses, read_until_closed, wait_until
 
-from eventhub.reactor._pollers import available_backends
-
-from .http_support import HOST, ServedHub, connect, read_responses, read_until_closed, wait_until
+from eventhub.reactor import available_backends
 
 BACKENDS = [b for b in ("select", "poll", "epoll", "asyncio", "uvloop") if b in available_backends()]
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
