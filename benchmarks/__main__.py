@@ -177,11 +177,12 @@ def merge_into(out: Path, fresh: dict[str, Any], only: list[str]) -> dict[str, A
         f"{fresh['config']['repeat']} repeat(s)); the machine section describes the earlier run"
     )
     replaced = tuple(f"{_MERGED}{name} " for name in only)
-    merged["notes"] = [
+    notes = [
         *(n for n in merged.get("notes", []) if not n.startswith(replaced)),
         *(f"{_MERGED}{name} {when}" for name in only),
         *fresh["notes"],
     ]
+    merged["notes"] = list(dict.fromkeys(notes))  # a note both runs wrote is said once
     merged["config"]["scenarios"] = list(dict.fromkeys([*merged["config"].get("scenarios", []), *only]))
     for key, value in fresh["config"].items():
         merged["config"].setdefault(key, value)
