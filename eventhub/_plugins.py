@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -130,7 +131,10 @@ def register(pm: PluginManager, plugin: object, name: str) -> None:
 
 
 def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
-    for caller in pm.get_hookcallers(plugin) or ():
+    callers = pm.get_hookcallers(plugin) or ()
+    if inspect.ismodule(plugin) and not callers and not _marked_functions(plugin):
+        _check_not_a_handler_module(plugin, name)
+    for caller in callers:
         if not caller.has_spec():
             known = [n for n in vars(pm.hook) if n.startswith(HOOK_PREFIX) and getattr(pm.hook, n).has_spec()]
             import difflib  # for this error only: not on every start
@@ -147,6 +151,27 @@ def _check_hooks(pm: PluginManager, plugin: object, name: str) -> None:
                     f"plugin {name!r}: {caller.name} cannot be a wrapper (the hub calls each "
                     "implementation itself); wrap calls with Hub.add_monitor instead"
                 )
+
+
+def _check_not_a_handler_module(module: ModuleType, name: str) -> None:
+    """A module with no hooks that defines Handler subclasses: the module was named, not the class.
+
+    Registered as it is, it would load and never run; say which object to name instead.
+    """
+    handlers = [
+        value.__qualname__
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, Handler)
+        and value is not Handler
+        and value.__module__ == module.__name__
+    ]
+    if handlers:
+        targets = " or ".join(f"{module.__name__}:{handler}" for handler in handlers)
+        raise PluginError(
+            f"plugin {name!r}: module {module.__name__!r} has no hooks and no @eventhub.on functions, "
+            f"only Handler subclasses: name the one to run ({targets})"
+        )
 
 
 def unregister(pm: PluginManager, name: str) -> None:

@@ -98,3 +98,15 @@ def test_nothing_to_run_is_said(run_eventhub: RunEventhub) -> None:
     )
     listed = run_eventhub("plugins", env=env)
     assert "EVENTHUB_DISABLE_AUTOLOAD is set: installed plugins are not loaded" in listed.stdout
+
+
+def test_p_naming_a_module_of_handler_classes_says_which_to_name(
+    run_eventhub: RunEventhub, tmp_path: Path
+) -> None:
+    # Registered as it is, the module would load and never run its handler.
+    (tmp_path / "orders_p3.py").write_text(
+        "import eventhub\n\nclass Orders(eventhub.Handler):\n    def execute(self, event):\n        pass\n"
+    )
+    result = run_eventhub("run", "-p", "orders_p3", env={"EVENTHUB_DISABLE_AUTOLOAD": "1"})
+    assert result.status == 2
+    assert "module 'orders_p3' has no hooks" in result.stderr and "(orders_p3:Orders)" in result.stderr
