@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 # shutil (argparse's help width), difflib (a misspelled hook's hint),
 # subprocess and the supervisor (--workers), scaffold, tracing, the Twisted layer,
 # pathlib with urllib.parse (os.path does: config and discovery cache paths),
-# random (event ids take os.urandom).
+# random (event ids take os.urandom), ipaddress (an IPv4-mapped IPv6 peer),
+# encodings.idna (the listener passes an ASCII host to getaddrinfo as bytes).
 NOT_AT_START = (
     "asyncio",
     "email",
@@ -49,6 +50,8 @@ NOT_AT_START = (
     "pathlib",
     "urllib",
     "random",
+    "ipaddress",
+    "encodings.idna",
     "eventhub._supervisor",
     "eventhub._scaffold",
     "eventhub.tracing",
