@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 # subprocess and the supervisor (--workers), scaffold, tracing, the Twisted layer,
 # pathlib with urllib.parse (os.path does: config and discovery cache paths),
 # random (event ids take os.urandom), ipaddress (an IPv4-mapped IPv6 peer),
-# encodings.idna (the listener passes an ASCII host to getaddrinfo as bytes).
+# encodings.idna (the listener passes an ASCII host to getaddrinfo as bytes),
+# the reactor API's Protocol classes (isinstance checks and inventories only).
 NOT_AT_START = (
     "asyncio",
     "email",
@@ -57,6 +58,7 @@ NOT_AT_START = (
     "eventhub.tracing",
     "eventhub.compat",
     "eventhub.reactor._aio",
+    "eventhub.reactor._api",
 )
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
 _LISTENING = re.compile(r"127\.0\.0\.1:(\d+)")
