@@ -7,9 +7,20 @@ wall time, the CPU time the server's threads had used by then (from
 time includes waiting for a core, the CPU time does not.
 
 Each subject starts once unmeasured first (page cache, eventhub's plugin cache,
-Twisted's plugin cache), and eventhub's modules are byte-compiled first, as
-``pip install`` does: with ``PYTHONDONTWRITEBYTECODE`` set, a source checkout
-would compile every module on every start, which no installed copy does.
+Twisted's plugin cache).
+
+What users get, for every subject alike (``Scene``, built once per run): eventhub
+as ``pip install .`` leaves it (built from a copy of the checkout into a
+``--target`` folder, byte-compiled, first on PYTHONPATH), and an interpreter
+that does not run the benchmark venv's start-up extras. That venv installs
+eventhub *editable*, and the editable install's ``.pth`` imports its finder
+(pathlib and more, ~15 ms) at every interpreter start, whatever the program;
+no user's ``pip install .`` has it. So every subject runs on the ``python`` of
+a throwaway venv made for the run (no pip, so nothing of its own) whose one
+``.pth`` line puts the benchmark venv's site-packages on ``sys.path``: a path
+line in a ``.pth`` adds the folder without processing the ``.pth`` files in
+it, so Twisted, uvloop and pluggy import as before and the finder never runs.
+Console scripts (``twistd``, ``eventhub``) are run as ``python SCRIPT``.
 
 Then ``eventhub run`` starts again with ``-X importtime`` (``PYTHONPROFILEIMPORTTIME``):
 what each module of its import chain costs, up to the first echo.
@@ -17,11 +28,17 @@ what each module of its import chain costs, up to the first echo.
 
 from __future__ import annotations
 
-import compileall
+import os
 import re
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
+import venv
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +121,67 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def byte_compile() -> None:
-    """Write eventhub's ``.pyc`` files, as ``pip install`` does, whatever PYTHONDONTWRITEBYTECODE says."""
-    compileall.compile_dir(str(REPO_ROOT / "eventhub"), quiet=1)
+class Scene:
+    """eventhub installed as ``pip install .`` installs it, and an interpreter without the editable finder.
+
+    Built once per run in a temporary folder; ``adapt`` turns a subject's argv
+    and environment into the same program started in this setting.
+    """
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="eventhub-bench-startup-")
+        root = Path(self._tmp.name)
+        self.site = root / "site"
+        self.python = str(self._make_venv(root / "venv"))
+        self._install_eventhub(root / "src")
+
+    def _install_eventhub(self, src: Path) -> None:
+        # Built from a copy: pip writes build/ and egg-info beside the sources. pip byte-compiles.
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(REPO_ROOT / name, src / name)
+        no_bytecode = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(REPO_ROOT / "eventhub", src / "eventhub", ignore=no_bytecode)
+        argv = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+        done = subprocess.run([*argv, "--target", str(self.site), str(src)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip install eventhub failed: {done.stderr.strip()[-300:]}")
+
+    @staticmethod
+    def _make_venv(folder: Path) -> Path:
+        venv.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(folder)
+        python = folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+        site_packages = subprocess.run([python, "-c", where], capture_output=True, text=True, check=True)
+        ours = sorted({sysconfig.get_path(k) for k in ("purelib", "platlib")})
+        Path(site_packages.stdout.strip(), "benchmark-venv.pth").write_text("\n".join(ours) + "\n")
+        return python
+
+    def adapt(self, subject: Subject) -> Subject:
+        """The same program on this scene's interpreter, with the installed eventhub first on PYTHONPATH."""
+        program = subject.argv[0]
+        if program == sys.executable:
+            argv = [self.python, *subject.argv[1:]]
+        else:  # a console script: the installed copy's own when it has one (eventhub's)
+            installed = self.site / "bin" / Path(program).name
+            argv = [self.python, str(installed if installed.exists() else program), *subject.argv[1:]]
+        pythonpath = os.pathsep.join(filter(None, [str(self.site), subject.env.get("PYTHONPATH")]))
+        return Subject(subject.label, argv, {**subject.env, "PYTHONPATH": pythonpath}, subject.missing)
+
+    def cleanup(self) -> None:
+        self._tmp.cleanup()
 
 
 def run(cfg: Config, servers: list[ServerSpec], progress: Progress) -> dict[str, Any]:
     cpu, _ = pin_cpus()
-    byte_compile()
-    todo = subjects(servers)
+    scene = Scene()
+    try:
+        return _run(cfg, [scene.adapt(s) for s in subjects(servers)], cpu, progress)
+    finally:
+        scene.cleanup()
+
+
+def _run(cfg: Config, todo: list[Subject], cpu: int | None, progress: Progress) -> dict[str, Any]:
     runnable = [s for s in todo if s.missing is None]
     progress.begin("startup", (cfg.startup_runs + 1) * len(runnable))
     wall: dict[str, list[float]] = {s.label: [] for s in todo}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +34,9 @@ DropPolicy = Literal["drop-oldest", "drop-newest"]
 def _id_counter() -> itertools.count[int]:
     # 64 random bits above a 64-bit counter: unique within the process, and
     # across processes and hosts for any practical purpose (a bridge dedupes on
-    # it), for the cost of one next() per event.
-    return itertools.count(random.getrandbits(64) << 64)
+    # it), for the cost of one next() per event. os.urandom rather than the
+    # random module, which (with math, bisect, hashlib's sha512) is start-up work.
+    return itertools.count(int.from_bytes(os.urandom(8), "big") << 64)
 
 
 _ids = _id_counter()

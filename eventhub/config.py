@@ -36,7 +36,6 @@ import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from eventhub.errors import ConfigError, UsageError
@@ -172,9 +171,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Path | None = None) -> Config:
+def load(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    cwd: str | os.PathLike[str] | None = None,
+) -> Config:
     """Read the config file (``path``, else ``eventhub.toml`` or ``pyproject.toml`` in ``cwd``)."""
-    document, source = _read_document(Path(path) if path else None, cwd or Path.cwd())
+    # os.path rather than pathlib: pathlib (with urllib.parse) is ~3 ms of every start-up.
+    folder = os.fspath(cwd) if cwd else os.getcwd()
+    document, source = _read_document(os.fspath(path) if path else None, folder)
     raw: dict[str, dict[str, str]] = {}
     for override in overrides:
         _apply_override(document, override, raw)
@@ -189,13 +194,13 @@ def load(path: str | Path | None = None, overrides: Sequence[str] = (), cwd: Pat
     return Config(core=core, plugins=plugins, source=source, overrides=raw, core_given=frozenset(core_table))
 
 
-def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
+def _read_document(path: str | None, cwd: str) -> tuple[dict[str, Any], str]:
     if path is not None:
         return _parse(path), str(path)
-    candidate = cwd / CONFIG_FILE
+    candidate = os.path.join(cwd, CONFIG_FILE)
     if _file_mode(candidate) is not None:
         return _parse(candidate), str(candidate)
-    pyproject = cwd / PYPROJECT
+    pyproject = os.path.join(cwd, PYPROJECT)
     if _file_mode(pyproject) is not None:
         tool = _parse(pyproject).get("tool", {})
         section = tool.get("eventhub") if isinstance(tool, dict) else None
@@ -210,7 +215,7 @@ def _read_document(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str]:
     return {}, "defaults"
 
 
-def _parse(path: Path) -> dict[str, Any]:
+def _parse(path: str) -> dict[str, Any]:
     """The TOML document in ``path``; a ``UsageError`` naming it for anything else.
 
     The one place a config file is read, so each way it can be wrong is one
@@ -225,7 +230,8 @@ def _parse(path: Path) -> dict[str, Any]:
     if not stat.S_ISREG(mode):
         raise UsageError(f"{path}: not a file ({_file_kind(mode)})")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as stream:
+            data = stream.read()
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror}") from None
     try:
@@ -242,10 +248,10 @@ def _parse(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: nested too deeply") from None
 
 
-def _file_mode(path: Path) -> int | None:
+def _file_mode(path: str) -> int | None:
     """``path``'s mode (following links), None when nothing is there; ``UsageError`` if it cannot be seen."""
     try:
-        return path.stat().st_mode
+        return os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the path
         return None
     except OSError as error:

@@ -19,7 +19,6 @@ protocol callback closes that connection only: it becomes the reason given to
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
@@ -135,6 +134,8 @@ def address_of(sock: socket.socket, sockaddr: Any) -> Address:
 
 def _ipv4_mapped(host: str) -> str | None:
     """``"192.0.2.7"`` for ``"::ffff:192.0.2.7"`` (or ``"::ffff:c000:207"``); None if not mapped."""
+    import ipaddress  # only for a mapped peer: ~1 ms of every start-up otherwise
+
     try:
         mapped = ipaddress.IPv6Address(host).ipv4_mapped
     except ValueError:

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -31,7 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 # importlib.metadata and email (discovery's cache miss), tempfile (its cache
 # write), ssl (TLS endpoints), tomllib (a config file, a non-integer --set),
 # shutil (argparse's help width), difflib (a misspelled hook's hint),
-# subprocess and the supervisor (--workers), scaffold, tracing, the Twisted layer.
+# subprocess and the supervisor (--workers), scaffold, tracing, the Twisted layer,
+# pathlib with urllib.parse (os.path does: config and discovery cache paths),
+# random (event ids take os.urandom), ipaddress (an IPv4-mapped IPv6 peer),
+# encodings.idna (the listener passes an ASCII host to getaddrinfo as bytes),
+# the reactor API's Protocol classes (isinstance checks and inventories only).
 NOT_AT_START = (
     "asyncio",
     "email",
@@ -43,19 +48,34 @@ NOT_AT_START = (
     "difflib",
     "subprocess",
     "zipfile",
+    "pathlib",
+    "urllib",
+    "random",
+    "ipaddress",
+    "encodings.idna",
     "eventhub._supervisor",
     "eventhub._scaffold",
     "eventhub.tracing",
     "eventhub.compat",
     "eventhub.reactor._aio",
+    "eventhub.reactor._api",
 )
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
 _LISTENING = re.compile(r"127\.0\.0\.1:(\d+)")
 
 
+# The child runs as an installed eventhub starts: ``-S`` skips the site-packages
+# ``.pth`` files, of which the dev venv's editable install imports its finder
+# (pathlib among others) before any program runs, and would hide them here.
+# The packages stay importable: site-packages on PYTHONPATH, whose .pth files
+# nothing processes.
+PYTHON = [sys.executable, "-S"]
+SITE_PACKAGES = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+
+
 def _environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTHUB_", "PYTHONPROFILE"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH"), *SITE_PACKAGES]))
     return {**env, **extra}
 
 
@@ -106,7 +126,7 @@ def test_an_entry_point_naming_what_is_not_there_raises_import_or_attribute_erro
 @pytest.mark.e2e  # a fresh interpreter
 def test_importing_the_cli_and_building_its_parser_imports_none_of_the_heavy_modules() -> None:
     code = "import sys, eventhub._cli; eventhub._cli._parser(); print('\\n'.join(sys.modules))"
-    argv = [sys.executable, "-c", code]
+    argv = [*PYTHON, "-c", code]
     done = subprocess.run(argv, env=_environment(), capture_output=True, text=True, timeout=60, check=True)
     modules = set(done.stdout.split())
     assert "eventhub._hub" in modules  # the listing is real
@@ -134,7 +154,7 @@ def test_eventhub_run_imports_none_of_the_heavy_modules_before_its_first_echo(tm
 def _serve_once(cwd: Path, env: dict[str, str]) -> set[str]:
     """Start ``eventhub run`` with echo, echo once, stop it; return what it had imported by the echo."""
     stderr = cwd / "stderr"
-    argv = [sys.executable, "-m", "eventhub", "run", "--only", "echo", "--set", "echo.port=0"]
+    argv = [*PYTHON, "-m", "eventhub", "run", "--only", "echo", "--set", "echo.port=0"]
     with stderr.open("w") as sink:
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
     try:

@@ -574,7 +574,10 @@ def check_port(port: object, *, listening: bool) -> int:
 
 def _resolve_passive(interface: str, port: int) -> tuple[socket.AddressFamily, Any]:
     host = interface or "0.0.0.0"  # "" means all IPv4 interfaces, as in Twisted
-    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    # An ASCII host goes as bytes: getaddrinfo encodes a str with the "idna"
+    # codec, whose first use imports encodings.idna and stringprep (~1 ms of start-up).
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
+    infos = socket.getaddrinfo(name, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 
