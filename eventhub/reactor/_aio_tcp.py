@@ -39,7 +39,7 @@ from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, ClientFactory, Factory, Producer, Protocol, address_of
 from eventhub.reactor._connector import _CONNECTED, _CONNECTING, ConnectorBase
 from eventhub.reactor._listener import open_listening_socket
-from eventhub.reactor._output import write_buffer_limits
+from eventhub.reactor._output import FlowControl, write_buffer_limits
 from eventhub.reactor._tcp import _LINGER_RESET, _byte_view, _peer_of, check_port, close_for_shutdown
 from eventhub.reactor._tls import HANDSHAKE_TIMEOUT, TLSLayer
 
@@ -53,7 +53,7 @@ log = logging.getLogger("eventhub.reactor")
 _OPEN, _CLOSING, _CLOSED = 0, 1, 2
 
 
-class AsyncioConnection(asyncio.BufferedProtocol):
+class AsyncioConnection(FlowControl, asyncio.BufferedProtocol):
     """One TCP connection: asyncio's protocol below, eventhub's ``Transport`` above.
 
     A buffered protocol, read into the reactor's one buffer as the built-in
@@ -396,11 +396,7 @@ class AsyncioConnection(asyncio.BufferedProtocol):
         self._high, self._low = high, low = write_buffer_limits(high, low)
         if self._transport is not None and not self._drain_watch:
             self._transport.set_write_buffer_limits(high, low)
-        size = self.get_write_buffer_size()
-        if size > high:
-            self._pause_protocol()
-        elif self._protocol_paused and size <= low:
-            self._resume_protocol()
+        self._apply_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
         return 0 if self._transport is None else self._transport.get_write_buffer_size()
@@ -421,30 +417,6 @@ class AsyncioConnection(asyncio.BufferedProtocol):
 
     # -- flow control and producers ---------------------------------------------
 
-    def _pause_protocol(self) -> None:
-        if self._protocol_paused or self._protocol is None:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-            if self._producer is not None and self._streaming:
-                self._producer.pause_producing()
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            self._protocol_failed(exc, "pause_writing")
-
-    def _resume_protocol(self) -> None:
-        if self._protocol is None:
-            return
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-            if self._producer is not None and self._streaming:
-                self._producer.resume_producing()
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            self._protocol_failed(exc, "resume_writing")
-
     def register_producer(self, producer: Producer, streaming: bool) -> None:
         if self._producer is not None:
             raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
@@ -459,9 +431,6 @@ class AsyncioConnection(asyncio.BufferedProtocol):
             self._watch_drain()
             self._reactor.call_soon(self._pull)
 
-    def unregister_producer(self) -> None:
-        self._producer = None
-
     def _pull(self) -> None:
         producer = self._producer
         if producer is None or self._streaming or self._state != _OPEN or self.get_write_buffer_size():
@@ -474,17 +443,6 @@ class AsyncioConnection(asyncio.BufferedProtocol):
             return
         if self._producer is producer and not self.get_write_buffer_size():
             self._reactor.call_soon(self._pull)
-
-    def _protocol_failed(self, exc: BaseException, callback: str) -> None:
-        log.error(
-            "%s.%s raised %s; closing the connection with %s",
-            type(self._protocol).__name__,
-            callback,
-            type(exc).__name__,
-            self._peer,
-            exc_info=exc,
-        )
-        self._force_close(exc)
 
 
 class AsyncioListener:

@@ -18,16 +18,20 @@ import logging
 from typing import TYPE_CHECKING
 
 from eventhub._logging import RateLimitedLog
+from eventhub.errors import PLUGIN_ERRORS, reraise_user_interrupt
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from eventhub.protocol import Address, Producer, Protocol
     from eventhub.reactor._aio import AsyncioReactor
     from eventhub.reactor._aio_tcp import AsyncioConnection
     from eventhub.reactor._loop import Reactor
     from eventhub.reactor._tcp import Connection
 
-__all__ = ["HIGH_WATER", "MAX_BUFFERED_OUTPUT", "OutputBound", "write_buffer_limits"]
+__all__ = ["HIGH_WATER", "MAX_BUFFERED_OUTPUT", "FlowControl", "OutputBound", "write_buffer_limits"]
+
+log = logging.getLogger("eventhub.reactor")
 
 # A transport's default high-water mark: above it the protocol is asked to pause.
 HIGH_WATER = 64 * 1024
@@ -50,6 +54,78 @@ def write_buffer_limits(high: int | None = None, low: int | None = None) -> tupl
         raise ValueError(f"need 0 <= low <= high for write buffer limits, got {high=}, {low=}")
     return high, low
 
+
+
+class FlowControl:
+    """A connection's protocol (and streaming producer) paused and resumed at its water marks.
+
+    One owner for both reactors' connections (``_tcp.Connection`` and
+    ``_aio_tcp.AsyncioConnection``), which differ only in where their unsent
+    bytes are (``get_write_buffer_size``) and how they close (``_force_close``).
+    """
+
+    __slots__ = ("_high", "_low", "_peer", "_producer", "_protocol", "_protocol_paused", "_streaming")
+
+    _protocol: Protocol | None
+    _protocol_paused: bool
+    _producer: Producer | None
+    _streaming: bool
+    _high: int
+    _low: int
+    _peer: Address | None
+
+    if TYPE_CHECKING:
+
+        def get_write_buffer_size(self) -> int: ...
+
+        def _force_close(self, reason: BaseException | None) -> None: ...
+
+    def _apply_write_buffer_limits(self, high: int, low: int) -> None:
+        """Limits just set: pause or resume the protocol as the buffer now stands."""
+        size = self.get_write_buffer_size()
+        if size > high:
+            self._pause_protocol()
+        elif self._protocol_paused and size <= low:
+            self._resume_protocol()
+
+    def _pause_protocol(self) -> None:
+        if self._protocol_paused or self._protocol is None:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+            if self._producer is not None and self._streaming:
+                self._producer.pause_producing()
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
+            self._protocol_failed(exc, "pause_writing")
+
+    def _resume_protocol(self) -> None:
+        if self._protocol is None:
+            return
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+            if self._producer is not None and self._streaming:
+                self._producer.resume_producing()
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
+            self._protocol_failed(exc, "resume_writing")
+
+    def unregister_producer(self) -> None:
+        self._producer = None
+
+    def _protocol_failed(self, exc: BaseException, callback: str) -> None:
+        """Protocol code raised: log it once, close this connection with it as the reason."""
+        log.error(
+            "%s.%s raised %s; closing the connection with %s",
+            type(self._protocol).__name__,
+            callback,
+            type(exc).__name__,
+            self._peer,
+            exc_info=exc,
+        )
+        self._force_close(exc)
 
 class OutputBound:
     """Bytes buffered toward all peers of one reactor (``buffered``); past ``limit`` it sheds."""

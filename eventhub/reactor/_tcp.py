@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventhub.errors import PLUGIN_ERRORS, UsageError, reraise_user_interrupt
 from eventhub.protocol import Address, Producer, Protocol, Transport, UNIXAddress, address_of
-from eventhub.reactor._output import write_buffer_limits
+from eventhub.reactor._output import FlowControl, write_buffer_limits
 
 if TYPE_CHECKING:
     import ssl
@@ -100,30 +100,27 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"eventhub.reactor.{module}"), name)
 
 
-class Connection:
+class Connection(FlowControl):
     """One TCP connection: the transport its protocol writes to (``eventhub.protocol.Transport``)."""
 
+    # FlowControl holds the slots it uses (protocol, producer, water marks, peer).
     __slots__ = (
         "_buffer",
         "_connector",
         "_fd",
-        "_high",
         "_host",
         "_linger_timer",
-        "_low",
         "_output",
-        "_peer",
         "_peer_eof",
-        "_producer",
-        "_protocol",
-        "_protocol_paused",
         "_reactor",
         "_reading",
         "_rview",
         "_sock",
         "_state",
-        "_streaming",
     )
+
+    _protocol: Protocol  # set at once here, never None (FlowControl allows the asyncio adapter's None)
+    _peer: Address
 
     def __init__(
         self,
@@ -301,36 +298,10 @@ class Connection:
         elif state is not _State.LINGERING and self._producer is not None and not self._streaming:
             self._reactor.call_soon(self._pull)
 
-    def _pause_protocol(self) -> None:
-        if self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-            if self._producer is not None and self._streaming:
-                self._producer.pause_producing()
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            self._protocol_failed(exc, "pause_writing")
-
-    def _resume_protocol(self) -> None:
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-            if self._producer is not None and self._streaming:
-                self._producer.resume_producing()
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            self._protocol_failed(exc, "resume_writing")
-
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """High-water mark (default 64 KiB) and low-water mark (default ``high // 4``)."""
         self._high, self._low = high, low = write_buffer_limits(high, low)
-        size = len(self._buffer)
-        if size > high:
-            self._pause_protocol()
-        elif self._protocol_paused and size <= low:
-            self._resume_protocol()
+        self._apply_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
@@ -350,9 +321,6 @@ class Connection:
                 producer.pause_producing()
         else:
             self._reactor.call_soon(self._pull)
-
-    def unregister_producer(self) -> None:
-        self._producer = None
 
     def _pull(self) -> None:
         """Ask a pull producer for more while it keeps the buffer empty."""
@@ -449,18 +417,6 @@ class Connection:
 
     def is_closing(self) -> bool:
         return self._state in _CLOSING_STATES
-
-    def _protocol_failed(self, exc: BaseException, callback: str) -> None:
-        """Protocol code raised: log it once, close this connection with it as the reason."""
-        log.error(
-            "%s.%s raised %s; closing the connection with %s",
-            type(self._protocol).__name__,
-            callback,
-            type(exc).__name__,
-            self._peer,
-            exc_info=exc,
-        )
-        self._force_close(exc)
 
     def _force_close(self, reason: BaseException | None) -> None:
         """Close the socket now; ``connection_lost(reason)`` runs on the next pass."""
