@@ -47,7 +47,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from eventhub._chain import (
@@ -62,6 +61,7 @@ from eventhub._chain import (
     report_failure,
 )
 from eventhub._event import Event, HandlerOptions
+from eventhub._frozen import Frozen
 from eventhub.errors import PLUGIN_ERRORS, PatternError, UsageError
 from eventhub.names import check_name, check_pattern, compile_pattern
 from eventhub.reactor._tasks import Future
@@ -87,9 +87,11 @@ class DeliveryDropped(Exception):
     """An async handler's queue was full and this delivery was dropped (``drop`` policy)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(Frozen):
     """One handler subscribed to some patterns: who, what to call, how."""
+
+    __slots__ = ("bus", "function", "kind", "matches", "options", "plugin", "seq", "what")
+    __match_args__ = ("plugin", "what", "function", "options", "kind", "seq")
 
     plugin: str | None  # None: made with Hub.subscribe
     what: str
@@ -97,8 +99,22 @@ class Subscription:
     options: HandlerOptions
     kind: Kind
     seq: int
-    matches: Callable[[str], bool] = field(compare=False, repr=False)
-    bus: Bus = field(compare=False, repr=False)
+    matches: Callable[[str], bool]
+    bus: Bus
+
+    def __init__(
+        self,
+        plugin: str | None,
+        what: str,
+        function: Callable[..., Any],
+        options: HandlerOptions,
+        kind: Kind,
+        seq: int,
+        matches: Callable[[str], bool],
+        bus: Bus,
+    ) -> None:
+        fields = {"plugin": plugin, "what": what, "function": function, "options": options, "kind": kind}
+        self._init(**fields, seq=seq, matches=matches, bus=bus)
 
     @property
     def owner(self) -> str:

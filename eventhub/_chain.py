@@ -21,8 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from eventhub._event import Event
 from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
@@ -40,8 +39,7 @@ ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("continue", "stop")
 Monitor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):
     """One handler in the chain: the plugin's name, what to call with the event, and what it is.
 
     ``what`` names the handler in reports: the hook (``eventhub_execute``) or
@@ -53,8 +51,7 @@ class Link:
     what: str = EXECUTE
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(NamedTuple):
     """A plugin that raised: in ``hook``, and for the chain, while handling ``event``."""
 
     plugin: str

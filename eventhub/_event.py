@@ -18,9 +18,9 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
+from eventhub._frozen import Frozen
 from eventhub._markers import hookimpl
 
 __all__ = ["ALL_EVENTS", "DropPolicy", "Event", "Handler", "HandlerOptions", "on"]
@@ -55,8 +55,7 @@ def _next_id() -> int:
     return next(_ids)
 
 
-@dataclass(frozen=True, slots=True, repr=False, init=False)
-class Event:
+class Event(Frozen):
     """One event: ``name`` says what happened, ``payload`` is whatever the emitter attached.
 
     ``id`` is unique (a 128-bit integer; ``f"{event.id:032x}"`` for text),
@@ -66,11 +65,14 @@ class Event:
     purpose.
     """
 
+    __slots__ = ("id", "name", "payload", "source", "time")
+    __match_args__ = ("name", "payload")
+
     name: str
-    payload: Any = None
-    source: str | None = field(default=None, kw_only=True)
-    id: int = field(default=0, kw_only=True, compare=False)
-    time: float = field(default=0.0, kw_only=True, compare=False)
+    payload: Any
+    source: str | None
+    id: int
+    time: float
 
     def __init__(
         self,
@@ -81,13 +83,16 @@ class Event:
         id: int | None = None,
         time: float | None = None,
     ) -> None:
-        # The slots' own setters: half the cost of the frozen dataclass's
-        # object.__setattr__ per field, on the path of every event emitted.
+        # The slots' own setters: half the cost of object.__setattr__ per
+        # field, on the path of every event emitted.
         _set_name(self, name)
         _set_payload(self, payload)
         _set_source(self, source)
         _set_id(self, _next_id() if id is None else id)
         _set_time(self, _now() if time is None else time)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.name, self.payload, self.source)  # not id and time: the same event, re-emitted
 
     def __repr__(self) -> str:
         # What a trace line or a failure report needs; id and time are a lookup away.
@@ -107,8 +112,7 @@ _set_name, _set_payload, _set_source, _set_id, _set_time = map(
 _now = time.time
 
 
-@dataclass(frozen=True, slots=True)
-class HandlerOptions:
+class HandlerOptions(NamedTuple):
     """How one handler wants its events: what ``on`` and ``Handler`` class attributes declare.
 
     ``max_concurrency`` bounds the deliveries of an ``async`` handler running at

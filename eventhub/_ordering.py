@@ -25,13 +25,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eventhub.errors import OrderingError
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """What one plugin says about where it runs."""
 
     after: Collection[str] = ()

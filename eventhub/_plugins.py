@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from types import ModuleType
 from typing import Any
@@ -44,19 +43,34 @@ class Status(str, Enum):
     FAILED = "failed"
 
 
-@dataclass(slots=True)
 class PluginRecord:
-    """What ``eventhub plugins`` shows for one plugin."""
+    """What ``eventhub plugins`` shows for one plugin; the hub fills it in as the plugin loads.
 
-    name: str
-    dist: str = ""
-    version: str = ""
-    status: Status = Status.LOADED
-    reason: str = ""
-    hooks: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-    order: int | None = None  # position in the plugin order (1 first), once registered
-    file: str = ""  # where the plugin's code is
+    A plain class rather than a dataclass: see ``eventhub._frozen`` for the start-up cost.
+    """
+
+    __slots__ = ("dist", "events", "file", "hooks", "name", "order", "reason", "status", "version")
+
+    def __init__(self, name: str, dist: str = "", version: str = "") -> None:
+        self.name = name
+        self.dist = dist
+        self.version = version
+        self.status = Status.LOADED
+        self.reason = ""
+        self.hooks: list[str] = []
+        self.events: list[str] = []
+        self.order: int | None = None  # position in the plugin order (1 first), once registered
+        self.file = ""  # where the plugin's code is
+
+    def __repr__(self) -> str:
+        return f"PluginRecord({self.name!r}, status={self.status.value!r}, dist={self.dist!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PluginRecord):
+            return self.as_dict() == other.as_dict()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -35,9 +35,10 @@ import sys
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from eventhub._frozen import Frozen
 from eventhub.errors import ConfigError, UsageError
 from eventhub.schedule import Schedule
 from eventhub.schedule import check as check_schedules
@@ -111,17 +112,30 @@ class Settings(Mapping[str, Any]):
         return self._raw.get(key)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Frozen):
     """The whole configuration: the core table and one table per plugin."""
 
-    core: CoreSettings = field(default_factory=CoreSettings)
-    plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    source: str = "defaults"
+    __slots__ = ("core", "core_given", "overrides", "plugins", "source")
+    __match_args__ = ("core", "plugins", "source", "overrides", "core_given")
+
+    core: CoreSettings
+    plugins: Mapping[str, Mapping[str, Any]]
+    source: str
     # table name (``eventhub`` or a plugin's) -> key -> the raw text given to --set
-    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, str]]
     # the keys of [eventhub] given in the file or with --set (the others are defaults)
-    core_given: frozenset[str] = frozenset()
+    core_given: frozenset[str]
+
+    def __init__(
+        self,
+        core: CoreSettings | None = None,
+        plugins: Mapping[str, Mapping[str, Any]] | None = None,
+        source: str = "defaults",
+        overrides: Mapping[str, Mapping[str, str]] | None = None,
+        core_given: frozenset[str] = frozenset(),
+    ) -> None:
+        self._init(core=core or CoreSettings(), plugins=plugins or {}, source=source)
+        self._init(overrides=overrides or {}, core_given=core_given)
 
     def plugin_settings(self, name: str) -> Settings:
         """Plugin ``name``'s own table (empty when it has none)."""

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from eventhub.errors import ConfigError, ServiceError, UsageError
 
@@ -62,8 +61,7 @@ class EndpointError(UsageError):
     """An endpoint string is malformed, or names a certificate file that cannot be used."""
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One ``:``-separated field: its key (``None`` if positional), value and where it starts."""
 
     key: str | None
@@ -149,8 +147,7 @@ def _any_text(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class _Form:
+class _Form(NamedTuple):
     positional: tuple[str, ...]
     keys: dict[str, tuple[_Converter, str]]  # key -> (converter, what is expected)
     required: tuple[str, ...]
@@ -324,8 +321,7 @@ def _check_readable(path: str, what: str) -> None:
 # -- the endpoints ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ServerEndpoint:
+class ServerEndpoint(NamedTuple):
     """Where to listen: ``listen(factory)`` (``listen(protocol)`` for ``udp``) starts it."""
 
     reactor: Any
@@ -358,8 +354,7 @@ class ServerEndpoint:
         return self.text
 
 
-@dataclass(frozen=True)
-class ClientEndpoint:
+class ClientEndpoint(NamedTuple):
     """Where to connect: ``connect(factory)`` starts the attempt and returns the connector."""
 
     reactor: Any

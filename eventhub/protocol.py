@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, runtime_checkable
 from typing import Protocol as _Interface
+
+from eventhub._frozen import Frozen
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -43,17 +44,24 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(Frozen):
     """One end of a TCP connection: ``host`` (an IP literal), ``port``, ``family``.
 
     ``family`` is ``socket.AF_INET`` or ``socket.AF_INET6``. ``str()`` gives
     ``host:port`` (``[host]:port`` for IPv6), the form every log line uses.
     """
 
+    __slots__ = ("family", "host", "port")
+    __match_args__ = ("host", "port", "family")
+
     host: str
     port: int
-    family: int = socket.AF_INET
+    family: int
+
+    def __init__(self, host: str, port: int, family: int = socket.AF_INET) -> None:
+        _set(self, "host", host)  # once per accepted connection: no keyword dict
+        _set(self, "port", port)
+        _set(self, "family", family)
 
     @classmethod
     def from_sockaddr(cls, sockaddr: Any, family: int | None = None) -> Address:
@@ -79,7 +87,6 @@ class Address:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
 class UNIXAddress(Address):
     """One end of a UNIX socket connection: ``path`` (``host`` too), and the peer's credentials.
 
@@ -89,11 +96,24 @@ class UNIXAddress(Address):
     does not say, and for the local end).
     """
 
-    port: int = 0
-    family: int = getattr(socket, "AF_UNIX", 1)
-    pid: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+    __slots__ = ("gid", "pid", "uid")
+    __match_args__ = ("host", "port", "family", "pid", "uid", "gid")
+
+    pid: int | None
+    uid: int | None
+    gid: int | None
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 0,
+        family: int = getattr(socket, "AF_UNIX", 1),
+        pid: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        super().__init__(host, port, family)
+        self._init(pid=pid, uid=uid, gid=gid)
 
     @property
     def path(self) -> str:
@@ -119,6 +139,9 @@ class UNIXAddress(Address):
         if self.host.startswith("\0"):
             return "@" + self.host[1:]
         return self.host or "<unnamed>"
+
+
+_set = object.__setattr__
 
 
 def _unix_path(sockaddr: Any) -> str:

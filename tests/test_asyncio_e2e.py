@@ -180,7 +180,7 @@ def test_the_guide_plugin_files_a_receipt_when_order_paid_arrives(
     shop = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
     thread = threading.Thread(target=shop.serve_forever, daemon=True)
     thread.start()
-    settings = [f"notify.url=http://127.0.0.1:{shop.server_address[1]}/paid", "http.listen=[\"tcp:0\"]"]
+    settings = [f"notify.url=http://127.0.0.1:{shop.server_address[1]}/paid", 'http.listen=["tcp:0"]']
     try:
         args = ["run", "--backend", backend] + [arg for s in settings for arg in ("--set", s)]
         with Served(guide_venv, *args, cwd=tmp_path) as server:

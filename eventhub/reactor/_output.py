@@ -55,7 +55,6 @@ def write_buffer_limits(high: int | None = None, low: int | None = None) -> tupl
     return high, low
 
 
-
 class FlowControl:
     """A connection's protocol (and streaming producer) paused and resumed at its water marks.
 
@@ -126,6 +125,7 @@ class FlowControl:
             exc_info=exc,
         )
         self._force_close(exc)
+
 
 class OutputBound:
     """Bytes buffered toward all peers of one reactor (``buffered``); past ``limit`` it sheds."""

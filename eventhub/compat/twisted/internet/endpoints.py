@@ -17,7 +17,6 @@ as Twisted does. A malformed one raises ``ValueError`` with eventhub's message.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from eventhub import endpoints as _eh_endpoints
@@ -298,7 +297,7 @@ class EventhubServerEndpoint:
         """A Deferred firing with the listening port, or failing (``ServiceError``...)."""
         endpoint = self.eventhub_endpoint
         try:
-            bound = dataclasses.replace(endpoint, reactor=self._reactor.eventhub_reactor)
+            bound = endpoint._replace(reactor=self._reactor.eventhub_reactor)
             listener = bound.listen(ServerFactoryBridge(protocolFactory), backlog=50)
         except Exception as error:
             return fail(error)
@@ -322,7 +321,7 @@ class EventhubClientEndpoint:
         factory = _WrappingFactory(protocolFactory)
         bridge = ClientFactoryBridge(factory)
         try:
-            bound = dataclasses.replace(endpoint, reactor=self._reactor.eventhub_reactor)
+            bound = endpoint._replace(reactor=self._reactor.eventhub_reactor)
             factory._connector = bridge.twisted_connector(bound.connect(bridge))
         except Exception as error:
             return fail(error)
