@@ -69,7 +69,7 @@ class AsyncioConnection(FlowControl, asyncio.BufferedProtocol):
         build: Callable[[Address], Protocol | None],
         connector: AsyncioConnector | None = None,
     ) -> None:
-        self._reactor = reactor
+        self._reactor: AsyncioReactor = reactor
         self._build = build
         self._connector = connector
         self._protocol: Protocol | None = None
@@ -417,32 +417,16 @@ class AsyncioConnection(FlowControl, asyncio.BufferedProtocol):
 
     # -- flow control and producers ---------------------------------------------
 
-    def register_producer(self, producer: Producer, streaming: bool) -> None:
-        if self._producer is not None:
-            raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
-        if self._state == _CLOSED:
-            producer.stop_producing()
-            return
-        self._producer, self._streaming = producer, streaming
-        if streaming:
-            if self._protocol_paused:
-                producer.pause_producing()
-        else:
-            self._watch_drain()
-            self._reactor.call_soon(self._pull)
+    # register_producer and the pulling: FlowControl
 
-    def _pull(self) -> None:
-        producer = self._producer
-        if producer is None or self._streaming or self._state != _OPEN or self.get_write_buffer_size():
-            return
-        try:
-            producer.resume_producing()
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            self._protocol_failed(exc, "resume_producing")
-            return
-        if self._producer is producer and not self.get_write_buffer_size():
-            self._reactor.call_soon(self._pull)
+    def _takes_writes(self) -> bool:
+        return self._state == _OPEN and not self._wclosed
+
+    def _is_closed(self) -> bool:
+        return self._state == _CLOSED
+
+    def _pulling(self) -> None:
+        self._watch_drain()  # the loop says when its buffer empties: then pull again
 
 
 class AsyncioListener:

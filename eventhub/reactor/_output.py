@@ -60,7 +60,10 @@ class FlowControl:
 
     One owner for both reactors' connections (``_tcp.Connection`` and
     ``_aio_tcp.AsyncioConnection``), which differ only in where their unsent
-    bytes are (``get_write_buffer_size``) and how they close (``_force_close``).
+    bytes are (``get_write_buffer_size``), when they take writes
+    (``_takes_writes``), whether they are closed and how they close
+    (``_is_closed``, ``_force_close``) and, on asyncio, in watching the loop's
+    buffer drain for a pull producer (``_pulling``).
     """
 
     __slots__ = ("_high", "_low", "_peer", "_producer", "_protocol", "_protocol_paused", "_streaming")
@@ -75,7 +78,13 @@ class FlowControl:
 
     if TYPE_CHECKING:
 
+        _reactor: Reactor | AsyncioReactor
+
         def get_write_buffer_size(self) -> int: ...
+
+        def _takes_writes(self) -> bool: ...
+
+        def _is_closed(self) -> bool: ...
 
         def _force_close(self, reason: BaseException | None) -> None: ...
 
@@ -111,8 +120,44 @@ class FlowControl:
             reraise_user_interrupt(exc)
             self._protocol_failed(exc, "resume_writing")
 
+    def register_producer(self, producer: Producer, streaming: bool) -> None:
+        """Attach ``producer``; see ``eventhub.protocol.Producer`` for when it is called."""
+        if self._producer is not None:
+            raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
+        if self._is_closed():
+            producer.stop_producing()
+            return
+        self._producer, self._streaming = producer, streaming
+        if streaming:
+            if self._protocol_paused:
+                producer.pause_producing()
+        else:
+            self._pulling()
+            self._reactor.call_soon(self._pull)
+
     def unregister_producer(self) -> None:
         self._producer = None
+
+    def _pulling(self) -> None:
+        """A pull producer was registered (asyncio's connection then watches the loop's buffer)."""
+
+    def _pull(self) -> None:
+        """Ask a pull producer for more while it keeps the buffer empty and writes are taken.
+
+        Not after ``write_eof`` or a close: its writes would be dropped, the
+        buffer would stay empty and the loop would spin asking for more.
+        """
+        producer = self._producer
+        if producer is None or self._streaming or self.get_write_buffer_size() or not self._takes_writes():
+            return
+        try:
+            producer.resume_producing()
+        except PLUGIN_ERRORS as exc:
+            reraise_user_interrupt(exc)
+            self._protocol_failed(exc, "resume_producing")
+            return
+        if self._producer is producer and not self.get_write_buffer_size():
+            self._reactor.call_soon(self._pull)
 
     def _protocol_failed(self, exc: BaseException, callback: str) -> None:
         """Protocol code raised: log it once, close this connection with it as the reason."""

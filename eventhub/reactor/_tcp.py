@@ -130,7 +130,7 @@ class Connection(FlowControl):
         peer: Address,
         connector: Connector | None = None,
     ) -> None:
-        self._reactor = reactor
+        self._reactor: Reactor = reactor
         self._sock = sock
         self._fd = sock.fileno()
         self._protocol = protocol
@@ -306,35 +306,13 @@ class Connection(FlowControl):
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 
-    # -- producers ------------------------------------------------------------
+    # -- producers (register_producer and the pulling: FlowControl) -----------
 
-    def register_producer(self, producer: Producer, streaming: bool) -> None:
-        """Attach ``producer``; see ``eventhub.protocol.Producer`` for when it is called."""
-        if self._producer is not None:
-            raise RuntimeError(f"{self!r} already has a producer: {self._producer!r}")
-        if self._state is _CLOSED:
-            producer.stop_producing()
-            return
-        self._producer, self._streaming = producer, streaming
-        if streaming:
-            if self._protocol_paused:
-                producer.pause_producing()
-        else:
-            self._reactor.call_soon(self._pull)
+    def _takes_writes(self) -> bool:
+        return self._state is _OPEN
 
-    def _pull(self) -> None:
-        """Ask a pull producer for more while it keeps the buffer empty."""
-        producer = self._producer
-        if producer is None or self._streaming or self._buffer or self._state in _CLOSING_STATES:
-            return
-        try:
-            producer.resume_producing()
-        except PLUGIN_ERRORS as exc:
-            reraise_user_interrupt(exc)
-            self._protocol_failed(exc, "resume_producing")
-            return
-        if self._producer is producer and not self._buffer:
-            self._reactor.call_soon(self._pull)
+    def _is_closed(self) -> bool:
+        return self._state is _CLOSED
 
     # -- closing --------------------------------------------------------------
 

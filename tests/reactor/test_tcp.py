@@ -10,6 +10,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -948,6 +949,42 @@ def test_producer_registration(reactor: Reactor, streaming: bool) -> None:
     else:
         assert p.calls.count("resume") == -(-len(payload) // 100_000)
     assert "stop" not in p.calls  # unregistered before the close
+
+
+def test_a_pull_producer_is_not_asked_for_more_after_write_eof(reactor: Reactor) -> None:
+    """Only an open connection takes writes: after write_eof, asking for more would spin the loop."""
+    resumed: list[int] = []
+
+    class Five:
+        def __init__(self, transport: Transport) -> None:
+            self.transport = transport
+
+        def pause_producing(self) -> None:
+            pass
+
+        def resume_producing(self) -> None:
+            resumed.append(1)
+            self.transport.write(b"0123456789")
+            if len(resumed) == 5:
+                self.transport.write_eof()
+
+        def stop_producing(self) -> None:
+            pass
+
+    class Pull(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.register_producer(Five(transport), streaming=False)
+
+    port = reactor.listen_tcp(0, factory_for(Pull)).get_host().port
+
+    def client() -> bytes:
+        with connect(port) as s:
+            got = recv_all(s)  # to our EOF
+            time.sleep(0.05)  # the server's loop turns meanwhile
+            return got
+
+    assert serve_then(reactor, client) == b"0123456789" * 5
+    assert len(resumed) == 5
 
 
 def test_producer_is_stopped_when_the_connection_dies(reactor: Reactor) -> None:
