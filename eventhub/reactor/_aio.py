@@ -62,7 +62,7 @@ from eventhub.reactor._output import MAX_BUFFERED_OUTPUT, OutputBound
 from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._tasks import Future, Timeout
-from eventhub.reactor._threads import ThreadPool, ThreadResult, deferred_call
+from eventhub.reactor._threads import PoolMethods, ThreadPool, ThreadResult
 from eventhub.reactor._timers import NO_KWARGS, _check_delay
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 from eventhub.reactor._udp import UDPPort, listen_udp
@@ -205,7 +205,7 @@ class AsyncioTimeout(Timeout):
                 raise TimeoutError(f"timed out after {self.seconds}s") from error
 
 
-class AsyncioReactor(SignalStops, Shutdown, ComposedMethods):
+class AsyncioReactor(SignalStops, Shutdown, ComposedMethods, PoolMethods):
     """The ``ReactorAPI`` on an asyncio (or uvloop) loop; built by ``Reactor(backend="asyncio")``."""
 
     #: How long stopping waits for connections to flush and tasks to end before aborting them.
@@ -293,27 +293,7 @@ class AsyncioReactor(SignalStops, Shutdown, ComposedMethods):
         with contextlib.suppress(RuntimeError):  # the loop is closed: dropped, as on the built-in one
             self._loop.call_soon_threadsafe(_run_guarded, fn, args, kw or NO_KWARGS)
 
-    def _thread_pool(self) -> ThreadPool:
-        if self._pool is None:
-            if self._finished:
-                raise UsageError("the reactor has finished; it cannot run threads any more")
-            self._pool = ThreadPool(self._max_threads)
-        return self._pool
-
-    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
-        """Run ``fn(*args, **kw)`` on the reactor's thread pool; an exception is logged."""
-        self._thread_pool().submit(fn, args, kw or NO_KWARGS)
-
-    def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
-        """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread."""
-        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
-        self._thread_pool().submit(job, (), NO_KWARGS)
-        return result
-
-    @property
-    def thread_results(self) -> frozenset[ThreadResult[Any]]:
-        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
-        return frozenset(self._thread_results)
+    # -- threads: PoolMethods (_threads.py) ------------------------------------
 
     # -- descriptors (the loop's own) ------------------------------------------
 

@@ -66,7 +66,7 @@ from eventhub.reactor._shutdown import Shutdown, Step
 from eventhub.reactor._signals import SignalStops
 from eventhub.reactor._tasks import Future, Runner
 from eventhub.reactor._tcp import Connection
-from eventhub.reactor._threads import ThreadPool, ThreadResult, deferred_call
+from eventhub.reactor._threads import PoolMethods, ThreadPool, ThreadResult
 from eventhub.reactor._timers import NO_KWARGS, TimerHandle, TimerQueue
 from eventhub.reactor._triggers import PHASES, SystemTriggers
 
@@ -134,7 +134,7 @@ class _Waker:
         self.wsock.close()
 
 
-class Reactor(SignalStops, Shutdown, CoroutineMethods):
+class Reactor(SignalStops, Shutdown, CoroutineMethods, PoolMethods):
     """An event loop over select, poll or epoll.
 
     ``Reactor(backend="auto")``: ``auto`` is epoll on Linux, else poll, else
@@ -229,44 +229,7 @@ class Reactor(SignalStops, Shutdown, CoroutineMethods):
         self._ready.append((fn, args, kw or NO_KWARGS))  # deque.append is atomic
         self._waker.wake()
 
-    def _thread_pool(self) -> ThreadPool:
-        if self._pool is None:
-            if self._finished:
-                raise UsageError("the reactor has finished; it cannot run threads any more")
-            self._pool = ThreadPool(self._max_threads)
-        return self._pool
-
-    @property
-    def max_threads(self) -> int:
-        """The most threads the pool runs at once; raising it takes effect at the next job."""
-        return self._max_threads
-
-    @max_threads.setter
-    def max_threads(self, count: int) -> None:
-        if count < 1:
-            raise ValueError(f"max_threads must be >= 1, got {count}")
-        self._max_threads = count
-        if self._pool is not None:
-            self._pool.max_workers = count
-
-    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
-        """Run ``fn(*args, **kw)`` on the reactor's thread pool; an exception is logged."""
-        self._thread_pool().submit(fn, args, kw or NO_KWARGS)
-
-    def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
-        """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread.
-
-        Returns a ``ThreadResult``: ``add_callbacks(on_result, on_error)``.
-        """
-        # Shutdown waits for the pending results (bounded).
-        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
-        self._thread_pool().submit(job, (), NO_KWARGS)
-        return result
-
-    @property
-    def thread_results(self) -> frozenset[ThreadResult[Any]]:
-        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
-        return frozenset(self._thread_results)
+    # -- threads: PoolMethods (_threads.py) ------------------------------------
 
     # -- descriptors ----------------------------------------------------------
 

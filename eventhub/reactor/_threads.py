@@ -13,11 +13,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from eventhub.errors import UsageError
 from eventhub.reactor._tasks import Future
+from eventhub.reactor._timers import NO_KWARGS
 
-__all__ = ["ThreadPool", "ThreadResult", "deferred_call"]
+__all__ = ["PoolMethods", "ThreadPool", "ThreadResult", "deferred_call"]
 
 log = logging.getLogger("eventhub.reactor")
 
@@ -97,6 +99,63 @@ def deferred_call(
             hand_back(result._deliver, value, None)
 
     return result, job
+
+
+class PoolMethods:
+    """A reactor's thread pool methods: one owner for the built-in and the asyncio reactors.
+
+    The pool starts at the first job (``ThreadPool`` starts its workers lazily
+    too); the reactor sets the attributes below in its ``__init__`` and stops
+    the pool when it finishes. ``MemoryReactor`` runs its jobs its own way.
+    """
+
+    _pool: ThreadPool | None
+    _max_threads: int
+    _finished: bool
+    _thread_results: set[ThreadResult[Any]]
+
+    if TYPE_CHECKING:
+
+        def call_from_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None: ...
+
+    def _thread_pool(self) -> ThreadPool:
+        if self._pool is None:
+            if self._finished:
+                raise UsageError("the reactor has finished; it cannot run threads any more")
+            self._pool = ThreadPool(self._max_threads)
+        return self._pool
+
+    @property
+    def max_threads(self) -> int:
+        """The most threads the pool runs at once; raising it takes effect at the next job."""
+        return self._max_threads
+
+    @max_threads.setter
+    def max_threads(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"max_threads must be >= 1, got {count}")
+        self._max_threads = count
+        if self._pool is not None:
+            self._pool.max_workers = count
+
+    def call_in_thread(self, fn: Callable[..., object], /, *args: Any, **kw: Any) -> None:
+        """Run ``fn(*args, **kw)`` on the reactor's thread pool; an exception is logged."""
+        self._thread_pool().submit(fn, args, kw or NO_KWARGS)
+
+    def defer_to_thread(self, fn: Callable[..., T], /, *args: Any, **kw: Any) -> ThreadResult[T]:
+        """Run ``fn`` on the thread pool; its outcome comes back to the reactor thread.
+
+        Returns a ``ThreadResult``: ``await`` it, or ``add_callbacks(on_result, on_error)``.
+        """
+        # Shutdown waits for the pending results (bounded).
+        result, job = deferred_call(fn, args, kw, self.call_from_thread, self._thread_results)
+        self._thread_pool().submit(job, (), NO_KWARGS)
+        return result
+
+    @property
+    def thread_results(self) -> frozenset[ThreadResult[Any]]:
+        """The ``defer_to_thread`` calls whose outcome has not come back yet."""
+        return frozenset(self._thread_results)
 
 
 class ThreadPool:

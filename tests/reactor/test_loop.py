@@ -241,6 +241,29 @@ def test_thread_pool_is_bounded(backend: str) -> None:
     assert 1 <= len(idents) <= 3
 
 
+def test_max_threads_is_settable_on_every_backend(backend: str) -> None:
+    reactor = Reactor(backend)
+    with pytest.raises(ValueError, match="max_threads must be >= 1"):
+        reactor.max_threads = 0
+    reactor.max_threads = 2
+    idents: set[int] = set()
+    lock = threading.Lock()
+    done = [0]
+
+    def job() -> None:
+        threading.Event().wait(0.002)
+        with lock:
+            idents.add(threading.get_ident())
+            done[0] += 1
+            if done[0] == 20:
+                reactor.call_from_thread(reactor.stop)
+
+    for _ in range(20):
+        reactor.call_in_thread(job)
+    run(reactor)
+    assert reactor.max_threads == 2 and 1 <= len(idents) <= 2
+
+
 def test_system_event_triggers_fire_in_phase_order(reactor: Reactor) -> None:
     got: list[str] = []
     for event in ("shutdown", "startup"):
