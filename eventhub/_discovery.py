@@ -1,4 +1,4 @@
-"""Finding the entry points of the group ``eventhub.plugins``, without importing anything.
+"""Finding the entry points of a group (``eventhub.plugins`` and others), without importing anything.
 
 ``importlib.metadata.entry_points(group=...)`` reads the metadata of every
 installed distribution: about 250 ms with 2,000 of them. Like stevedore, we keep
@@ -10,7 +10,23 @@ that changed is scanned again. Editing an installed ``entry_points.txt`` in
 place is the one change this cannot see; ``EVENTHUB_NO_CACHE=1`` turns the cache off.
 
 The cache lives in ``$EVENTHUB_CACHE_DIR`` or ``$XDG_CACHE_HOME/eventhub``
-(``~/.cache/eventhub``). A cache that cannot be read or written is ignored.
+(``~/.cache/eventhub``), one JSON file for every group and every environment
+that ran eventhub. A cache that cannot be read or written is ignored.
+
+A process reads the file once, however many groups it looks up (``eventhub
+run`` asks for ``eventhub.hookspecs`` and ``eventhub.plugins``, and for
+``eventhub.reactors`` only when the backend named is not built in), and keeps
+in memory what it read and what it wrote since. It writes only when a path
+entry was scanned, so a warm start writes nothing.
+
+Pruning, on write only: each throwaway venv or ``--target`` folder that ever ran
+eventhub leaves keys behind, and every start-up parses them all. So a write
+drops the keys of path entries that no longer exist, then keeps at most
+``_MAX_KEYS``, dropping the least recently seen first: the file's order is the
+order of the writes that last used each key (a write puts the keys its process
+used at the end). Warm starts do not reorder the file, since that would be a
+write each; a folder only warm starts use can thus reach the front and be
+dropped, and it costs one scan on its next start, which puts it back.
 """
 
 from __future__ import annotations
@@ -96,8 +112,8 @@ def _scan_path(search_path: Sequence[str], group: str) -> Iterable[tuple[list[Pl
     without plugins are kept too: a distribution found earlier on the path
     shadows a later copy of itself, with or without entry points, as for imports.
     """
-    cache_file = None if env_flag("EVENTHUB_NO_CACHE") else _cache_file()
-    cache = _read_cache(cache_file) if cache_file else {}
+    loaded = None if env_flag("EVENTHUB_NO_CACHE") else _loaded_cache(_cache_file())
+    cache: CacheEntries = {} if loaded is None else loaded.entries
     changed = False
     results: list[tuple[list[PluginEntry], list[str]]] = []
     for item in search_path:
@@ -107,6 +123,8 @@ def _scan_path(search_path: Sequence[str], group: str) -> Iterable[tuple[list[Pl
         except OSError:
             continue
         key = f"{group}\0{location}"
+        if loaded is not None:
+            loaded.used.add(key)
         cached = cache.get(key)
         if cached is not None and cached[0] == mtime:
             entries = [PluginEntry(*fields) for fields in cached[1]]
@@ -116,8 +134,8 @@ def _scan_path(search_path: Sequence[str], group: str) -> Iterable[tuple[list[Pl
             cache[key] = (mtime, [[e.name, e.value, e.dist, e.version] for e in entries], dists)
             changed = True
         results.append((entries, dists))
-    if changed and cache_file:
-        _write_cache(cache_file, cache)
+    if changed and loaded is not None:
+        loaded.save()
     return results
 
 
@@ -164,6 +182,58 @@ def _cache_file() -> str:
 
 # "group \0 folder" -> (folder mtime, [[name, value, dist, version], ...], [dist names])
 CacheEntries = dict[str, tuple[int, list[list[str]], list[str]]]
+
+# Keys kept at most. A process uses (existing path entries) x (groups): some 15
+# keys for a venv, so this keeps the last twenty or so environments, a file of
+# about 70 KB (some 220 bytes a key), parsed in under 1 ms. Uncapped, the file
+# reached 2,500 keys (300 KB, most for folders long gone), 4-5 ms to parse.
+_MAX_KEYS = 300
+
+
+class _LoadedCache:
+    """The cache file as this process read it, plus what it scanned since: read once, shared by all groups.
+
+    Holding it for the life of the process is safe: every key is checked
+    against its folder's mtime before use, so a copy another process has since
+    replaced only costs scans (and that process's new keys, at our next write).
+    """
+
+    __slots__ = ("entries", "file", "used")
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.entries = _read_cache(file)
+        self.used: set[str] = set()  # keys this process looked up, never pruned by it
+
+    def save(self) -> None:
+        """Prune, write, and keep the pruned entries: the memory holds what the file holds."""
+        self.entries = _pruned(self.entries, self.used)
+        _write_cache(self.file, self.entries)
+
+
+_loaded: _LoadedCache | None = None
+
+
+def _loaded_cache(cache_file: str) -> _LoadedCache:
+    """The cache of ``cache_file``, read on first use (again only if the cache's path changed)."""
+    global _loaded
+    if _loaded is None or _loaded.file != cache_file:
+        _loaded = _LoadedCache(cache_file)
+    return _loaded
+
+
+def _pruned(entries: CacheEntries, used: set[str]) -> CacheEntries:
+    """``entries`` without keys of vanished path entries, at most ``_MAX_KEYS``, least recently seen dropped.
+
+    Keys in ``used`` (this process's) go last, and are always kept, even above
+    the cap: dropping one would make each of its starts scan and write again.
+    ``exists``, not ``isdir``: a zip file on ``sys.path`` is a path entry too,
+    and dropping its key would mean a scan and a write at every start.
+    """
+    others = [k for k in entries if k not in used and os.path.exists(k.partition("\0")[2])]
+    mine = [k for k in entries if k in used]
+    kept = others[max(0, len(others) + len(mine) - _MAX_KEYS) :] + mine
+    return {key: entries[key] for key in kept}
 
 
 def _read_cache(cache_file: str) -> CacheEntries:
