@@ -1,9 +1,27 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import PluginVenv, first_party
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_plugin_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's discovery cache, not the user's: every test's temporary folders would stay in it.
+
+    Set in the environment, so the eventhub processes the tests start use it too;
+    a test that wants its own sets ``EVENTHUB_CACHE_DIR`` over it.
+    """
+    before = os.environ.get("EVENTHUB_CACHE_DIR")
+    os.environ["EVENTHUB_CACHE_DIR"] = str(tmp_path_factory.mktemp("eventhub-cache"))
+    yield
+    if before is None:
+        os.environ.pop("EVENTHUB_CACHE_DIR", None)
+    else:
+        os.environ["EVENTHUB_CACHE_DIR"] = before
 
 
 @pytest.fixture

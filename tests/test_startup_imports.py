@@ -73,8 +73,12 @@ PYTHON = [sys.executable, "-S"]
 SITE_PACKAGES = sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
 
 
+CACHE_DIR = "EVENTHUB_CACHE_DIR"  # the suite's own (conftest), not the user's
+
+
 def _environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVENTHUB_", "PYTHONPROFILE"))}
+    outside = ("EVENTHUB_", "PYTHONPROFILE")
+    env = {k: v for k, v in os.environ.items() if k == CACHE_DIR or not k.startswith(outside)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH"), *SITE_PACKAGES]))
     return {**env, **extra}
 

@@ -77,7 +77,6 @@ class FlowControl:
     _peer: Address | None
 
     if TYPE_CHECKING:
-
         _reactor: Reactor | AsyncioReactor
 
         def get_write_buffer_size(self) -> int: ...
