@@ -38,7 +38,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from eventhub.config import env_flag
 
@@ -48,8 +48,7 @@ GROUP = "eventhub.plugins"
 _CACHE_VERSION = 2
 
 
-@dataclass(frozen=True, slots=True)
-class PluginEntry:
+class PluginEntry(NamedTuple):
     """One entry point of the group: what it names and which distribution declares it."""
 
     name: str
@@ -71,8 +70,7 @@ class PluginEntry:
         return target
 
 
-@dataclass(frozen=True, slots=True)
-class Conflict:
+class Conflict(NamedTuple):
     """Two or more distributions declare the same entry-point name."""
 
     name: str

@@ -137,6 +137,29 @@ def test_importing_the_cli_and_building_its_parser_imports_none_of_the_heavy_mod
     assert _heavy(modules) == []
 
 
+# Settings classes are what read_settings reads; every other value class on the
+# run path is a Frozen or a NamedTuple (see eventhub._frozen: ~0.4 ms a dataclass).
+DATACLASSES_AT_START = {"eventhub.config.CoreSettings", "eventhub.schedule.Schedule"}
+
+
+@pytest.mark.e2e  # a fresh interpreter
+def test_the_run_path_defines_no_dataclass_but_the_settings() -> None:
+    code = (
+        "import sys, dataclasses, eventhub._cli, eventhub.reactor._loop, eventhub.reactor._tcp\n"
+        "from eventhub.reactor import Reactor; Reactor()\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    if name.startswith('eventhub'):\n"
+        "        for value in vars(module).values():\n"
+        "            if dataclasses.is_dataclass(value) and value.__module__ == name:\n"
+        "                print(f'{name}.{value.__qualname__}')\n"
+    )
+    done = subprocess.run(
+        [*PYTHON, "-c", code], env=_environment(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) == DATACLASSES_AT_START
+
+
 @pytest.mark.e2e
 def test_eventhub_run_imports_none_of_the_heavy_modules_before_its_first_echo(tmp_path: Path) -> None:
     """The real path: the echo plugin found through its entry point (the discovery cache warm), served."""
