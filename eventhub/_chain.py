@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from eventhub._event import Event
+from eventhub._frozen import Frozen
 from eventhub.errors import PLUGIN_ERRORS, is_user_interrupt
 
 log = logging.getLogger("eventhub.chain")
@@ -39,7 +40,7 @@ ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("continue", "stop")
 Monitor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
 
 
-class Link(NamedTuple):
+class Link(Frozen):
     """One handler in the chain: the plugin's name, what to call with the event, and what it is.
 
     ``what`` names the handler in reports: the hook (``eventhub_execute``) or
@@ -51,7 +52,7 @@ class Link(NamedTuple):
     what: str = EXECUTE
 
 
-class Failure(NamedTuple):
+class Failure(Frozen):
     """A plugin that raised: in ``hook``, and for the chain, while handling ``event``."""
 
     plugin: str

@@ -38,8 +38,8 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
+from eventhub._frozen import Frozen
 from eventhub.config import env_flag
 
 log = logging.getLogger("eventhub.discovery")
@@ -48,7 +48,7 @@ GROUP = "eventhub.plugins"
 _CACHE_VERSION = 2
 
 
-class PluginEntry(NamedTuple):
+class PluginEntry(Frozen):
     """One entry point of the group: what it names and which distribution declares it."""
 
     name: str
@@ -70,7 +70,7 @@ class PluginEntry(NamedTuple):
         return target
 
 
-class Conflict(NamedTuple):
+class Conflict(Frozen):
     """Two or more distributions declare the same entry-point name."""
 
     name: str

@@ -18,7 +18,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar
 
 from eventhub._frozen import Frozen
 from eventhub._markers import hookimpl
@@ -112,7 +112,7 @@ _set_name, _set_payload, _set_source, _set_id, _set_time = map(
 _now = time.time
 
 
-class HandlerOptions(NamedTuple):
+class HandlerOptions(Frozen):
     """How one handler wants its events: what ``on`` and ``Handler`` class attributes declare.
 
     ``max_concurrency`` bounds the deliveries of an ``async`` handler running at

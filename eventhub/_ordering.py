@@ -25,12 +25,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Collection, Mapping, Sequence
-from typing import NamedTuple
 
+from eventhub._frozen import Frozen
 from eventhub.errors import OrderingError
 
 
-class Placement(NamedTuple):
+class Placement(Frozen):
     """What one plugin says about where it runs."""
 
     after: Collection[str] = ()

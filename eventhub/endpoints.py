@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from eventhub._frozen import Frozen
 from eventhub.errors import ConfigError, ServiceError, UsageError
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class EndpointError(UsageError):
     """An endpoint string is malformed, or names a certificate file that cannot be used."""
 
 
-class Field(NamedTuple):
+class Field(Frozen):
     """One ``:``-separated field: its key (``None`` if positional), value and where it starts."""
 
     key: str | None
@@ -147,7 +148,7 @@ def _any_text(value: str) -> str:
     return value
 
 
-class _Form(NamedTuple):
+class _Form(Frozen):
     positional: tuple[str, ...]
     keys: dict[str, tuple[_Converter, str]]  # key -> (converter, what is expected)
     required: tuple[str, ...]
@@ -321,7 +322,7 @@ def _check_readable(path: str, what: str) -> None:
 # -- the endpoints ----------------------------------------------------------------
 
 
-class ServerEndpoint(NamedTuple):
+class ServerEndpoint(Frozen):
     """Where to listen: ``listen(factory)`` (``listen(protocol)`` for ``udp``) starts it."""
 
     reactor: Any
@@ -354,7 +355,7 @@ class ServerEndpoint(NamedTuple):
         return self.text
 
 
-class ClientEndpoint(NamedTuple):
+class ClientEndpoint(Frozen):
     """Where to connect: ``connect(factory)`` starts the attempt and returns the connector."""
 
     reactor: Any

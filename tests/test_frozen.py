@@ -6,10 +6,12 @@ import copy
 import dataclasses
 import pickle
 import socket
+from typing import ClassVar
 
 import pytest
 
-from eventhub import Event
+from eventhub import Event, Failure
+from eventhub._frozen import Frozen
 from eventhub.config import Config, CoreSettings
 from eventhub.protocol import Address, UNIXAddress
 
@@ -67,3 +69,34 @@ def test_config_defaults_are_fresh_tables_and_the_core_defaults() -> None:
     assert config.core == CoreSettings()
     assert config.plugins == {} and config.overrides == {} and config.source == "defaults"
     assert Config(plugins={"echo": {"port": 1}}) == Config(plugins={"echo": {"port": 1}})
+
+
+class Point(Frozen):
+    x: int
+    y: int = 0
+    label: ClassVar[str] = "point"  # not a field
+
+
+def test_a_record_takes_its_annotated_fields_in_order_with_their_defaults() -> None:
+    assert Point.__match_args__ == ("x", "y")
+    assert (Point(1).x, Point(1).y) == (1, 0)
+    assert Point(1, 2) == Point(x=1, y=2) == Point(1, y=2)
+    assert repr(Point(1, 2)) == "Point(x=1, y=2)"
+    assert Point(1)._replace(y=5) == Point(1, 5)
+    with pytest.raises(TypeError, match="missing 'x'"):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected or repeated argument 'z'"):
+        Point(1, z=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="repeated argument 'x'"):
+        Point(1, x=2)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes 2 arguments, 3 given"):
+        Point(1, 2, 3)  # type: ignore[call-arg]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Point(1).x = 2  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(Point(3, 4))) == Point(3, 4)
+
+
+def test_the_run_path_records_are_records_not_tuples() -> None:
+    failure = Failure("p", "eventhub_execute", ValueError("x"))
+    assert not isinstance(failure, tuple)
+    assert failure.event is None and failure == Failure("p", "eventhub_execute", failure.error)
