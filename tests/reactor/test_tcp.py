@@ -742,7 +742,7 @@ def test_pause_and_resume_reading(reactor: Reactor) -> None:
         def connection_made(self, transport: Transport) -> None:
             self.transport = transport
             transport.pause_reading()
-            reactor.call_later(0.1, self.check_and_resume)
+            reactor.call_later(0.05, self.check_and_resume)  # the ping is in long before
 
         def check_and_resume(self) -> None:
             assert self.transport is not None
@@ -1318,7 +1318,7 @@ def test_graceful_close_with_unread_input_still_delivers_everything(reactor: Rea
 
 
 def test_graceful_close_gives_up_on_a_peer_that_never_closes(reactor: Reactor) -> None:
-    reactor.linger_timeout = 0.1
+    reactor.linger_timeout = 0.02  # any time will do: the peer never closes
     lost: list[BaseException | None] = []
 
     class Bye(Protocol):
