@@ -22,6 +22,7 @@ from eventhub.reactor import Future, ReactorAPI
 from .http_support import (
     HOST,
     ServedHub,
+    client_tls,
     connect,
     eventhub_http,
     read_responses,
@@ -175,7 +176,7 @@ def test_http_client_many_requests_on_one_connection(served: ServedHub) -> None:
 
 
 def test_httpx_json_streaming_and_errors(served: ServedHub) -> None:
-    with httpx.Client(base_url=served.url(""), timeout=10) as client:
+    with httpx.Client(base_url=served.url(""), timeout=10, verify=client_tls()) as client:
         assert client.get("/items/a%2Fb").json() == {"id": "a/b", "q": {}}
         streamed = client.get("/stream")
         assert streamed.headers["transfer-encoding"] == "chunked"
@@ -273,7 +274,10 @@ MALFORMED = [
 def test_malformed_request_gets_its_status_and_a_close_while_others_are_served(
     served: ServedHub, data: bytes, status: int
 ) -> None:
-    with connect(served.port) as bad, httpx.Client(base_url=served.url(""), timeout=10) as good:
+    with (
+        connect(served.port) as bad,
+        httpx.Client(base_url=served.url(""), timeout=10, verify=client_tls()) as good,
+    ):
         assert good.get("/hello").status_code == 200
         bad.sendall(data)
         answer = read_until_closed(bad)
