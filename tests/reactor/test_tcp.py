@@ -1054,7 +1054,7 @@ def _read_once_set(s: socket.socket, written: threading.Event) -> socket.socket:
 
 
 def test_shutdown_timeout_aborts_what_cannot_flush(reactor: Reactor) -> None:
-    reactor.shutdown_timeout = 0.05  # short is safe: 16 MB cannot flush to a peer that never reads
+    reactor.shutdown_timeout = 0.01  # short is safe: 16 MB cannot flush to a peer that never reads
     lost: list[BaseException | None] = []
 
     class Stuck(Protocol):
@@ -1257,7 +1257,7 @@ def test_connect_tcp_timeout(reactor: Reactor) -> None:
             f.connect_ex(addr)
             fillers.append(f)
         factory = Collect(reactor)
-        reactor.connect_tcp("127.0.0.1", addr[1], factory, timeout=0.05)  # the SYN's first retry is 1 s away
+        reactor.connect_tcp("127.0.0.1", addr[1], factory, timeout=0.01)  # the SYN's first retry is 1 s away
         run(reactor)
     finally:
         for f in fillers:
