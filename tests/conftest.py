@@ -17,7 +17,8 @@ QUICK_EXAMPLES = 25
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if "not e2e" in (config.getoption("markexpr") or "") and not config.getoption("--hypothesis-profile"):
+    quick_loop = "not e2e" in (config.getoption("markexpr") or "")
+    if quick_loop and not config.getoption("--hypothesis-profile", None):
         from hypothesis import settings
 
         settings.register_profile("quick", max_examples=QUICK_EXAMPLES)
