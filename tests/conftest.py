@@ -1,11 +1,39 @@
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import PluginVenv, first_party
+
+# The quick loop (-m "not e2e") draws this many examples per hypothesis test, not the default 100:
+# most of those tests' time is hypothesis's own per-example work (~1 ms), not the code tested.
+# The full run (`python -m pytest`, what CI runs) keeps hypothesis's defaults, and examples that
+# failed before are replayed first from its database in either run; `--hypothesis-profile=default`
+# asks for the full count in the quick loop too.
+QUICK_EXAMPLES = 25
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    quick_loop = "not e2e" in (config.getoption("markexpr") or "")
+    if quick_loop and not config.getoption("--hypothesis-profile", None):
+        from hypothesis import settings
+
+        settings.register_profile("quick", max_examples=QUICK_EXAMPLES)
+        settings.load_profile("quick")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection built (modules, hypothesis, the items): the collector skips it from now on.
+
+    Every full collection (each gen-2 pass, and the tests' own ``gc.collect()``
+    for what only it frees) otherwise walks all of it again, ~0.1 s a time.
+    What the tests make after this is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -33,18 +33,18 @@ def answered_normally(port: int) -> None:
 
 
 def test_slow_heads_and_bodies_get_408_and_others_are_served(backend: str) -> None:
-    with ServedHub(backend=backend, header_timeout=0.3, body_timeout=0.3) as served:
+    with ServedHub(backend=backend, header_timeout=0.1, body_timeout=0.1) as served:
         with connect(served.port) as loris, connect(served.port) as stopped, connect(served.port) as trickled:
             loris.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
             stopped.sendall(POST_HEAD + b'{"a"')
             trickled.sendall(POST_HEAD)
             answered_normally(served.port)
             started = time.monotonic()
-            for byte in b'{"a": 1, "bb": 22}':  # a byte every 50 ms until the server answers
-                if select.select([trickled], [], [], 0.05)[0]:
+            for byte in b'{"a": 1, "bb": 22}':  # a byte every 25 ms until the server answers
+                if select.select([trickled], [], [], 0.025)[0]:
                     break
                 trickled.sendall(bytes([byte]))
-            assert time.monotonic() - started < 0.9
+            assert time.monotonic() - started < 18 * 0.025  # answered before the last byte
             for sock in (loris, stopped, trickled):
                 answer = read_until_closed(sock)
                 assert answer.startswith(b"HTTP/1.1 408 "), answer

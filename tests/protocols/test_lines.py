@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +14,7 @@ from ._chunks import bytewise, run, same_every_way, split_points, whole
 DELIMITERS = [b"\r\n", b"\n", b"\x00", b"aba", b"--END--"]
 
 
+@functools.cache  # built once per delimiter, not at every draw (hypothesis analyses the filter each time)
 def lines_without(delimiter: bytes, max_length: int = 40) -> st.SearchStrategy[list[bytes]]:
     line = st.binary(max_size=max_length).filter(lambda b: (b + delimiter).find(delimiter) == len(b))
     return st.lists(line, max_size=8)

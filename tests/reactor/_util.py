@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -82,9 +83,14 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+@functools.cache
+def _block() -> bytes:
+    return b"".join(i.to_bytes(4, "big") for i in range(1 << 14))  # 64 KiB, no repeats
+
+
 def pattern(n: int) -> bytes:
     """``n`` bytes whose every position is distinguishable (catches reordering and loss)."""
-    block = b"".join(i.to_bytes(4, "big") for i in range(1 << 14))  # 64 KiB, no repeats
+    block = _block()
     reps = n // len(block) + 1
     return (block * reps)[:n]
 

@@ -742,7 +742,7 @@ def test_pause_and_resume_reading(reactor: Reactor) -> None:
         def connection_made(self, transport: Transport) -> None:
             self.transport = transport
             transport.pause_reading()
-            reactor.call_later(0.1, self.check_and_resume)
+            reactor.call_later(0.05, self.check_and_resume)  # the ping is in long before
 
         def check_and_resume(self) -> None:
             assert self.transport is not None
@@ -1054,7 +1054,7 @@ def _read_once_set(s: socket.socket, written: threading.Event) -> socket.socket:
 
 
 def test_shutdown_timeout_aborts_what_cannot_flush(reactor: Reactor) -> None:
-    reactor.shutdown_timeout = 0.05  # short is safe: 16 MB cannot flush to a peer that never reads
+    reactor.shutdown_timeout = 0.01  # short is safe: 16 MB cannot flush to a peer that never reads
     lost: list[BaseException | None] = []
 
     class Stuck(Protocol):
@@ -1257,7 +1257,7 @@ def test_connect_tcp_timeout(reactor: Reactor) -> None:
             f.connect_ex(addr)
             fillers.append(f)
         factory = Collect(reactor)
-        reactor.connect_tcp("127.0.0.1", addr[1], factory, timeout=0.05)  # the SYN's first retry is 1 s away
+        reactor.connect_tcp("127.0.0.1", addr[1], factory, timeout=0.01)  # the SYN's first retry is 1 s away
         run(reactor)
     finally:
         for f in fillers:
@@ -1318,7 +1318,7 @@ def test_graceful_close_with_unread_input_still_delivers_everything(reactor: Rea
 
 
 def test_graceful_close_gives_up_on_a_peer_that_never_closes(reactor: Reactor) -> None:
-    reactor.linger_timeout = 0.1
+    reactor.linger_timeout = 0.02  # any time will do: the peer never closes
     lost: list[BaseException | None] = []
 
     class Bye(Protocol):

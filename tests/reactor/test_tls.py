@@ -452,7 +452,7 @@ def test_a_stalled_handshake_times_out(
 ) -> None:
     factory, made = recorder_factory()
     # A short timeout, so the test need not wait 30 s: it is what is tested, not a threshold.
-    listener = reactor.listen_tls(0, factory, server_context(server_cert), handshake_timeout=0.2)
+    listener = reactor.listen_tls(0, factory, server_context(server_cert), handshake_timeout=0.05)
     port = listener.get_host().port
 
     def client() -> bytes:
@@ -462,7 +462,7 @@ def test_a_stalled_handshake_times_out(
     with caplog.at_level(logging.WARNING, logger="eventhub.reactor"):
         assert serve_then(reactor, client) == b""
     assert made and made[0].lost == [], "the protocol above never began"
-    assert "did not complete within 0.2s" in caplog.text
+    assert "did not complete within 0.05s" in caplog.text
 
 
 # -- streams ----------------------------------------------------------------------------

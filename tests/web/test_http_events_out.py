@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import eventhub
 
-from .http_support import HOST, ServedHub, connect, read_responses, wait_until
+from .http_support import HOST, ServedHub, client_tls, connect, read_responses, wait_until
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ class Odd:
 
 def test_sse_sends_the_matching_events(served: ServedHub) -> None:
     with (
-        httpx.Client(base_url=served.url(""), timeout=10) as client,
+        httpx.Client(base_url=served.url(""), timeout=10, verify=client_tls()) as client,
         client.stream("GET", "/events?match=order.*&match=chat.>") as stream,
     ):
         assert stream.headers["content-type"] == "text/event-stream"
@@ -67,7 +67,7 @@ def test_sse_sends_the_matching_events(served: ServedHub) -> None:
 
 
 def test_a_bad_pattern_is_400(served: ServedHub) -> None:
-    assert httpx.get(served.url("/events?match=a.>.b"), timeout=10).status_code == 400
+    assert httpx.get(served.url("/events?match=a.>.b"), timeout=10, verify=client_tls()).status_code == 400
 
 
 def test_a_slow_sse_reader_is_cut_off_not_buffered_without_bound(served: ServedHub) -> None:
@@ -96,12 +96,12 @@ def test_a_slow_sse_reader_is_cut_off_not_buffered_without_bound(served: ServedH
         with pytest.raises(ConnectionError):  # aborted: the stream did not end cleanly
             while sock.recv(65536):
                 pass
-    text = httpx.get(served.url("/metrics"), timeout=10).text
+    text = httpx.get(served.url("/metrics"), timeout=10, verify=client_tls()).text
     assert "eventhub_http_stream_cut_off_total 1" in text
 
 
 def test_healthz(served: ServedHub) -> None:
-    response = httpx.get(served.url("/healthz"), timeout=10)
+    response = httpx.get(served.url("/healthz"), timeout=10, verify=client_tls())
     assert (response.status_code, response.text) == (200, "ok\n")
 
 
@@ -128,7 +128,7 @@ class Handlers:
 def test_metrics_parse_as_prometheus_text() -> None:
     with (
         ServedHub([("shop", Handlers())]) as served,
-        httpx.Client(base_url=served.url(""), timeout=10) as client,
+        httpx.Client(base_url=served.url(""), timeout=10, verify=client_tls()) as client,
     ):
         for name in ["order.paid", "order.paid", "order.sent"]:
             assert client.post(f"/events/{name}", json={}).status_code == 202

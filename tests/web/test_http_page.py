@@ -24,7 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 
 import eventhub
 
-from .http_support import ServedHub, wait_until
+from .http_support import ServedHub, client_tls, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -65,7 +65,7 @@ def post(served: ServedHub, name: str, payload: object) -> str:
 
 def test_the_page_as_served_lists_plugins_counts_events_and_a_form(served: ServedHub) -> None:
     event_id = post(served, "order.paid", {"id": 7, "note": "<script>"})
-    html = httpx.get(served.url("/"), timeout=10).text
+    html = httpx.get(served.url("/"), timeout=10, verify=client_tls()).text
     assert '<tr class="loaded"><td>shop</td><td>loaded</td><td><code>order.*</code>' in html
     assert '<tr data-name="order.paid"><td>order.paid</td><td>1</td></tr>' in html
     assert f'<li data-id="{event_id}"><strong>order.paid</strong>' in html
@@ -75,11 +75,19 @@ def test_the_page_as_served_lists_plugins_counts_events_and_a_form(served: Serve
 
 
 def test_the_form_emits_without_scripts(served: ServedHub) -> None:
-    response = httpx.post(served.url("/emit"), data={"name": "order.sent", "payload": '{"n": 1}'}, timeout=10)
+    response = httpx.post(
+        served.url("/emit"),
+        data={"name": "order.sent", "payload": '{"n": 1}'},
+        timeout=10,
+        verify=client_tls(),
+    )
     assert (response.status_code, response.headers["location"]) == (303, "/")
     assert served.plugin.metrics.emitted["order.sent"] == 1
     assert (
-        httpx.post(served.url("/emit"), data={"name": "bad..", "payload": ""}, timeout=10).status_code == 400
+        httpx.post(
+            served.url("/emit"), data={"name": "bad..", "payload": ""}, timeout=10, verify=client_tls()
+        ).status_code
+        == 400
     )
 
 

@@ -17,11 +17,12 @@ import httpx
 import pytest
 
 import eventhub
-from eventhub.reactor import ReactorAPI
+from eventhub.reactor import Future, ReactorAPI
 
 from .http_support import (
     HOST,
     ServedHub,
+    client_tls,
     connect,
     eventhub_http,
     read_responses,
@@ -38,6 +39,7 @@ class Demo:
 
     def __init__(self) -> None:
         self.reactor: ReactorAPI | None = None  # the served hub's, set once it runs
+        self.held: list[Future[None]] = []  # one per /held request, pending until the test completes it
 
     def eventhub_http_routes(self, router: eventhub_http.Router) -> None:
         router.add("GET", "/hello", lambda request: "hello\n")
@@ -46,6 +48,7 @@ class Demo:
         router.add("PUT", "/size", lambda request: str(len(request.content)))
         router.add("GET", "/stream", self.stream)
         router.add("GET", "/slow/{n}", self.slow)
+        router.add("GET", "/held", self.hold)
         router.add("GET", "/boom", self.boom)
 
     async def echo(self, request: Request) -> Response:
@@ -63,13 +66,23 @@ class Demo:
         await self.reactor.sleep(int(request.params["n"]) / 100)
         return request.params["n"]
 
+    async def hold(self, request: Request) -> str:
+        """Answers once the test completes ``held[-1]`` (on the reactor's thread): no time to wait out."""
+        self.held.append(Future())
+        await self.held[-1]
+        return "held"
+
     def boom(self, request: Request) -> str:
         raise RuntimeError("boom")
 
 
 @pytest.fixture
-def served(parser: str) -> Iterator[ServedHub]:
-    demo = Demo()
+def demo() -> Demo:
+    return Demo()
+
+
+@pytest.fixture
+def served(parser: str, demo: Demo) -> Iterator[ServedHub]:
     with ServedHub([("demo", demo)], parser=parser, header_timeout=1.0) as running:
         demo.reactor = running.reactor
         yield running
@@ -163,7 +176,7 @@ def test_http_client_many_requests_on_one_connection(served: ServedHub) -> None:
 
 
 def test_httpx_json_streaming_and_errors(served: ServedHub) -> None:
-    with httpx.Client(base_url=served.url(""), timeout=10) as client:
+    with httpx.Client(base_url=served.url(""), timeout=10, verify=client_tls()) as client:
         assert client.get("/items/a%2Fb").json() == {"id": "a/b", "q": {}}
         streamed = client.get("/stream")
         assert streamed.headers["transfer-encoding"] == "chunked"
@@ -184,13 +197,13 @@ def test_httpx_json_streaming_and_errors(served: ServedHub) -> None:
 def test_pipelined_requests_are_answered_in_order(served: ServedHub) -> None:
     with connect(served.port) as sock:
         sock.sendall(
-            b"GET /slow/20 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /slow/5 HTTP/1.1\r\nHost: x\r\n\r\n"
             b"GET /slow/1 HTTP/1.1\r\nHost: x\r\n\r\n"
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
             b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         responses = read_responses(sock, 4)
-    assert [body for _, _, body in responses] == [b"20", b"1", b"abc", b"hello\n"]
+    assert [body for _, _, body in responses] == [b"5", b"1", b"abc", b"hello\n"]
 
 
 def test_pipelined_requests_byte_by_byte(served: ServedHub) -> None:
@@ -261,7 +274,10 @@ MALFORMED = [
 def test_malformed_request_gets_its_status_and_a_close_while_others_are_served(
     served: ServedHub, data: bytes, status: int
 ) -> None:
-    with connect(served.port) as bad, httpx.Client(base_url=served.url(""), timeout=10) as good:
+    with (
+        connect(served.port) as bad,
+        httpx.Client(base_url=served.url(""), timeout=10, verify=client_tls()) as good,
+    ):
         assert good.get("/hello").status_code == 200
         bad.sendall(data)
         answer = read_until_closed(bad)
@@ -289,7 +305,7 @@ def test_pipelined_requests_then_a_half_close_are_all_answered(served: ServedHub
 
 
 def test_slow_head_gets_408(parser: str) -> None:
-    with ServedHub(parser=parser, header_timeout=0.2) as served, connect(served.port) as sock:
+    with ServedHub(parser=parser, header_timeout=0.1) as served, connect(served.port) as sock:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 408 ")
@@ -303,17 +319,17 @@ def test_a_body_that_stops_or_trickles_gets_408_after_body_timeout(parser: str) 
         def seen(self, event: eventhub.Event) -> None:
             emitted.append(event)
 
-    with ServedHub([("watcher", Watcher())], parser=parser, body_timeout=0.3) as served:
+    with ServedHub([("watcher", Watcher())], parser=parser, body_timeout=0.1) as served:
         head = b"POST /events/order.paid HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n"
         with connect(served.port) as stopped, connect(served.port) as trickled:
             stopped.sendall(head + b'{"id"')  # and nothing more
             trickled.sendall(head)
             started = time.monotonic()
-            for byte in b'{"id": 1, "more": 2}'[:19]:  # a byte every 50 ms, until the server answers
-                if select.select([trickled], [], [], 0.05)[0]:
+            for byte in b'{"id": 1, "more": 2}'[:19]:  # a byte every 25 ms, until the server answers
+                if select.select([trickled], [], [], 0.025)[0]:
                     break
                 trickled.sendall(bytes([byte]))
-            assert time.monotonic() - started < 0.95  # answered before the 19th byte: it had not all come
+            assert time.monotonic() - started < 19 * 0.025  # answered before the 19th byte: not all came
             for sock in (stopped, trickled):
                 answer = read_until_closed(sock)
                 assert answer.startswith(b"HTTP/1.1 408 ") and b"connection: close" in answer, answer
@@ -329,7 +345,7 @@ def test_a_body_that_stops_or_trickles_gets_408_after_body_timeout(parser: str) 
 
 
 def test_expect_continue_starts_the_body_timeout_at_the_100(parser: str) -> None:
-    with ServedHub(parser=parser, body_timeout=0.3) as served, connect(served.port) as sock:
+    with ServedHub(parser=parser, body_timeout=0.1) as served, connect(served.port) as sock:
         sock.sendall(
             b"POST /events/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
         )
@@ -368,7 +384,7 @@ def test_loopback_is_exempt_from_max_per_address_by_default(parser: str) -> None
             assert read_responses(sock, 1)[0][0] == 200
 
 
-def test_a_connection_is_in_one_state_at_a_time(served: ServedHub) -> None:
+def test_a_connection_is_in_one_state_at_a_time(served: ServedHub, demo: Demo) -> None:
     State = eventhub_http._server.State
 
     def state() -> eventhub_http._server.State:
@@ -378,8 +394,10 @@ def test_a_connection_is_in_one_state_at_a_time(served: ServedHub) -> None:
     with connect(served.port) as sock:
         wait_until(lambda: len(served.factory.connections) == 1)
         assert state() is State.WAITING
-        sock.sendall(b"GET /slow/30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(lambda: state() is State.ANSWERING)
+        wait_until(lambda: demo.held)  # its handler runs, awaiting held[0] until the test completes it
+        served.call(demo.held[0].set_result, None)
         assert read_responses(sock, 1)[0][0] == 200
         wait_until(lambda: state() is State.WAITING)
         sock.sendall(b"GET /events?match=x HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -405,7 +423,7 @@ def test_response_headers_given_as_lists_are_served(parser: str) -> None:
 
 
 def test_idle_connection_is_closed_after_keep_alive_timeout(parser: str) -> None:
-    with ServedHub(parser=parser, keep_alive_timeout=0.2) as served, connect(served.port) as sock:
+    with ServedHub(parser=parser, keep_alive_timeout=0.1) as served, connect(served.port) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_responses(sock, 1)[0][0] == 200
         assert sock.recv(100) == b""  # closed by the server, without a response

@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from .http_support import ServedHub, wait_until
+from .http_support import ServedHub, client_tls, wait_until
 
 
 @pytest.fixture(params=["httptools", "h11"])
@@ -45,7 +45,11 @@ def test_subscribe_emit_and_receive(served: ServedHub) -> None:
         assert event["name"] == "order.paid" and event["payload"] == {"id": 3} and event["source"] == "http"
         assert answer == {"emitted": event["id"]}
         posted = httpx.post(
-            served.url("/events/order.sent"), json=[1], headers={"authorization": "Bearer t0k"}, timeout=10
+            served.url("/events/order.sent"),
+            json=[1],
+            headers={"authorization": "Bearer t0k"},
+            timeout=10,
+            verify=client_tls(),
         )
         assert receive(ws)["id"] == posted.json()["id"]
         ws.send(json.dumps({"emit": {"name": "bad..name"}}))
