@@ -81,6 +81,11 @@ def test_settings_are_checked_and_the_token_read_from_its_file(tmp_path: Path) -
         eventhub_http.HttpSettings.from_table({"max_body": 0})
     with pytest.raises(ConfigError, match=r"http\.body_timeout"):
         eventhub_http.HttpSettings.from_table({"body_timeout": 0})
+    too_small_or_big = [("header_timeout", 0.001), ("keep_alive_timeout", 1e-9), ("body_timeout", 1e400)]
+    for key, value in too_small_or_big:
+        with pytest.raises(ConfigError, match=rf"http\.{key}"):
+            eventhub_http.HttpSettings.from_table({key: value})
+    assert eventhub_http.HttpSettings.from_table({"header_timeout": 0.1}).header_timeout == 0.1
     with pytest.raises(ConfigError, match=r"http\.max_per_address"):
         eventhub_http.HttpSettings.from_table({"max_per_address": -1})
     limits = eventhub_http.HttpSettings.from_table({"max_per_address": 0, "loopback_exempt": False})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from eventhub.config import check_range, read_settings
+from eventhub.config import MIN_TIMEOUT, check_range, read_settings
 from eventhub.endpoints import check_listen
 from eventhub.errors import ConfigError
 
@@ -38,7 +38,8 @@ class HttpSettings:
             check_range(f"{SECTION}.{key}", getattr(self, key), 1)
         check_range(f"{SECTION}.max_per_address", self.max_per_address, 0)
         for key in ("header_timeout", "body_timeout", "keep_alive_timeout"):
-            check_range(f"{SECTION}.{key}", getattr(self, key), 0.001)
+            # Never off (0) here, nor under every timeout's floor: its timer would keep the loop busy.
+            check_range(f"{SECTION}.{key}", getattr(self, key), MIN_TIMEOUT, 86400.0)
         if not self.listen:
             raise ConfigError(f"{SECTION}.listen", "names no address")
         check_listen(f"{SECTION}.listen", self.listen)
