@@ -221,8 +221,8 @@ def test_call_in_thread_runs_off_the_loop_thread_and_errors_are_logged(
     assert any("KeyError" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
-def test_thread_pool_is_bounded(backend: str) -> None:
-    reactor = Reactor(backend, max_threads=3)
+def _threads_used(reactor: Reactor, jobs: int) -> set[int]:
+    """Run ``jobs`` short jobs on the reactor's pool; the threads they ran on."""
     idents: set[int] = set()
     lock = threading.Lock()
     done = [0]
@@ -232,13 +232,17 @@ def test_thread_pool_is_bounded(backend: str) -> None:
         with lock:
             idents.add(threading.get_ident())
             done[0] += 1
-            if done[0] == 30:
+            if done[0] == jobs:
                 reactor.call_from_thread(reactor.stop)
 
-    for _ in range(30):
+    for _ in range(jobs):
         reactor.call_in_thread(job)
     run(reactor)
-    assert 1 <= len(idents) <= 3
+    return idents
+
+
+def test_thread_pool_is_bounded(backend: str) -> None:
+    assert 1 <= len(_threads_used(Reactor(backend, max_threads=3), 30)) <= 3
 
 
 def test_max_threads_is_settable_on_every_backend(backend: str) -> None:
@@ -246,22 +250,7 @@ def test_max_threads_is_settable_on_every_backend(backend: str) -> None:
     with pytest.raises(ValueError, match="max_threads must be >= 1"):
         reactor.max_threads = 0
     reactor.max_threads = 2
-    idents: set[int] = set()
-    lock = threading.Lock()
-    done = [0]
-
-    def job() -> None:
-        threading.Event().wait(0.002)
-        with lock:
-            idents.add(threading.get_ident())
-            done[0] += 1
-            if done[0] == 20:
-                reactor.call_from_thread(reactor.stop)
-
-    for _ in range(20):
-        reactor.call_in_thread(job)
-    run(reactor)
-    assert reactor.max_threads == 2 and 1 <= len(idents) <= 2
+    assert 1 <= len(_threads_used(reactor, 20)) <= 2 and reactor.max_threads == 2
 
 
 def test_system_event_triggers_fire_in_phase_order(reactor: Reactor) -> None:
