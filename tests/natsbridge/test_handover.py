@@ -156,8 +156,11 @@ def test_messages_in_cross_in_order_and_every_outcome_comes_back(
     b, hub, reactor = bridge
     count = 5000
 
-    async def hand_over_all() -> list[tuple[object, ...] | None]:
-        return await asyncio.gather(*(b._hand_over(Event("order.paid", n)) for n in range(count)))
+    async def hand_over_all() -> list[object]:
+        outcomes: list[asyncio.Future[object]] = [b._loop.create_future() for _ in range(count)]
+        for n, outcome in enumerate(outcomes):
+            b._send_to_hub(Event("order.paid", n), outcome)
+        return [await outcome for outcome in outcomes]
 
     outcomes = asyncio.run_coroutine_threadsafe(hand_over_all(), b._loop).result(20)
     assert outcomes == [()] * count

@@ -494,7 +494,7 @@ class Bridge:
                 log.debug("fetch: %s", error)
                 await asyncio.sleep(0.2)
                 continue
-            await asyncio.gather(*(self._stream_message(message) for message in messages))
+            await self._stream_batch(messages)
 
     async def _core_message(self, message: Msg) -> None:
         event = self._decode(message)
@@ -507,15 +507,32 @@ class Bridge:
             self._room.clear()
             await self._room.wait()
 
-    async def _stream_message(self, message: Msg) -> None:
-        event = self._decode(message)
-        if event is None:
-            await message.term()
-            return
-        if (message.headers or {}).get(ORIGIN) == self.origin:
-            await message.ack()  # our own, back from the stream
-            return
-        failures = await self._hand_over(event)
+    async def _stream_batch(self, messages: list[Msg]) -> None:
+        """Hand a fetched batch to the hub at once, then settle each message as its handlers finish."""
+        waiting: list[tuple[Msg, Event, asyncio.Future[tuple[Failure, ...] | None]]] = []
+        for message in messages:
+            event = self._decode(message)
+            if event is None:
+                await message.term()
+            elif (message.headers or {}).get(ORIGIN) == self.origin:
+                await message.ack()  # our own, back from the stream
+            else:
+                outcome: asyncio.Future[tuple[Failure, ...] | None] = self._loop.create_future()
+                self._send_to_hub(event, outcome)
+                waiting.append((message, event, outcome))
+        while waiting:  # outcomes come back in batches: a few rounds, no task per message
+            if not any(outcome.done() for _, _, outcome in waiting):
+                await asyncio.wait([outcome for _, _, outcome in waiting], return_when=FIRST_COMPLETED)
+            pending = []
+            for message, event, outcome in waiting:
+                if outcome.done():
+                    await self._settle(message, event, outcome.result())
+                else:
+                    pending.append((message, event, outcome))
+            waiting = pending
+
+    async def _settle(self, message: Msg, event: Event, failures: tuple[Failure, ...] | None) -> None:
+        """Acknowledge, nak or dead-letter ``message`` after its handlers' ``failures``."""
         if failures is None:  # the hub stopped first: let the server redeliver it
             await message.nak()
         elif not failures:
@@ -532,11 +549,6 @@ class Bridge:
         except (ValueError, TypeError) as error:
             log.error("message on %s is not an eventhub event (%s): dropped", message.subject, error)
             return None
-
-    async def _hand_over(self, event: Event) -> tuple[Failure, ...] | None:
-        outcome: asyncio.Future[tuple[Failure, ...] | None] = self._loop.create_future()
-        self._send_to_hub(event, outcome)
-        return await outcome
 
     def _send_to_hub(self, event: Event, outcome: asyncio.Future[Any] | None) -> None:
         self.received += 1
