@@ -79,6 +79,12 @@ class FakeHub:
         self.release = threading.Event()
         self.release.set()
 
+    def subscribe(self, pattern: str, handler: Callable[[Event], None]) -> FakeHub:
+        return self  # its cancel() unsubscribes
+
+    def cancel(self) -> None:
+        pass
+
     async def publish_event(self, event: Event) -> tuple[object, ...]:
         self.release.wait(10)
         self.got.append(event.payload)
@@ -93,6 +99,9 @@ class FakeConnection:
 
     async def publish(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
         self.published.append(body)
+
+    async def close(self) -> None:
+        pass
 
 
 @pytest.fixture
@@ -196,3 +205,22 @@ def test_core_messages_wait_for_room_once_the_window_is_with_the_hub(
     delivered.result(20)
     wait_until(lambda: len(hub.got) == count and b._with_hub == 0, "every message delivered")
     assert hub.got == list(range(count))
+
+
+def test_an_event_emitted_before_the_bridge_loop_runs_goes_out_without_waiting_for_the_next() -> None:
+    hub, reactor = FakeHub(), FakeReactor()
+    settings = eventhub_nats.NatsSettings(publish=("order.>",))
+    b = _bridge.Bridge(settings, hub, reactor)  # type: ignore[arg-type]
+    nc = FakeConnection()
+
+    async def connect() -> FakeConnection:
+        return nc
+
+    b._connect = connect  # type: ignore[method-assign,assignment]
+    b._local_event(Event("order.paid", 1))  # its wake-up is queued before the loop has a _wake
+    b.start()
+    try:
+        wait_until(lambda: nc.published == [b"1"], "the early event published")
+    finally:
+        b.stop(timeout=1)
+        reactor.stop()

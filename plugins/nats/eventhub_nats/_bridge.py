@@ -290,6 +290,8 @@ class Bridge:
         self._done = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        if self._outgoing:  # emitted before this loop ran: their wake-up came before there was _wake
+            self._wake.set()
         nc = self._nc = await self._connect()
         if nc is None:
             return
