@@ -35,14 +35,22 @@ Threads
 -------
 
 nats-py is an asyncio library, and the hub may run on any backend: the bridge
-runs its own asyncio loop in one thread. Events reach it through
-``loop.call_soon_threadsafe``; messages reach the hub through the reactor's
-``call_from_thread``. Nothing blocks the hub's loop.
+runs its own asyncio loop in one thread. Each way across, things travel in
+batches: the sending side appends to a deque and schedules one wake-up
+(``loop.call_soon_threadsafe`` to the bridge, the reactor's
+``call_from_thread`` to the hub) only when the deque was not already due to be
+drained; the receiving side then takes everything queued, in order. Events
+out, messages in and the handlers' outcomes back each go that way, so a burst
+costs a few wake-ups, not one or two per event. Core NATS hands up to
+``CORE_WINDOW`` messages to the hub before it waits for their handlers (the
+back-pressure that keeps the hub from being flooded). Nothing blocks the hub's
+loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -77,6 +85,8 @@ ACK_TIMEOUT = 5.0
 CONNECT_WARNING = 2.0
 #: How many ids of events taken from NATS are remembered (so they are not published back).
 REMEMBERED = 100_000
+#: Core NATS: how many messages may be with the hub's handlers at once before taking more waits.
+CORE_WINDOW = 1000
 
 MSG_ID, NAME, SOURCE, TIME, ORIGIN, PAYLOAD = (
     "Nats-Msg-Id",
@@ -136,6 +146,17 @@ class Bridge:
         self.origin = uuid.uuid4().hex
         self.sent = self.received = self.overflow = self.dead = self.failed = 0
         self._outgoing: deque[Event] = deque()
+        # The batches across threads (see "Threads" above). Each flag is True from
+        # the moment a wake-up is scheduled until the draining side starts taking:
+        # the producer appends before it reads the flag, the consumer clears it
+        # before it drains, so nothing appended is ever left without a wake-up.
+        self._out_due = False  # hub -> bridge: _outgoing
+        self._incoming: deque[tuple[Event, asyncio.Future[Any] | None]] = deque()
+        self._in_due = False  # bridge -> hub: _incoming
+        self._outcomes: deque[tuple[asyncio.Future[Any] | None, tuple[Failure, ...] | None]] = deque()
+        self._outcomes_due = False  # hub -> bridge: _outcomes
+        self._with_hub = 0  # core: messages handed over whose handlers are not finished
+        self._room: asyncio.Event | None = None  # core: set while _with_hub < CORE_WINDOW
         self._inflight: dict[int, tuple[Event, float]] = {}
         self._from_nats: OrderedDict[int, None] = OrderedDict()
         self._loop = asyncio.new_event_loop()
@@ -172,7 +193,13 @@ class Bridge:
                 )
             return
         self._outgoing.append(event)
-        self._loop.call_soon_threadsafe(self._poke)
+        if not self._out_due:
+            self._out_due = True
+            try:
+                self._loop.call_soon_threadsafe(self._take_outgoing)
+            except RuntimeError:  # the bridge's loop is closed: as before, the handler's failure
+                self._out_due = False
+                raise
 
     def stop_receiving(self) -> None:
         """Take no more messages in (the hub is stopping); what is in flight is nak'ed or redelivered."""
@@ -200,16 +227,31 @@ class Bridge:
         if len(self._from_nats) > REMEMBERED:
             self._from_nats.popitem(last=False)
 
-    def _deliver(self, event: Event, outcome: asyncio.Future[tuple[Failure, ...] | None]) -> None:
+    def _deliver_incoming(self) -> None:
+        """On the reactor: emit every message queued so far, in order (one wake-up per batch)."""
+        self._in_due = False
+        incoming = self._incoming
+        while incoming:
+            event, outcome = incoming.popleft()
+            self._deliver(event, outcome)
+
+    def _deliver(self, event: Event, outcome: asyncio.Future[tuple[Failure, ...] | None] | None) -> None:
         """On the reactor: emit ``event`` and wait for its handlers; report back to the bridge's loop."""
         self._remember(event)
         task = self.reactor.spawn(self.hub.bus.publish_event(event), name=f"nats: {event.name}")
 
         def finished(done: Any) -> None:
-            failures = None if done.cancelled() else done.result()
-            self._loop.call_soon_threadsafe(_resolve, outcome, failures)
+            self._report(outcome, None if done.cancelled() else done.result())
 
         task.add_done_callback(finished)
+
+    def _report(self, outcome: asyncio.Future[Any] | None, failures: tuple[Failure, ...] | None) -> None:
+        self._outcomes.append((outcome, failures))
+        if not self._outcomes_due:
+            self._outcomes_due = True
+            # RuntimeError: the bridge's loop is closed, nobody waits for the outcome any more.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._take_outcomes)
 
     # -- the bridge's side (its own asyncio loop) -----------------------------------
 
@@ -226,9 +268,30 @@ class Bridge:
         if self._wake is not None:
             self._wake.set()
 
+    def _take_outgoing(self) -> None:
+        self._out_due = False  # before _send drains: what is appended from now on wakes it again
+        self._poke()
+
+    def _take_outcomes(self) -> None:
+        """The handlers' outcomes of a batch, back from the hub: resolve (JetStream) or count (core)."""
+        self._outcomes_due = False
+        outcomes = self._outcomes
+        while outcomes:
+            outcome, failures = outcomes.popleft()
+            if outcome is None:
+                self._with_hub -= 1
+            elif not outcome.done():
+                outcome.set_result(failures)
+        if self._room is not None and self._with_hub < CORE_WINDOW:
+            self._room.set()
+
     async def _main(self) -> None:
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        if self._outgoing:  # emitted before this loop ran: their wake-up came before there was _wake
+            self._wake.set()
         nc = self._nc = await self._connect()
         if nc is None:
             return
@@ -433,22 +496,45 @@ class Bridge:
                 log.debug("fetch: %s", error)
                 await asyncio.sleep(0.2)
                 continue
-            await asyncio.gather(*(self._stream_message(message) for message in messages))
+            await self._stream_batch(messages)
 
     async def _core_message(self, message: Msg) -> None:
         event = self._decode(message)
-        if event is not None:
-            await self._hand_over(event)
-
-    async def _stream_message(self, message: Msg) -> None:
-        event = self._decode(message)
         if event is None:
-            await message.term()
             return
-        if (message.headers or {}).get(ORIGIN) == self.origin:
-            await message.ack()  # our own, back from the stream
-            return
-        failures = await self._hand_over(event)
+        self._with_hub += 1
+        self._send_to_hub(event, None)
+        if self._with_hub >= CORE_WINDOW:  # the hub's handlers are behind: wait for room
+            assert self._room is not None
+            self._room.clear()
+            await self._room.wait()
+
+    async def _stream_batch(self, messages: list[Msg]) -> None:
+        """Hand a fetched batch to the hub at once, then settle each message as its handlers finish."""
+        waiting: list[tuple[Msg, Event, asyncio.Future[tuple[Failure, ...] | None]]] = []
+        for message in messages:
+            event = self._decode(message)
+            if event is None:
+                await message.term()
+            elif (message.headers or {}).get(ORIGIN) == self.origin:
+                await message.ack()  # our own, back from the stream
+            else:
+                outcome: asyncio.Future[tuple[Failure, ...] | None] = self._loop.create_future()
+                self._send_to_hub(event, outcome)
+                waiting.append((message, event, outcome))
+        while waiting:  # outcomes come back in batches: a few rounds, no task per message
+            if not any(outcome.done() for _, _, outcome in waiting):
+                await asyncio.wait([outcome for _, _, outcome in waiting], return_when=FIRST_COMPLETED)
+            pending = []
+            for message, event, outcome in waiting:
+                if outcome.done():
+                    await self._settle(message, event, outcome.result())
+                else:
+                    pending.append((message, event, outcome))
+            waiting = pending
+
+    async def _settle(self, message: Msg, event: Event, failures: tuple[Failure, ...] | None) -> None:
+        """Acknowledge, nak or dead-letter ``message`` after its handlers' ``failures``."""
         if failures is None:  # the hub stopped first: let the server redeliver it
             await message.nak()
         elif not failures:
@@ -466,11 +552,12 @@ class Bridge:
             log.error("message on %s is not an eventhub event (%s): dropped", message.subject, error)
             return None
 
-    async def _hand_over(self, event: Event) -> tuple[Failure, ...] | None:
+    def _send_to_hub(self, event: Event, outcome: asyncio.Future[Any] | None) -> None:
         self.received += 1
-        outcome: asyncio.Future[tuple[Failure, ...] | None] = self._loop.create_future()
-        self.reactor.call_from_thread(self._deliver, event, outcome)
-        return await outcome
+        self._incoming.append((event, outcome))
+        if not self._in_due:
+            self._in_due = True
+            self.reactor.call_from_thread(self._deliver_incoming)
 
     async def _dead_letter(self, message: Msg, event: Event, failures: tuple[Failure, ...]) -> None:
         self.dead += 1
@@ -490,8 +577,3 @@ class Bridge:
         headers.pop(MSG_ID, None)
         await self._nc.publish(subject, message.data, headers=headers)
         await message.term()
-
-
-def _resolve(outcome: asyncio.Future[Any], value: Any) -> None:
-    if not outcome.done():
-        outcome.set_result(value)
