@@ -12,10 +12,12 @@ import importlib.util
 import io
 import os
 import re
+import shutil
 import signal
 import site
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -99,7 +101,19 @@ class PluginVenv:
         )
 
     def install(self, *projects: Path) -> None:
-        self.pip("install", "--no-deps", "--no-build-isolation", *map(str, projects))
+        """pip install ``projects`` (source folders), each built from a copy of its own.
+
+        pip builds a source folder in place (``build/`` and ``*.egg-info`` beside
+        the sources): two test workers (``-n auto``) installing one plugin at once
+        raced on them and failed, and the checkout kept the leftovers.
+        """
+        leftovers = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        copies = []
+        for project in projects:
+            copy = Path(tempfile.mkdtemp(prefix=f"{project.name}-", dir=self.root)) / project.name
+            shutil.copytree(project, copy, ignore=leftovers)
+            copies.append(str(copy))
+        self.pip("install", "--no-deps", "--no-build-isolation", *copies)
 
     def uninstall(self, *dists: str) -> None:
         self.pip("uninstall", "-y", *dists)
