@@ -31,6 +31,7 @@ from eventhub.errors import (
     PluginError,
     UsageError,
     is_user_interrupt,
+    reraise_user_interrupt,
 )
 from eventhub.reactor._tasks import Future
 
@@ -357,13 +358,8 @@ class Hub:
                 )
         for plugin_name, function, argnames in self._impls("eventhub_configure"):
             kwargs = {"settings": self.config.plugin_settings(plugin_name), "hub": self}
-            try:
-                _call_with(function, argnames, kwargs)
-            except EventhubError:
-                raise
-            except PLUGIN_ERRORS as error:
-                if is_user_interrupt(error):
-                    raise
+            _, error = _call_hook(function, argnames, kwargs)
+            if error is not None:
                 raise _configure_failed(plugin_name, error) from error
 
     def run(self) -> None:
@@ -485,26 +481,17 @@ class Hub:
         kwargs = {"hub": self, "reactor": reactor}
         started = False
         for plugin_name, function, argnames in impls:
-            try:
-                started = bool(_call_with(function, argnames, kwargs)) or started
-            except EventhubError:
-                raise
-            except PLUGIN_ERRORS as error:
-                if is_user_interrupt(error):
-                    raise
+            result, error = _call_hook(function, argnames, kwargs)
+            if error is not None:
                 self._hook_failed(plugin_name, "eventhub_start_services", error)
+            started = bool(result) or started
         return started
 
     def _call_each(self, hook_name: str, kwargs: Mapping[str, Any]) -> None:
         """Call every implementation of a lifecycle hook; one failing does not stop the others."""
         for plugin_name, function, argnames in self._impls(hook_name):
-            try:
-                _call_with(function, argnames, kwargs)
-            except EventhubError:
-                raise
-            except PLUGIN_ERRORS as error:
-                if is_user_interrupt(error):
-                    raise
+            _, error = _call_hook(function, argnames, kwargs)
+            if error is not None:
                 self._hook_failed(plugin_name, hook_name, error)
 
     def _hook_failed(self, plugin_name: str, hook_name: str, error: BaseException) -> None:
@@ -597,6 +584,22 @@ def _is_reactor(obj: object) -> TypeGuard[ReactorAPI]:
 
 def _call_with(function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]) -> Any:
     return function(*[kwargs[name] for name in argnames])
+
+
+def _call_hook(
+    function: Callable[..., Any], argnames: Iterable[str], kwargs: Mapping[str, Any]
+) -> tuple[Any, BaseException | None]:
+    """Call a lifecycle hook's implementation: ``(its result, None)``, or ``(None, what the plugin raised)``.
+
+    The hub's own refusals (``EventhubError``) and the user's Ctrl-C go on up.
+    """
+    try:
+        return _call_with(function, argnames, kwargs), None
+    except EventhubError:
+        raise
+    except PLUGIN_ERRORS as error:
+        reraise_user_interrupt(error)
+        return None, error
 
 
 def _default_name(obj: object) -> str:
