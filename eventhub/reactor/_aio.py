@@ -47,7 +47,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Coroutine
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventhub.errors import PLUGIN_ERRORS, Cancelled, UsageError, reraise_user_interrupt
@@ -178,31 +177,8 @@ class AsyncioTimer:
 class AsyncioTimeout(Timeout):
     """``reactor.timeout`` on an asyncio task: cancels the task at whatever it awaits."""
 
-    __slots__ = ("_reactor",)
-
-    def __init__(self, reactor: AsyncioReactor, seconds: float | None) -> None:
-        self._reactor = reactor
-        self.seconds = seconds
-        self._task: Any = None
-        self._timer: Any = None
-        self.expired = False
-
-    async def __aenter__(self) -> AsyncioTimeout:
-        self._task = self._reactor.current_task()
-        if self.seconds is not None:
-            self._timer = self._reactor.call_later(max(0.0, self.seconds), self._expire)
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        task, self._task = self._task, None
-        if self.expired and task is not None and isinstance(error, asyncio.CancelledError):
-            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-            if uncancel is None or uncancel() == 0:
-                raise TimeoutError(f"timed out after {self.seconds}s") from error
+    __slots__ = ()
+    cancelled = asyncio.CancelledError
 
 
 class AsyncioReactor(SignalStops, Shutdown, ComposedMethods, PoolMethods):
@@ -390,7 +366,7 @@ class AsyncioReactor(SignalStops, Shutdown, ComposedMethods, PoolMethods):
 
     def timeout(self, seconds: float | None) -> AsyncioTimeout:
         """``async with reactor.timeout(seconds):`` ``TimeoutError`` at the pending await when due."""
-        return AsyncioTimeout(self, seconds)
+        return AsyncioTimeout(self.current_task, self.call_later, seconds)
 
     def current_task(self) -> AsyncioTask[Any]:
         """The task running now (``UsageError`` outside one)."""

@@ -432,7 +432,7 @@ class Runner:
         return future
 
     def timeout(self, seconds: float | None) -> Timeout:
-        return Timeout(self, seconds)
+        return Timeout(self.current_task, self.scheduler.call_later, seconds)
 
     def current_task(self) -> Task[Any]:
         task = self.current
@@ -469,19 +469,28 @@ class Timeout:
     ``seconds=None`` never expires. ``expired`` tells, afterwards, whether it did.
     """
 
-    __slots__ = ("_runner", "_task", "_timer", "expired", "seconds")
+    __slots__ = ("_call_later", "_current_task", "_task", "_timer", "expired", "seconds")
 
-    def __init__(self, runner: Runner, seconds: float | None) -> None:
-        self._runner = runner
+    #: What the task raises at its pending await when cancelled (asyncio's own on the asyncio backends).
+    cancelled: type[BaseException] = Cancelled
+
+    def __init__(
+        self,
+        current_task: Callable[[], Any],
+        call_later: Callable[[float, Callable[[], None]], Any],
+        seconds: float | None,
+    ) -> None:
+        self._current_task = current_task
+        self._call_later = call_later
         self.seconds = seconds
-        self._task: Task[Any] | None = None
+        self._task: Any = None
         self._timer: Any = None
         self.expired = False
 
     async def __aenter__(self) -> Timeout:
-        self._task = self._runner.current_task()
+        self._task = self._current_task()
         if self.seconds is not None:
-            self._timer = self._runner.scheduler.call_later(max(0.0, self.seconds), self._expire)
+            self._timer = self._call_later(max(0.0, self.seconds), self._expire)
         return self
 
     def _expire(self) -> None:
@@ -495,5 +504,7 @@ class Timeout:
         if self._timer is not None:
             self._timer.cancel()
         task, self._task = self._task, None
-        if self.expired and task is not None and task.uncancel() == 0 and isinstance(error, Cancelled):
-            raise TimeoutError(f"timed out after {self.seconds}s") from error
+        if self.expired and task is not None and isinstance(error, self.cancelled):
+            uncancel = getattr(task, "uncancel", None)  # asyncio's tasks have it from Python 3.11
+            if uncancel is None or uncancel() == 0:
+                raise TimeoutError(f"timed out after {self.seconds}s") from error
